@@ -1,0 +1,29 @@
+# make demo  - set up .venv and run the demo flow with a live progress display
+# make test  - set up .venv (and the system packages the tests need) and run the whole suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EDITABLES := -e core
+
+.PHONY: venv demo test system-deps clean
+
+$(VENV)/.installed: requirements/dev.txt core/pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip==25.3
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(EDITABLES)
+	touch $@
+
+venv: $(VENV)/.installed
+
+system-deps:
+	bash scripts/system-deps.sh
+
+demo: venv
+	$(BIN)/headwater run examples/demo.py
+
+test: venv system-deps
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) site .pytest_cache

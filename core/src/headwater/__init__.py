@@ -1,0 +1,37 @@
+"""headwater: workflow orchestration for Python.
+
+Write tasks, compose them in ``with Flow("name") as flow:``, run them with ``flow.run()``.
+"""
+
+from headwater._version import __version__
+from headwater.core.edge import flatten, mapped, unmapped
+from headwater.core.flow import CycleError, Flow, FlowValidationError
+from headwater.core.parameter import Parameter
+from headwater.core.task import Task, TaskCallError, task
+from headwater.utilities.context import context
+from headwater.utilities.logging import configure_logging, get_logger
+
+from headwater import executors, signals, states, triggers  # noqa: I001  (submodules as attributes)
+
+__all__ = [
+    "__version__",
+    "Flow",
+    "Task",
+    "task",
+    "Parameter",
+    "unmapped",
+    "flatten",
+    "mapped",
+    "context",
+    "states",
+    "signals",
+    "triggers",
+    "executors",
+    "get_logger",
+    "configure_logging",
+    "CycleError",
+    "FlowValidationError",
+    "TaskCallError",
+]
+
+configure_logging()

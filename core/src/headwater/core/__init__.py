@@ -1,0 +1,1 @@
+"""The authoring model: tasks, edges, parameters and flows."""

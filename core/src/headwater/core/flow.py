@@ -1,0 +1,408 @@
+"""Flows: a graph of tasks with its schedule, storage, run config and result settings."""
+
+from __future__ import annotations
+
+import contextvars
+import copy as _copy
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from headwater.core.edge import Edge
+from headwater.core.parameter import Parameter
+from headwater.core.task import Task, TaskCallError, as_task
+
+if TYPE_CHECKING:
+    from headwater.executors.base import Executor
+    from headwater.states import State
+
+__all__ = ["Flow", "FlowValidationError", "CycleError"]
+
+_active_flows: contextvars.ContextVar[tuple[Flow, ...]] = contextvars.ContextVar("headwater_active_flows", default=())
+
+
+class FlowValidationError(ValueError):
+    """The flow's graph cannot run as it is (names what is wrong and where)."""
+
+
+class CycleError(FlowValidationError):
+    """The graph has a cycle; ``cycle`` lists the tasks around it."""
+
+    def __init__(self, message: str, cycle: list[Task]) -> None:
+        super().__init__(message)
+        self.cycle = cycle
+
+
+class Flow:
+    """A graph of tasks. Build it with ``with Flow("name") as flow:`` and call tasks inside the block.
+
+    ``flow.run()`` runs it locally and returns the final :class:`~headwater.states.State`,
+    whose ``result`` maps every task to its state.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        schedule: Any = None,
+        executor: Executor | None = None,
+        environment: Any = None,
+        run_config: Any = None,
+        storage: Any = None,
+        tasks: Iterable[Task] | None = None,
+        edges: Iterable[Edge] | None = None,
+        reference_tasks: Iterable[Task] | None = None,
+        state_handlers: Iterable[Callable[..., Any]] | None = None,
+        result: Any = None,
+        validate: bool | None = None,
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise ValueError(f"A flow needs a non-empty string name, got {name!r}.")
+        if environment is not None and run_config is not None:
+            raise ValueError(f"Flow {name!r}: pass run_config= or environment=, not both (they are the same thing).")
+        self.name = name
+        self.schedule = schedule
+        self.executor = executor
+        self.run_config = run_config if run_config is not None else environment
+        self.storage = storage
+        self.result = result
+        self.state_handlers = list(state_handlers or ())
+        self._tasks: dict[Task, None] = {}
+        self._edges: dict[Edge, None] = {}
+        self._upstream: dict[Task, list[Edge]] = {}
+        self._downstream: dict[Task, list[Edge]] = {}
+        self._slugs: dict[str, Task] = {}
+        self._slug_counts: dict[str, int] = {}
+        self._reference_tasks: dict[Task, None] = {}
+        self.constants: dict[Task, dict[str, Any]] = {}
+        self._cases: list[Any] = []
+        for t in tasks or ():
+            self.add_task(t)
+        for e in edges or ():
+            self.add_edge(e.upstream_task, e.downstream_task, key=e.key, mapped=e.mapped, flattened=e.flattened)
+        if reference_tasks:
+            self.set_reference_tasks(reference_tasks)
+
+    # --- the active flow ------------------------------------------------------------------
+
+    @staticmethod
+    def _active() -> Flow | None:
+        stack = _active_flows.get()
+        return stack[-1] if stack else None
+
+    def __enter__(self) -> Flow:
+        self._token = _active_flows.set((*_active_flows.get(), self))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _active_flows.reset(self._token)
+
+    @property
+    def environment(self) -> Any:
+        """Alias of ``run_config``: where a flow run executes."""
+        return self.run_config
+
+    @environment.setter
+    def environment(self, value: Any) -> None:
+        self.run_config = value
+
+    # --- tasks and edges ------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> set[Task]:
+        return set(self._tasks)
+
+    @property
+    def edges(self) -> set[Edge]:
+        return set(self._edges)
+
+    def sorted_edges(self) -> list[Edge]:
+        """Edges in insertion order (deterministic)."""
+        return list(self._edges)
+
+    def ordered_tasks(self) -> list[Task]:
+        """Tasks in the order they were added (deterministic)."""
+        return list(self._tasks)
+
+    def add_task(self, task: Task) -> Task:
+        """Add ``task`` (no edges). Gives it a unique ``slug`` within this flow."""
+        if not isinstance(task, Task):
+            raise TypeError(f"Flow {self.name!r}: add_task() takes a Task, got {task!r}. Did you forget @task?")
+        if task in self._tasks:
+            return task
+        if isinstance(task, Parameter):
+            other = self._slugs.get(task.name)
+            if other is not None:
+                raise FlowValidationError(
+                    f"Flow {self.name!r} already has a task or parameter with slug {task.name!r}; "
+                    "parameter names must be unique within a flow."
+                )
+            slug = task.name
+        elif task.slug is not None and task.slug not in self._slugs:
+            slug = task.slug
+        else:
+            n = self._slug_counts.get(task.name, 0)
+            while True:
+                n += 1
+                slug = f"{task.name}-{n}"
+                if slug not in self._slugs:
+                    break
+            self._slug_counts[task.name] = n
+        task.slug = slug
+        self._slugs[slug] = task
+        self._tasks[task] = None
+        self._upstream[task] = []
+        self._downstream[task] = []
+        for case in self._cases:
+            case._added.append(task)
+        return task
+
+    def add_edge(
+        self,
+        upstream_task: Any,
+        downstream_task: Any,
+        key: str | None = None,
+        mapped: bool = False,
+        flattened: bool = False,
+        validate: bool | None = None,
+    ) -> Edge:
+        """Make ``downstream_task`` depend on ``upstream_task`` (passing its result as ``key``).
+
+        Adding an edge that closes a cycle raises :class:`CycleError` naming the cycle.
+        """
+        upstream = as_task(upstream_task, flow=self)
+        downstream = as_task(downstream_task, flow=self)
+        self.add_task(upstream)
+        self.add_task(downstream)
+        if key is not None:
+            if not isinstance(key, str):
+                raise TypeError(f"Flow {self.name!r}: edge keys are argument names (str), got {key!r}.")
+            for edge in self._upstream[downstream]:
+                if edge.key == key:
+                    raise FlowValidationError(
+                        f"Flow {self.name!r}: argument {key!r} of task {downstream.slug!r} is already bound to "
+                        f"{edge.upstream_task.slug!r}; a task argument takes one input."
+                    )
+            if key not in downstream.inputs() and not _takes_var_keyword(downstream):
+                raise TaskCallError(
+                    f"Task {downstream.name!r} has no argument {key!r}; run() takes ({', '.join(downstream.inputs())})."
+                )
+        edge = Edge(upstream, downstream, key=key, mapped=mapped, flattened=flattened)
+        if edge in self._edges:
+            return edge
+        if upstream is downstream:
+            raise CycleError(f"Flow {self.name!r}: task {upstream.slug!r} cannot depend on itself.", [upstream])
+        path = self._path(downstream, upstream)
+        if path is not None:
+            cycle = [*path, downstream]
+            raise CycleError(
+                f"Flow {self.name!r}: the edge {upstream.slug} -> {downstream.slug} would make a cycle: "
+                + " -> ".join(t.slug or t.name for t in cycle),
+                cycle,
+            )
+        self._edges[edge] = None
+        self._upstream[downstream].append(edge)
+        self._downstream[upstream].append(edge)
+        return edge
+
+    def _path(self, start: Task, goal: Task) -> list[Task] | None:
+        """A downstream path from ``start`` to ``goal``, or None (iterative DFS)."""
+        if not self._downstream.get(start):
+            return None
+        parents: dict[Task, Task | None] = {start: None}
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            for edge in self._downstream.get(node, ()):
+                nxt = edge.downstream_task
+                if nxt in parents:
+                    continue
+                parents[nxt] = node
+                if nxt is goal:
+                    path = [nxt]
+                    cur: Task | None = node
+                    while cur is not None:
+                        path.append(cur)
+                        cur = parents[cur]
+                    return path[::-1]
+                stack.append(nxt)
+        return None
+
+    def chain(self, *tasks: Any, validate: bool | None = None) -> list[Edge]:
+        """Make each task depend on the one before it."""
+        found = [as_task(t, flow=self) for t in tasks]
+        return [self.add_edge(a, b) for a, b in zip(found, found[1:], strict=False)]
+
+    def set_dependencies(
+        self,
+        task: Any,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Any] | None = None,
+        keyword_tasks: dict[str, Any] | None = None,
+        mapped: bool = False,
+        validate: bool | None = None,
+    ) -> None:
+        """Add ``task`` with edges from ``upstream_tasks``, to ``downstream_tasks``, and keyword inputs."""
+        task = as_task(task, flow=self)
+        self.add_task(task)
+        for t in upstream_tasks or ():
+            self.add_edge(t, task, mapped=mapped)
+        for t in downstream_tasks or ():
+            self.add_edge(task, t, mapped=mapped)
+        for key, t in (keyword_tasks or {}).items():
+            if isinstance(t, Task) or mapped:
+                self.add_edge(t, task, key=key, mapped=mapped)
+            else:
+                self.constants.setdefault(task, {})[key] = t
+
+    def upstream_tasks(self, task: Task) -> set[Task]:
+        return {e.upstream_task for e in self._upstream.get(task, ())}
+
+    def downstream_tasks(self, task: Task) -> set[Task]:
+        return {e.downstream_task for e in self._downstream.get(task, ())}
+
+    def edges_to(self, task: Task) -> set[Edge]:
+        return set(self._upstream.get(task, ()))
+
+    def edges_from(self, task: Task) -> set[Edge]:
+        return set(self._downstream.get(task, ()))
+
+    def root_tasks(self) -> set[Task]:
+        return {t for t in self._tasks if not self._upstream[t]}
+
+    def terminal_tasks(self) -> set[Task]:
+        return {t for t in self._tasks if not self._downstream[t]}
+
+    def parameters(self) -> set[Parameter]:
+        return {t for t in self._tasks if isinstance(t, Parameter)}
+
+    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
+        """The tasks whose states decide the flow's state (default: the terminal tasks)."""
+        tasks = list(tasks)
+        missing = [t for t in tasks if t not in self._tasks]
+        if missing:
+            raise FlowValidationError(
+                f"Flow {self.name!r}: reference tasks must be in the flow; not found: {', '.join(map(repr, missing))}."
+            )
+        self._reference_tasks = dict.fromkeys(tasks)
+
+    def reference_tasks(self) -> set[Task]:
+        return set(self._reference_tasks) if self._reference_tasks else self.terminal_tasks()
+
+    def get_tasks(self, name: str | None = None, slug: str | None = None, tags: Iterable[str] | None = None) -> list[Task]:
+        """Tasks matching every given filter."""
+        tags = set(tags or ())
+        return [
+            t
+            for t in self._tasks
+            if (name is None or t.name == name) and (slug is None or t.slug == slug) and tags <= t.tags
+        ]
+
+    def task_by_slug(self, slug: str) -> Task:
+        try:
+            return self._slugs[slug]
+        except KeyError:
+            raise KeyError(f"Flow {self.name!r} has no task with slug {slug!r}.") from None
+
+    def sorted_tasks(self) -> list[Task]:
+        """Tasks in a topological order (ties in insertion order). Raises CycleError on a cycle."""
+        remaining = {t: len({e.upstream_task for e in self._upstream[t]}) for t in self._tasks}
+        ready = deque(t for t, n in remaining.items() if n == 0)
+        order: list[Task] = []
+        while ready:
+            t = ready.popleft()
+            order.append(t)
+            for d in dict.fromkeys(e.downstream_task for e in self._downstream[t]):
+                remaining[d] -= 1
+                if remaining[d] == 0:
+                    ready.append(d)
+        if len(order) != len(self._tasks):
+            stuck = [t for t in self._tasks if remaining[t] > 0]
+            cycle = self._find_cycle(stuck)
+            raise CycleError(
+                f"Flow {self.name!r} has a cycle: " + " -> ".join(t.slug or t.name for t in cycle), cycle
+            )
+        return order
+
+    def _find_cycle(self, candidates: list[Task]) -> list[Task]:
+        for start in candidates:
+            path = self._path(start, start)
+            if path:
+                return path
+        return candidates
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise :class:`FlowValidationError` if the graph cannot run (cycles, dangling edges, bad references)."""
+        for edge in self._edges:
+            for t in (edge.upstream_task, edge.downstream_task):
+                if t not in self._tasks:
+                    raise FlowValidationError(f"Flow {self.name!r}: an edge refers to {t!r}, which is not in the flow.")
+        for t in self._reference_tasks:
+            if t not in self._tasks:
+                raise FlowValidationError(f"Flow {self.name!r}: reference task {t!r} is not in the flow.")
+        self.sorted_tasks()
+
+    # --- copying -----------------------------------------------------------------------------
+
+    def copy(self) -> Flow:
+        """A new flow with the same tasks, edges and settings; changing its graph leaves this one alone."""
+        new = _copy.copy(self)
+        new._tasks = dict(self._tasks)
+        new._edges = dict(self._edges)
+        new._upstream = {t: list(es) for t, es in self._upstream.items()}
+        new._downstream = {t: list(es) for t, es in self._downstream.items()}
+        new._slugs = dict(self._slugs)
+        new._slug_counts = dict(self._slug_counts)
+        new._reference_tasks = dict(self._reference_tasks)
+        new.constants = {t: dict(c) for t, c in self.constants.items()}
+        new.state_handlers = list(self.state_handlers)
+        new._cases = []
+        return new
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.sorted_tasks())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __repr__(self) -> str:
+        return f"<Flow: name={self.name!r}, tasks={len(self._tasks)}>"
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        parameters: dict[str, Any] | None = None,
+        *,
+        run_on_schedule: bool | None = None,
+        executor: Executor | None = None,
+        context: dict[str, Any] | None = None,
+        cancel: Any = None,
+        on_task_state: Callable[..., Any] | None = None,
+        **kwargs: Any,
+    ) -> State:
+        """Run the flow locally and return its final state (``state.result[task]`` is each task's state).
+
+        With a schedule, runs at each scheduled time until the schedule ends or the process
+        is stopped, unless ``run_on_schedule=False`` (or ``HEADWATER__FLOWS__RUN_ON_SCHEDULE=false``).
+        Extra keyword arguments are parameters too, as in Prefect 1.
+        """
+        from headwater.engine.flow_runner import run_flow
+
+        params = {**(parameters or {}), **kwargs}
+        return run_flow(
+            self,
+            parameters=params,
+            run_on_schedule=run_on_schedule,
+            executor=executor,
+            context=context,
+            cancel=cancel,
+            on_task_state=on_task_state,
+        )
+
+
+def _takes_var_keyword(task: Task) -> bool:
+    import inspect
+
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in task._signature().parameters.values())

@@ -1,0 +1,375 @@
+"""Tasks: units of work. Subclass :class:`Task` and implement ``run()``, or decorate a function with ``@task``."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from headwater.core.edge import flatten, mapped, unmapped
+
+if TYPE_CHECKING:
+    from headwater.core.flow import Flow
+    from headwater.results import Result
+
+__all__ = ["Task", "FunctionTask", "task", "as_task", "TaskCallError"]
+
+FLOW_ONLY_ARGUMENTS = ("upstream_tasks", "mapped", "task_args", "flow")
+StateHandler = Callable[[Any, Any, Any], Any]
+
+
+class TaskCallError(TypeError):
+    """A task was called or wired in a way that cannot work (names the task and the fix)."""
+
+
+def _seconds(value: float | int | timedelta | None, what: str, task_name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"Task {task_name!r}: {what} must be seconds (a number) or a datetime.timedelta, got {value!r}.")
+
+
+class Task:
+    """A unit of work in a flow.
+
+    Options are the Prefect-1 ones: ``max_retries``/``retry_delay`` retry a failed run,
+    ``timeout`` (seconds or timedelta) ends it TimedOut, ``trigger`` decides from upstream
+    states whether to run, ``skip_on_upstream_skip`` propagates skips, ``cache_for``/
+    ``cache_key``/``cache_validator`` reuse a recent result, ``checkpoint``/``result``
+    persist the return value, ``state_handlers`` see every transition, ``nout`` lets a
+    call be unpacked into that many results.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        slug: str | None = None,
+        tags: Iterable[str] | None = None,
+        max_retries: int = 0,
+        retry_delay: float | timedelta | None = None,
+        timeout: float | timedelta | None = None,
+        trigger: Callable[..., bool] | None = None,
+        skip_on_upstream_skip: bool = True,
+        cache_for: float | timedelta | None = None,
+        cache_key: str | None = None,
+        cache_validator: Callable[..., bool] | None = None,
+        checkpoint: bool | None = None,
+        result: Result | None = None,
+        state_handlers: Iterable[StateHandler] | None = None,
+        nout: int | None = None,
+        log_stdout: bool = False,
+    ) -> None:
+        self.name = name or type(self).__name__
+        self.slug = slug
+        self.tags = set(tags or ())
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"Task {self.name!r}: max_retries must be a whole number >= 0, got {max_retries!r}.")
+        self.max_retries = max_retries
+        self.retry_delay = _seconds(retry_delay, "retry_delay", self.name) or 0.0
+        self.timeout = _seconds(timeout, "timeout", self.name)
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"Task {self.name!r}: timeout must be positive, got {timeout!r}.")
+        if trigger is None:
+            from headwater.triggers import all_successful
+
+            trigger = all_successful
+        self.trigger = trigger
+        self.skip_on_upstream_skip = skip_on_upstream_skip
+        self.cache_for = _seconds(cache_for, "cache_for", self.name)
+        self.cache_key = cache_key
+        if cache_validator is None:
+            from headwater.engine.cache import duration_only
+
+            cache_validator = duration_only
+        self.cache_validator = cache_validator
+        self.checkpoint = checkpoint
+        self.result = result
+        self.state_handlers = list(state_handlers or ())
+        if nout is not None and (not isinstance(nout, int) or nout < 0):
+            raise ValueError(f"Task {self.name!r}: nout must be a whole number >= 0, got {nout!r}.")
+        self.nout = nout
+        self.log_stdout = log_stdout
+        reserved = [p for p in self._signature().parameters if p in FLOW_ONLY_ARGUMENTS]
+        if reserved:
+            raise TaskCallError(
+                f"Task {self.name!r}: run() may not take an argument named {reserved[0]!r}; "
+                f"{', '.join(FLOW_ONLY_ARGUMENTS)} are reserved for wiring. Rename the argument."
+            )
+
+    # --- what the task does -------------------------------------------------------------
+
+    def run(self) -> Any:
+        """The work. Subclasses override this; its arguments are the task's inputs."""
+        raise NotImplementedError(f"Task {self.name!r} ({type(self).__name__}) does not implement run().")
+
+    def _signature(self) -> inspect.Signature:
+        return inspect.signature(self.run)
+
+    def inputs(self) -> list[str]:
+        """Names of the arguments ``run()`` takes."""
+        return [
+            p.name
+            for p in self._signature().parameters.values()
+            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        ]
+
+    # --- copying and calling ------------------------------------------------------------
+
+    def copy(self, **task_args: Any) -> Task:
+        """A shallow copy with ``task_args`` (any constructor option) changed."""
+        new = copy.copy(self)
+        new.slug = None
+        new.tags = set(self.tags)
+        new.state_handlers = list(self.state_handlers)
+        for key, value in task_args.items():
+            if key in ("retry_delay", "timeout", "cache_for"):
+                value = _seconds(value, key, self.name)
+                if key == "retry_delay":
+                    value = value or 0.0
+            elif key == "tags":
+                value = set(value)
+            elif not hasattr(new, key):
+                raise TaskCallError(f"Task {self.name!r}: unknown task option {key!r} in task_args.")
+            setattr(new, key, value)
+        return new
+
+    def __call__(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        task_args: dict[str, Any] | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """In a flow: a copy of this task bound to ``args``/``kwargs`` (creating edges). Outside: ``run()``.
+
+        Calling outside a flow runs the task's function directly, which is handy in unit
+        tests; flow-only arguments (``upstream_tasks``, ``mapped``, ``task_args``, ``flow``)
+        or task results as arguments need a flow and are an error there.
+        """
+        from headwater.core.flow import Flow
+
+        active = flow or Flow._active()
+        if active is None:
+            flow_only = [
+                name
+                for name, value in (("upstream_tasks", upstream_tasks), ("mapped", mapped), ("task_args", task_args))
+                if value
+            ]
+            if flow_only or _contains_task((args, kwargs)):
+                what = f"flow-only argument {flow_only[0]!r}" if flow_only else "another task's result as an argument"
+                raise TaskCallError(
+                    f"Task {self.name!r} was called outside a flow with {what}. Wiring needs a flow: call it inside "
+                    f"`with Flow(...) as flow:` or pass flow=..., or call `{self.name}.run(...)` to run the function alone."
+                )
+            bound = self._bind_arguments(args, kwargs)
+            return self.run(**bound)
+        new = self.copy(**(task_args or {}))
+        new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=active, **kwargs)
+        return new
+
+    def _bind_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any], partial: bool = False) -> dict[str, Any]:
+        sig = self._signature()
+        try:
+            bound = sig.bind_partial(*args, **kwargs) if partial else sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TaskCallError(f"Task {self.name!r}: {exc}. run() takes ({', '.join(sig.parameters)}).") from None
+        result = dict(bound.arguments)
+        for name, param in sig.parameters.items():
+            if param.kind is inspect.Parameter.VAR_KEYWORD and name in result:
+                result.update(result.pop(name))
+            elif param.kind is inspect.Parameter.VAR_POSITIONAL and name in result:
+                raise TaskCallError(
+                    f"Task {self.name!r}: run() takes *{name}; tasks bind inputs by name, so use keyword arguments."
+                )
+        return result
+
+    def bind(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Bind inputs to this task in ``flow`` (the active one by default), adding the edges."""
+        from headwater.core.flow import Flow
+
+        flow = flow or Flow._active()
+        if flow is None:
+            raise TaskCallError(
+                f"Task {self.name!r}: bind() needs a flow; call it inside `with Flow(...) as flow:` or pass flow=..."
+            )
+        arguments = self._bind_arguments(args, kwargs)
+        flow.add_task(self)
+        for key, value in arguments.items():
+            is_mapped = mapped
+            flat = False
+            while isinstance(value, (unmapped, flatten, _mapped_marker)):
+                if isinstance(value, unmapped):
+                    is_mapped = False
+                elif isinstance(value, _mapped_marker):
+                    is_mapped = True
+                else:
+                    flat = True
+                value = value.value
+            if isinstance(value, Task) or is_mapped or flat or _contains_task(value):
+                upstream = as_task(value, flow=flow)
+                flow.add_edge(upstream, self, key=key, mapped=is_mapped, flattened=flat, validate=False)
+            else:
+                flow.constants.setdefault(self, {})[key] = value
+        for upstream in upstream_tasks or ():
+            flow.add_edge(as_task(upstream, flow=flow), self, validate=False, mapped=False)
+        return self
+
+    def map(
+        self,
+        *args: Any,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        task_args: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Run one copy of this task per item of the (unmapped-aside) arguments; returns the mapped task."""
+        from headwater.core.flow import Flow
+
+        active = flow or Flow._active()
+        if active is None:
+            raise TaskCallError(
+                f"Task {self.name!r}: map() needs a flow; call it inside `with Flow(...) as flow:` or pass flow=..."
+            )
+        new = self.copy(**(task_args or {}))
+        new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=active, **kwargs)
+        return new
+
+    # --- imperative wiring ----------------------------------------------------------------
+
+    def set_upstream(self, task: Any, flow: Flow | None = None, key: str | None = None, mapped: bool = False) -> None:
+        """Make ``task`` run before this one (passing its result as ``key`` if given)."""
+        self.set_dependencies(flow=flow, upstream_tasks=[task] if key is None else None,
+                              keyword_tasks={key: task} if key is not None else None, mapped=mapped)
+
+    def set_downstream(self, task: Task, flow: Flow | None = None, key: str | None = None, mapped: bool = False) -> None:
+        """Make this task run before ``task`` (passing this result as ``key`` if given)."""
+        task.set_upstream(self, flow=flow, key=key, mapped=mapped)
+
+    def set_dependencies(
+        self,
+        flow: Flow | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Task] | None = None,
+        keyword_tasks: dict[str, Any] | None = None,
+        mapped: bool = False,
+        validate: bool | None = None,
+    ) -> None:
+        """Add this task and its upstream, downstream and keyword edges to ``flow`` (the active one by default)."""
+        from headwater.core.flow import Flow
+
+        flow = flow or Flow._active()
+        if flow is None:
+            raise TaskCallError(
+                f"Task {self.name!r}: set_dependencies() needs a flow; pass flow=... or call it inside `with Flow(...)`."
+            )
+        flow.set_dependencies(
+            self,
+            upstream_tasks=upstream_tasks,
+            downstream_tasks=downstream_tasks,
+            keyword_tasks=keyword_tasks,
+            mapped=mapped,
+            validate=validate,
+        )
+
+    # --- results of calls ---------------------------------------------------------------------
+
+    def __getitem__(self, key: Any) -> Task:
+        """A task that returns ``self_result[key]``."""
+        from headwater.core.collections import GetItem
+
+        return GetItem(name=f"{self.name}[{key!r}]")(self, key)
+
+    def __iter__(self) -> Iterator[Task]:
+        if self.nout is None:
+            raise TaskCallError(
+                f"Task {self.name!r} is not iterable: set nout=N on the task to unpack its result into N tasks."
+            )
+        return (self[i] for i in range(self.nout))
+
+    def __repr__(self) -> str:
+        return f"<Task: {self.name}>"
+
+    # Identity semantics: two tasks are the same node only if they are the same object.
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:  # pragma: no cover - identity
+        return self is other
+
+
+_mapped_marker = mapped
+
+
+def _contains_task(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, Task):
+        return True
+    if depth > 3:
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_contains_task(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_contains_task(v, depth + 1) for v in value.values()) or any(isinstance(k, Task) for k in value)
+    return False
+
+
+def as_task(value: Any, flow: Flow | None = None) -> Task:
+    """``value`` as a task: tasks pass through, collections of tasks become collection tasks, others Constants."""
+    from headwater.core.collections import Constant, Dict, List, Set, Tuple
+
+    if isinstance(value, Task):
+        return value
+    if isinstance(value, (unmapped, flatten, _mapped_marker)):
+        return as_task(value.value, flow=flow)
+    if not _contains_task(value):
+        return Constant(value)
+    if isinstance(value, list):
+        return List()(*[as_task(v, flow) for v in value], flow=flow)
+    if isinstance(value, tuple):
+        return Tuple()(*[as_task(v, flow) for v in value], flow=flow)
+    if isinstance(value, (set, frozenset)):
+        return Set()(*[as_task(v, flow) for v in value], flow=flow)
+    if isinstance(value, dict):
+        return Dict()(keys=[as_task(k, flow) if isinstance(k, Task) else k for k in value],
+                      values=[as_task(v, flow) for v in value.values()], flow=flow)
+    return Constant(value)
+
+
+class FunctionTask(Task):
+    """A task whose ``run`` is a plain function (what ``@task`` makes)."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, **kwargs: Any) -> None:
+        if not callable(fn):
+            raise TypeError(f"@task needs a function, got {fn!r}.")
+        self.run = fn  # type: ignore[method-assign]
+        super().__init__(name=name or getattr(fn, "__name__", "task"), **kwargs)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
+
+    def _signature(self) -> inspect.Signature:
+        return inspect.signature(self.run)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def task(fn: Callable[..., Any] | None = None, **task_init_kwargs: Any) -> Any:
+    """Turn a function into a task: ``@task`` or ``@task(name=..., max_retries=...)``."""
+    if fn is None:
+        return lambda f: FunctionTask(fn=f, **task_init_kwargs)
+    return FunctionTask(fn=fn, **task_init_kwargs)

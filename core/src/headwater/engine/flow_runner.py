@@ -1,0 +1,537 @@
+"""The flow runner: ticks a flow's graph on an executor until every task has a final state.
+
+Each tick starts every task whose upstream tasks are finished (checking skips, the trigger
+and the cache in this process), submits it to the executor, and records the states that
+come back. Retries wait in a timer heap, so a task waiting to retry never blocks other ready
+tasks. Cancellation is checked between ticks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from headwater import signals
+from headwater.engine.cache import task_cache
+from headwater.engine.task_runner import call_state_handlers, run_task
+from headwater.executors.base import FIRST_COMPLETED, Executor
+from headwater.executors.local import LocalExecutor
+from headwater.states import (
+    Cancelled,
+    Failed,
+    Mapped,
+    Pending,
+    Retrying,
+    Running,
+    Skipped,
+    State,
+    Success,
+    TriggerFailed,
+)
+from headwater.utilities.logging import get_logger
+
+if TYPE_CHECKING:
+    from headwater.core.edge import Edge
+    from headwater.core.flow import Flow
+    from headwater.core.task import Task
+
+__all__ = ["FlowRunner", "ParameterError", "run_flow", "resolve_parameters"]
+
+logger = get_logger("engine")
+
+
+class ParameterError(ValueError):
+    """Parameters given to a flow run do not match the flow's parameters."""
+
+
+def resolve_parameters(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``given`` against the flow's parameters; raise before anything runs."""
+    params = {p.name: p for p in flow.parameters()}
+    unknown = sorted(set(given) - set(params))
+    if unknown:
+        known = ", ".join(sorted(params)) or "none"
+        raise ParameterError(
+            f"Flow {flow.name!r} has no parameter {', '.join(map(repr, unknown))}; its parameters are: {known}."
+        )
+    missing = sorted(name for name, p in params.items() if p.required and name not in given)
+    if missing:
+        example = ", ".join(f"{m!r}: ..." for m in missing)
+        raise ParameterError(
+            f"Flow {flow.name!r} is missing required parameter(s) {', '.join(map(repr, missing))}: "
+            f"pass them as flow.run(parameters={{{example}}})."
+        )
+    return dict(given)
+
+
+def _is_cancel_requested(cancel: Any) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())
+
+
+def _date_context(start: datetime) -> dict[str, Any]:
+    return {
+        "scheduled_start_time": start,
+        "date": start,
+        "today": start.strftime("%Y-%m-%d"),
+        "today_nodash": start.strftime("%Y%m%d"),
+        "yesterday": (start - timedelta(days=1)).strftime("%Y-%m-%d"),
+        "yesterday_nodash": (start - timedelta(days=1)).strftime("%Y%m%d"),
+        "tomorrow": (start + timedelta(days=1)).strftime("%Y-%m-%d"),
+        "tomorrow_nodash": (start + timedelta(days=1)).strftime("%Y%m%d"),
+    }
+
+
+class FlowRunner:
+    """Runs one flow run. ``run()`` returns the flow's final state."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        executor: Executor | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        cancel: Any = None,
+        on_task_state: Callable[[Task, State, int | None], Any] | None = None,
+        hooks: Any = None,
+    ) -> None:
+        self.flow = flow
+        self.executor = executor or flow.executor or LocalExecutor()
+        self.parameters = dict(parameters or {})
+        self.cancel = cancel
+        self.on_task_state = on_task_state
+        self.hooks = hooks
+        self.task_states: dict[Task, State] = {}
+        start = (context or {}).get("scheduled_start_time") or datetime.now(timezone.utc)
+        self.base_context: dict[str, Any] = {
+            "flow_name": flow.name,
+            "flow_run_id": str(uuid.uuid4()),
+            "parameters": self.parameters,
+            **_date_context(start),
+            **(context or {}),
+        }
+        self.state: State = Pending()
+
+    # --- the run ------------------------------------------------------------------------
+
+    def run(self) -> State:
+        flow = self.flow
+        flow.validate()
+        resolve_parameters(flow, self.parameters)
+        self._set_flow_state(Running("Running flow."))
+        log = logging.getLogger("headwater.FlowRunner")
+        log.info("Beginning flow run for %r", flow.name)
+        try:
+            with self.executor.start():
+                self._tick_until_done()
+        except Exception as exc:  # an engine or executor error, not a task error
+            log.exception("Unexpected error while running flow %r", flow.name)
+            self._set_flow_state(Failed(f"Unexpected error while running flow: {exc!r}", exc))
+            return self.state
+        final = self._final_state()
+        self._set_flow_state(final)
+        log.info("Flow run %s: %s", final.name.upper(), final.message)
+        return self.state
+
+    def _set_flow_state(self, new: State) -> None:
+        old = self.state
+        if self.flow.state_handlers:
+            new = call_state_handlers(self.flow, self.flow.state_handlers, old, new)
+        self.state = new
+
+    def _final_state(self) -> State:
+        states = self.task_states
+        if self._cancelled:
+            return Cancelled("Flow run was cancelled.", states)
+        reference = self.flow.reference_tasks()
+        failed = []
+        for t in reference:
+            s = states[t]
+            if s.is_failed() or (isinstance(s, Mapped) and any(c.is_failed() for c in s.map_states)):
+                failed.append(t)
+        if failed:
+            names = ", ".join(sorted(t.slug or t.name for t in failed))
+            return Failed(f"Some reference tasks failed: {names}", states)
+        return Success("All reference tasks succeeded.", states)
+
+    def _tick_until_done(self) -> None:
+        flow = self.flow
+        self._cancelled = False
+        self._upstream: dict[Task, list[Edge]] = flow._upstream
+        self._downstream: dict[Task, list[Edge]] = flow._downstream
+        self._mapped_tasks = {t for t, edges in self._upstream.items() if any(e.mapped for e in edges)}
+        self._remaining = {t: len({e.upstream_task for e in edges}) for t, edges in self._upstream.items()}
+        self._ready: deque[Task] = deque(t for t in flow._tasks if self._remaining[t] == 0)
+        self._running: dict[Any, tuple[Task, int | None, dict[str, Any], int]] = {}
+        self._delayed: list[tuple[float, int, Task, int | None, dict[str, Any], int]] = []
+        self._seq = itertools.count()
+        self._map_pending: dict[Task, int] = {}
+        self._map_states: dict[Task, list[State | None]] = {}
+        self._loggers: dict[str, logging.Logger] = {}
+        executor = self.executor
+        local = isinstance(executor, LocalExecutor)
+        while self._ready or self._running or self._delayed:
+            if _is_cancel_requested(self.cancel) and not self._cancelled:
+                self._cancel_pending()
+            ready = self._ready
+            while ready and not self._cancelled:
+                self._start(ready.popleft())
+            if self._running:
+                if local:
+                    done = list(self._running)
+                else:
+                    timeout = None
+                    if self._delayed:
+                        timeout = max(0.0, self._delayed[0][0] - time.time())
+                    if self.cancel is not None:
+                        timeout = 0.2 if timeout is None else min(timeout, 0.2)
+                    done, _ = executor.wait(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._complete(future)
+            elif self._delayed and not self._ready:
+                wait = self._delayed[0][0] - time.time()
+                if wait > 0:
+                    time.sleep(min(wait, 0.2) if self.cancel is not None else wait)
+            now = time.time()
+            while self._delayed and self._delayed[0][0] <= now and not self._cancelled:
+                _, _, task, map_index, inputs, run_count = heapq.heappop(self._delayed)
+                self._submit(task, map_index, inputs, run_count)
+            if self._cancelled and not self._running:
+                break
+
+    def _cancel_pending(self) -> None:
+        """Stop starting tasks: everything not running now ends Cancelled; running work finishes."""
+        self._cancelled = True
+        message = "Flow run was cancelled before this task started."
+        running = {(t, mi) for t, mi, *_ in self._running.values()}
+        delayed, self._delayed = self._delayed, []
+        self._ready.clear()
+        for _, _, task, map_index, _, _ in delayed:
+            if map_index is None:
+                self._record(task, None, Cancelled(message))
+            else:
+                self._child_done(task, map_index, Cancelled(message))
+        for task, children in list(self._map_states.items()):
+            for i, child in enumerate(children):
+                if child is None and (task, i) not in running:
+                    self._child_done(task, i, Cancelled(message))
+        for task in self.flow._tasks:
+            state = self.task_states.get(task)
+            if (state is None or not state.is_finished()) and task not in self._map_states and (task, None) not in running:
+                self._record(task, None, Cancelled(message))
+
+    # --- one task -------------------------------------------------------------------------
+
+    def _record(self, task: Task, map_index: int | None, state: State) -> None:
+        if map_index is None:
+            self.task_states[task] = state
+        if self.on_task_state is not None:
+            self.on_task_state(task, state, map_index)
+
+    def _upstream_states(self, task: Task) -> dict[Any, State]:
+        """Upstream states for triggers, with a mapped upstream expanded into its children."""
+        states = self.task_states
+        result: dict[Any, State] = {}
+        for edge in self._upstream[task]:
+            s = states[edge.upstream_task]
+            if isinstance(s, Mapped) and s.map_states:
+                for i, child in enumerate(s.map_states):
+                    result[(edge, i)] = child
+            else:
+                result[edge] = s
+        return result
+
+    def _check(self, task: Task, upstream_states: Mapping[Any, State]) -> State | None:
+        """A final state if the task must not run (skip or trigger), else None."""
+        if task.skip_on_upstream_skip:
+            for s in upstream_states.values():
+                if isinstance(s, Skipped):
+                    return Skipped("Upstream task was skipped; if this task should run anyway, set skip_on_upstream_skip=False.")
+        if not upstream_states and task.trigger.__name__ == "all_successful":
+            return None
+        try:
+            task.trigger(upstream_states)
+        except signals.TRIGGERFAIL as sig:
+            return TriggerFailed(str(sig), sig)
+        except signals.SKIP as sig:
+            return Skipped(str(sig), sig)
+        except Exception as exc:
+            return Failed(f"Error in the trigger of task {task.name!r}: {exc!r}", exc)
+        return None
+
+    def _value(self, edge: Edge, state: State) -> Any:
+        value = state.result
+        if edge.flattened:
+            if isinstance(state, Mapped):
+                value = [item for child in state.map_states for item in (child.result or ())]
+            else:
+                value = [item for sub in (value or ()) for item in sub]
+        return value
+
+    def _inputs(self, task: Task) -> dict[str, Any]:
+        inputs = dict(self.flow.constants.get(task, ()))
+        states = self.task_states
+        for edge in self._upstream[task]:
+            if edge.key is not None:
+                inputs[edge.key] = self._value(edge, states[edge.upstream_task])
+        return inputs
+
+    def _start(self, task: Task) -> None:
+        if task in self._mapped_tasks:
+            self._start_mapped(task)
+            return
+        upstream_states = self._upstream_states(task) if self._upstream[task] else {}
+        final = self._check(task, upstream_states)
+        if final is not None:
+            self._finish(task, final)
+            return
+        inputs = self._inputs(task)
+        if task.cache_for is not None:
+            key = task.cache_key or f"{self.flow.name}:{task.slug}"
+            cached = task_cache.lookup(key, task, inputs, self.parameters)
+            if cached is not None:
+                self._finish(task, cached)
+                return
+        self._submit(task, None, inputs, 1)
+
+    def _start_mapped(self, task: Task) -> None:
+        states = self.task_states
+        mapped_items: dict[str, tuple[list[Any], list[State] | None]] = {}
+        plain_upstream: dict[Any, State] = {}
+        lengths: dict[str, int] = {}
+        # A mapped task cannot map over a failed (non-list) upstream: check those first.
+        for edge in self._upstream[task]:
+            s = states[edge.upstream_task]
+            if edge.mapped and not isinstance(s, Mapped):
+                plain_upstream[edge] = s
+        if plain_upstream:
+            final = self._check(task, plain_upstream)
+            if final is not None:
+                self._finish(task, final)
+                return
+        for edge in self._upstream[task]:
+            if not edge.mapped:
+                continue
+            s = states[edge.upstream_task]
+            if isinstance(s, Mapped):
+                if edge.flattened:
+                    items, item_states = [], []
+                    for child in s.map_states:
+                        for item in child.result or ():
+                            items.append(item)
+                            item_states.append(child)
+                else:
+                    items = [c.result for c in s.map_states]
+                    item_states = list(s.map_states)
+                mapped_items[edge.key or f"<edge {edge.upstream_task.slug}>"] = (items, item_states)
+            else:
+                try:
+                    items = list(self._value(edge, s))
+                except TypeError:
+                    self._finish(task, Failed(
+                        f"Task {task.name!r} is mapped over {edge.upstream_task.slug!r}, whose result "
+                        f"{type(s.result).__name__} is not a list or other iterable. Map over a list, or wrap the "
+                        "argument in unmapped(...) to pass it whole."
+                    ))
+                    return
+                mapped_items[edge.key or f"<edge {edge.upstream_task.slug}>"] = (items, None)
+            lengths[edge.key or edge.upstream_task.slug or "?"] = len(items)
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{k}={n}" for k, n in lengths.items())
+            self._finish(task, Failed(
+                f"Task {task.name!r} is mapped over inputs of different lengths ({detail}); "
+                "mapped inputs must have the same length."
+            ))
+            return
+        n = next(iter(lengths.values()), 0)
+        constant_inputs = dict(self.flow.constants.get(task, ()))
+        shared_states: dict[Any, State] = {}
+        for edge in self._upstream[task]:
+            if edge.mapped:
+                continue
+            s = states[edge.upstream_task]
+            if isinstance(s, Mapped) and s.map_states:
+                for i, child in enumerate(s.map_states):
+                    shared_states[(edge, i)] = child
+            else:
+                shared_states[edge] = s
+            if edge.key is not None:
+                constant_inputs[edge.key] = self._value(edge, s)
+        children: list[State | None] = [None] * n
+        self._map_states[task] = children
+        self._map_pending[task] = n
+        if n == 0:
+            self._finish_mapped(task)
+            return
+        mapped_edges = [e for e in self._upstream[task] if e.mapped]
+        for i in range(n):
+            child_upstream = dict(shared_states)
+            inputs = dict(constant_inputs)
+            for edge in mapped_edges:
+                name = edge.key or f"<edge {edge.upstream_task.slug}>"
+                items, item_states = mapped_items[name]
+                child_upstream[(edge, i)] = item_states[i] if item_states is not None else states[edge.upstream_task]
+                if edge.key is not None:
+                    inputs[edge.key] = items[i]
+            final = self._check(task, child_upstream)
+            if final is not None:
+                self._child_done(task, i, final)
+                continue
+            self._submit(task, i, inputs, 1)
+
+    def _submit(self, task: Task, map_index: int | None, inputs: dict[str, Any], run_count: int) -> None:
+        ctx = self.base_context.copy()
+        ctx["task_name"] = task.name
+        ctx["task_slug"] = task.slug
+        ctx["task_tags"] = task.tags
+        ctx["map_index"] = map_index
+        ctx["task_run_count"] = run_count
+        ctx["logger"] = self._logger(task.name)
+        result = task.result if task.result is not None else self.flow.result
+        checkpoint = task.checkpoint if task.checkpoint is not None else result is not None
+        if self.hooks is not None:
+            self.hooks.before_task_run(task=task, map_index=map_index, context=ctx)
+        future = self.executor.submit(run_task, task, inputs, ctx, run_count, result if checkpoint else None)
+        self._running[future] = (task, map_index, inputs, run_count)
+
+    def _logger(self, name: str) -> logging.Logger:
+        log = self._loggers.get(name)
+        if log is None:
+            log = self._loggers[name] = logging.getLogger(f"headwater.{name}")
+        return log
+
+    def _complete(self, future: Any) -> None:
+        task, map_index, inputs, run_count = self._running.pop(future)
+        try:
+            state: State = future.result()
+        except Exception as exc:  # the executor itself failed (a lost worker, an unpicklable result)
+            state = Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)
+        if self.hooks is not None:
+            self.hooks.after_task_run(task=task, map_index=map_index, state=state)
+        if isinstance(state, Retrying):
+            if self._cancelled:
+                state = Cancelled("Flow run was cancelled before this task could retry.")
+            else:
+                self._record(task, map_index, state) if map_index is None else self._notify(task, state, map_index)
+                heapq.heappush(
+                    self._delayed,
+                    (state.start_time or 0.0, next(self._seq), task, map_index, inputs, run_count + 1),
+                )
+                return
+        if map_index is None:
+            if task.cache_for is not None and state.is_successful() and not state.is_cached():
+                key = task.cache_key or f"{self.flow.name}:{task.slug}"
+                task_cache.store(key, state, task.cache_for, inputs, self.parameters)
+            self._finish(task, state)
+        else:
+            self._child_done(task, map_index, state)
+
+    def _notify(self, task: Task, state: State, map_index: int | None) -> None:
+        if self.on_task_state is not None:
+            self.on_task_state(task, state, map_index)
+
+    def _child_done(self, task: Task, index: int, state: State) -> None:
+        self._map_states[task][index] = state
+        self._notify(task, state, index)
+        self._map_pending[task] -= 1
+        if self._map_pending[task] == 0:
+            self._finish_mapped(task)
+
+    def _finish_mapped(self, task: Task) -> None:
+        children: list[State] = [c if c is not None else Cancelled("Not run.") for c in self._map_states.pop(task)]
+        del self._map_pending[task]
+        failed = sum(1 for c in children if c.is_failed())
+        message = f"Mapped {len(children)} item(s)" + (f", {failed} failed." if failed else ".")
+        self._finish(task, Mapped(message, [c.result for c in children], map_states=children))
+
+    def _finish(self, task: Task, state: State) -> None:
+        self._record(task, None, state)
+        remaining = self._remaining
+        seen: set[Task] = set()
+        for edge in self._downstream[task]:
+            d = edge.downstream_task
+            if d in seen:
+                continue
+            seen.add(d)
+            remaining[d] -= 1
+            if remaining[d] == 0 and not self._cancelled:
+                self._ready.append(d)
+
+
+def _run_on_schedule_default() -> bool:
+    value = os.environ.get("HEADWATER__FLOWS__RUN_ON_SCHEDULE")
+    if value is None:
+        return True
+    return value.strip().lower() not in ("false", "0", "no", "off")
+
+
+def run_flow(
+    flow: Flow,
+    parameters: Mapping[str, Any] | None = None,
+    run_on_schedule: bool | None = None,
+    executor: Executor | None = None,
+    context: Mapping[str, Any] | None = None,
+    cancel: Any = None,
+    on_task_state: Callable[..., Any] | None = None,
+) -> State:
+    """What ``flow.run()`` does: validate, check parameters, then run once or on the flow's schedule."""
+    flow.validate()
+    parameters = dict(parameters or {})
+    resolve_parameters(flow, parameters)
+    if run_on_schedule is None:
+        run_on_schedule = _run_on_schedule_default()
+    hooks = _lifecycle_hooks()
+
+    def once(params: Mapping[str, Any], ctx: Mapping[str, Any] | None) -> State:
+        runner = FlowRunner(
+            flow, executor=executor, parameters=params, context=ctx, cancel=cancel,
+            on_task_state=on_task_state, hooks=hooks,
+        )
+        if hooks is not None:
+            hooks.before_flow_run(flow=flow, parameters=runner.parameters, context=runner.base_context)
+        state = runner.run()
+        if hooks is not None:
+            hooks.after_flow_run(flow=flow, state=state)
+        return state
+
+    if flow.schedule is None or not run_on_schedule:
+        return once(parameters, context)
+    state: State = Pending("The schedule had no upcoming runs.")
+    log = logging.getLogger("headwater.FlowRunner")
+    while True:
+        events = flow.schedule.next(1, return_events=True)
+        if not events:
+            return state
+        event = events[0]
+        start = event.start_time
+        delay = (start - datetime.now(timezone.utc)).total_seconds()
+        if delay > 0:
+            log.info("Waiting for scheduled start time %s (%.1f s)", start.isoformat(), delay)
+            deadline = time.time() + delay
+            while time.time() < deadline:
+                if _is_cancel_requested(cancel):
+                    return Cancelled("Scheduled flow runs were cancelled.")
+                time.sleep(min(0.2, max(0.0, deadline - time.time())))
+        params = {**(event.parameter_defaults or {}), **parameters}
+        state = once(params, {**(context or {}), "scheduled_start_time": start})
+        if _is_cancel_requested(cancel):
+            return state
+
+
+def _lifecycle_hooks() -> Any:
+    """The plugin manager's lifecycle hooks, when any plugin implements them (None otherwise)."""
+    try:
+        from headwater.plugins.manager import lifecycle_hooks
+    except ImportError:
+        return None
+    return lifecycle_hooks()

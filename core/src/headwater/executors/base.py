@@ -1,0 +1,40 @@
+"""The executor interface the engine talks to (and that executor plugins implement)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["Executor", "FIRST_COMPLETED", "ALL_COMPLETED"]
+
+FIRST_COMPLETED = "FIRST_COMPLETED"
+ALL_COMPLETED = "ALL_COMPLETED"
+
+
+class Executor(abc.ABC):
+    """Runs callables and hands back futures.
+
+    The engine enters :meth:`start` once per flow run, calls :meth:`submit` for every task
+    run that is ready, and :meth:`wait` for the next ones to finish. Futures need
+    ``done()`` and ``result()`` (``concurrent.futures`` and ``dask.distributed`` ones fit).
+    """
+
+    @contextmanager
+    def start(self) -> Iterator[Executor]:
+        """Set up workers for one flow run and tear them down after it."""
+        yield self
+
+    @abc.abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Start ``fn(*args, **kwargs)`` and return a future for its result."""
+
+    @abc.abstractmethod
+    def wait(
+        self, futures: Iterable[Any], timeout: float | None = None, return_when: str = FIRST_COMPLETED
+    ) -> tuple[set[Any], set[Any]]:
+        """Block until some (``FIRST_COMPLETED``) or all futures are done or ``timeout`` passes; ``(done, not_done)``."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"

@@ -1,0 +1,243 @@
+"""States: where a task run or flow run is in its life, with a message, a result and a timestamp.
+
+The hierarchy follows Prefect 1, so ``isinstance`` checks and the ``is_*`` predicates mean
+the same thing to people who know it::
+
+    State
+    ├── Pending ── Scheduled ── Retrying
+    ├── Submitted
+    ├── Running ── Cancelling
+    └── Finished
+        ├── Success ── Cached, Mapped, Skipped
+        ├── Failed ── TriggerFailed, TimedOut
+        └── Cancelled
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "State",
+    "Pending",
+    "Scheduled",
+    "Retrying",
+    "Submitted",
+    "Running",
+    "Cancelling",
+    "Finished",
+    "Success",
+    "Cached",
+    "Mapped",
+    "Skipped",
+    "Failed",
+    "TriggerFailed",
+    "TimedOut",
+    "Cancelled",
+]
+
+
+@attrs.define(eq=False, repr=False)
+class State:
+    """Base class of every state. ``result`` holds the value (or the exception of a failure)."""
+
+    message: str | None = None
+    result: Any = None
+    location: str | None = attrs.field(default=None, kw_only=True)
+    """Where the result was checkpointed (a Result location), if it was."""
+    ts: float = attrs.field(factory=time.time, kw_only=True)
+    """Seconds since the epoch when the state was created; see :attr:`timestamp`."""
+
+    color = "#999999"
+
+    @property
+    def timestamp(self) -> datetime:
+        """When this state was entered (timezone-aware, UTC)."""
+        return datetime.fromtimestamp(self.ts, tz=timezone.utc)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        if self.message:
+            return f"<{self.name}: {self.message!r}>"
+        return f"<{self.name}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(self) is type(other)
+            and self.message == other.message  # type: ignore[attr-defined]
+            and _safe_eq(self.result, other.result)  # type: ignore[attr-defined]
+        )
+
+    __hash__ = object.__hash__
+
+    def is_pending(self) -> bool:
+        return isinstance(self, Pending)
+
+    def is_scheduled(self) -> bool:
+        return isinstance(self, Scheduled)
+
+    def is_retrying(self) -> bool:
+        return isinstance(self, Retrying)
+
+    def is_submitted(self) -> bool:
+        return isinstance(self, Submitted)
+
+    def is_running(self) -> bool:
+        return isinstance(self, Running)
+
+    def is_cancelling(self) -> bool:
+        return isinstance(self, Cancelling)
+
+    def is_finished(self) -> bool:
+        return isinstance(self, Finished)
+
+    def is_successful(self) -> bool:
+        return isinstance(self, Success)
+
+    def is_cached(self) -> bool:
+        return isinstance(self, Cached)
+
+    def is_mapped(self) -> bool:
+        return isinstance(self, Mapped)
+
+    def is_skipped(self) -> bool:
+        return isinstance(self, Skipped)
+
+    def is_failed(self) -> bool:
+        return isinstance(self, Failed)
+
+    def is_timed_out(self) -> bool:
+        return isinstance(self, TimedOut)
+
+    def is_cancelled(self) -> bool:
+        return isinstance(self, Cancelled)
+
+
+def _safe_eq(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. numpy arrays, whose == is elementwise
+        return a is b
+
+
+@attrs.define(eq=False, repr=False)
+class Pending(State):
+    """Not yet started."""
+
+    color = "#d3d3d3"
+
+
+@attrs.define(eq=False, repr=False)
+class Scheduled(Pending):
+    """Waiting for ``start_time`` (seconds since the epoch); ``None`` means now."""
+
+    start_time: float | None = attrs.field(default=None, kw_only=True)
+    color = "#ffab00"
+
+
+@attrs.define(eq=False, repr=False)
+class Retrying(Scheduled):
+    """Failed, and scheduled to run again at ``start_time``; ``run_count`` runs so far."""
+
+    run_count: int = attrs.field(default=0, kw_only=True)
+    color = "#ffff00"
+
+
+@attrs.define(eq=False, repr=False)
+class Submitted(State):
+    """Handed to an executor or an agent, not yet running."""
+
+    color = "#fff9c4"
+
+
+@attrs.define(eq=False, repr=False)
+class Running(State):
+    """Running now."""
+
+    color = "#00ff00"
+
+
+@attrs.define(eq=False, repr=False)
+class Cancelling(Running):
+    """A cancellation was requested; running work is finishing."""
+
+    color = "#ffb74d"
+
+
+@attrs.define(eq=False, repr=False)
+class Finished(State):
+    """Base class of the terminal states."""
+
+    color = "#bababa"
+
+
+@attrs.define(eq=False, repr=False)
+class Success(Finished):
+    """Finished without error; ``result`` is the return value."""
+
+    color = "#28a745"
+
+
+@attrs.define(eq=False, repr=False)
+class Cached(Success):
+    """A successful result taken from the cache instead of running; valid until ``cached_until``."""
+
+    cached_until: float | None = attrs.field(default=None, kw_only=True)
+    cached_inputs: dict[str, Any] | None = attrs.field(default=None, kw_only=True)
+    cached_parameters: dict[str, Any] | None = attrs.field(default=None, kw_only=True)
+    color = "#ffa500"
+
+
+@attrs.define(eq=False, repr=False)
+class Mapped(Success):
+    """A mapped task: one child state per item in ``map_states``; ``result`` is their results."""
+
+    map_states: list[State] = attrs.field(factory=list, kw_only=True)
+    color = "#97fff9"
+
+    @property
+    def n_map_states(self) -> int:
+        return len(self.map_states)
+
+
+@attrs.define(eq=False, repr=False)
+class Skipped(Success):
+    """Not run on purpose (a branch not taken, a SKIP signal); counts as successful downstream."""
+
+    color = "#62757f"
+
+
+@attrs.define(eq=False, repr=False)
+class Failed(Finished):
+    """Finished with an error; ``result`` holds the exception and ``traceback`` its formatted traceback."""
+
+    traceback: str | None = attrs.field(default=None, kw_only=True)
+    color = "#eb0000"
+
+
+@attrs.define(eq=False, repr=False)
+class TriggerFailed(Failed):
+    """Not run because the task's trigger did not pass (e.g. an upstream task failed)."""
+
+    color = "#c42800"
+
+
+@attrs.define(eq=False, repr=False)
+class TimedOut(Failed):
+    """Stopped waiting for the task after its ``timeout``."""
+
+    color = "#cdbe38"
+
+
+@attrs.define(eq=False, repr=False)
+class Cancelled(Finished):
+    """Stopped by a cancellation request before it finished."""
+
+    color = "#bdbdbd"

@@ -1,0 +1,1 @@
+"""Small helpers shared by the core's modules (not public API)."""
