@@ -1,0 +1,48 @@
+"""Commands imported only when used, so ``headwater --help`` stays fast and import-light."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from headwater.plugins.registry import import_string
+
+__all__ = ["LazyCommand", "HeadwaterGroup"]
+
+
+class LazyCommand(click.Command):
+    """A placeholder for the click command at ``"module:attr"``; ``short_help`` is shown without importing."""
+
+    def __init__(self, name: str, path: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help, help=short_help)
+        self.path = path
+
+    def load(self) -> click.Command:
+        command = import_string(self.path)
+        if not isinstance(command, click.Command):
+            raise click.ClickException(f"{self.path} is not a click command.")
+        return command
+
+
+class HeadwaterGroup(click.Group):
+    """A click group that resolves :class:`LazyCommand` entries on first use."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, LazyCommand):
+            command = command.load()
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands[name]
+            if command.hidden:
+                continue
+            rows.append((name, command.get_short_help_str(limit=formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
