@@ -49,6 +49,12 @@ class SKIP(HeadwaterSignal):
 
     _state_class = states.Skipped
 
+    def __init__(self, message: str | None = None, *, result: object = None) -> None:
+        # A skipped task has no result (None unless given), so a downstream task that runs
+        # anyway (e.g. merge) receives None, as in Prefect 1, not this exception.
+        HeadwaterSignal.__init__(self, message)
+        self.state = states.Skipped(message, result)
+
 
 class RETRY(HeadwaterSignal):
     """Retry the task run now, whether or not it has retries left."""

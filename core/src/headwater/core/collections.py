@@ -14,6 +14,7 @@ class Constant(Task):
 
     def __init__(self, value: Any, name: str | None = None, **kwargs: Any) -> None:
         self.value = value
+        kwargs.setdefault("checkpoint", False)  # the value is in the flow already
         super().__init__(name=name or f"Constant[{type(value).__name__}]", **kwargs)
 
     def run(self) -> Any:

@@ -95,6 +95,20 @@ class Flow:
 
     def __exit__(self, *exc: Any) -> None:
         _active_flows.reset(self._token)
+        del self._token
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle state: no context tokens, and storage without its not-yet-built flows."""
+        state = dict(self.__dict__)
+        state.pop("_token", None)
+        state["_cases"] = []
+        storage = state.get("storage")
+        if storage is not None and getattr(storage, "_pending", None):
+            import attrs
+
+            if attrs.has(type(storage)):
+                state["storage"] = attrs.evolve(storage)
+        return state
 
     @property
     def environment(self) -> Any:
@@ -191,7 +205,8 @@ class Flow:
             return edge
         if upstream is downstream:
             raise CycleError(f"Flow {self.name!r}: task {upstream.slug!r} cannot depend on itself.", [upstream])
-        path = self._path(downstream, upstream)
+        # validate=False defers the cycle check to flow.validate() (which flow.run() calls).
+        path = self._path(downstream, upstream) if validate is not False else None
         if path is not None:
             cycle = [*path, downstream]
             raise CycleError(
@@ -214,16 +229,16 @@ class Flow:
             node = stack.pop()
             for edge in self._downstream.get(node, ()):
                 nxt = edge.downstream_task
-                if nxt in parents:
-                    continue
-                parents[nxt] = node
-                if nxt is goal:
+                if nxt is goal:  # checked first, so start == goal finds a cycle back to start
                     path = [nxt]
                     cur: Task | None = node
                     while cur is not None:
                         path.append(cur)
                         cur = parents[cur]
                     return path[::-1]
+                if nxt in parents:
+                    continue
+                parents[nxt] = node
                 stack.append(nxt)
         return None
 
@@ -366,8 +381,26 @@ class Flow:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def __bool__(self) -> bool:
+        """Always true: an empty flow is still a flow (``flow or Flow._active()`` must keep it)."""
+        return True
+
     def __repr__(self) -> str:
         return f"<Flow: name={self.name!r}, tasks={len(self._tasks)}>"
+
+    # --- serialization -----------------------------------------------------------------------
+
+    def serialize(self) -> dict[str, Any]:
+        """The flow's metadata (never its code) as JSON-ready data; deterministic across processes."""
+        from headwater.serialization.flow_metadata import serialize_flow
+
+        return serialize_flow(self)
+
+    def serialized_hash(self) -> str:
+        """sha256 of :meth:`serialize` as canonical JSON: equal hashes mean unchanged metadata."""
+        from headwater.serialization.flow_metadata import flow_hash
+
+        return flow_hash(self)
 
     # --- running ---------------------------------------------------------------------------
 

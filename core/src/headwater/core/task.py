@@ -221,11 +221,11 @@ class Task:
                 value = value.value
             if isinstance(value, Task) or is_mapped or flat or _contains_task(value):
                 upstream = as_task(value, flow=flow)
-                flow.add_edge(upstream, self, key=key, mapped=is_mapped, flattened=flat, validate=False)
+                flow.add_edge(upstream, self, key=key, mapped=is_mapped, flattened=flat)
             else:
                 flow.constants.setdefault(self, {})[key] = value
         for upstream in upstream_tasks or ():
-            flow.add_edge(as_task(upstream, flow=flow), self, validate=False, mapped=False)
+            flow.add_edge(as_task(upstream, flow=flow), self, mapped=False)
         return self
 
     def map(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import os
 import time
 import uuid
 from collections import deque
@@ -251,6 +250,12 @@ class FlowRunner:
                 result[edge] = s
         return result
 
+    def _decided(self, task: Task, state: State) -> State:
+        """Let the task's state handlers see (and replace) a state decided without running it."""
+        if task.state_handlers:
+            return call_state_handlers(task, task.state_handlers, Pending(), state)
+        return state
+
     def _check(self, task: Task, upstream_states: Mapping[Any, State]) -> State | None:
         """A final state if the task must not run (skip or trigger), else None."""
         if task.skip_on_upstream_skip:
@@ -264,7 +269,7 @@ class FlowRunner:
         except signals.TRIGGERFAIL as sig:
             return TriggerFailed(str(sig), sig)
         except signals.SKIP as sig:
-            return Skipped(str(sig), sig)
+            return Skipped(str(sig))  # no result: downstream tasks that run anyway get None
         except Exception as exc:
             return Failed(f"Error in the trigger of task {task.name!r}: {exc!r}", exc)
         return None
@@ -293,14 +298,14 @@ class FlowRunner:
         upstream_states = self._upstream_states(task) if self._upstream[task] else {}
         final = self._check(task, upstream_states)
         if final is not None:
-            self._finish(task, final)
+            self._finish(task, self._decided(task, final))
             return
         inputs = self._inputs(task)
         if task.cache_for is not None:
             key = task.cache_key or f"{self.flow.name}:{task.slug}"
             cached = task_cache.lookup(key, task, inputs, self.parameters)
             if cached is not None:
-                self._finish(task, cached)
+                self._finish(task, self._decided(task, cached))
                 return
         self._submit(task, None, inputs, 1)
 
@@ -317,7 +322,7 @@ class FlowRunner:
         if plain_upstream:
             final = self._check(task, plain_upstream)
             if final is not None:
-                self._finish(task, final)
+                self._finish(task, self._decided(task, final))
                 return
         for edge in self._upstream[task]:
             if not edge.mapped:
@@ -385,7 +390,7 @@ class FlowRunner:
                     inputs[edge.key] = items[i]
             final = self._check(task, child_upstream)
             if final is not None:
-                self._child_done(task, i, final)
+                self._child_done(task, i, self._decided(task, final))
                 continue
             self._submit(task, i, inputs, 1)
 
@@ -469,10 +474,10 @@ class FlowRunner:
 
 
 def _run_on_schedule_default() -> bool:
-    value = os.environ.get("HEADWATER__FLOWS__RUN_ON_SCHEDULE")
-    if value is None:
-        return True
-    return value.strip().lower() not in ("false", "0", "no", "off")
+    """``flows.run_on_schedule`` of the effective configuration (config.toml, HEADWATER__FLOWS__RUN_ON_SCHEDULE)."""
+    from headwater.config import get_config
+
+    return bool(get_config().flows.run_on_schedule)
 
 
 def run_flow(
@@ -487,9 +492,12 @@ def run_flow(
     """What ``flow.run()`` does: validate, check parameters, then run once or on the flow's schedule."""
     flow.validate()
     parameters = dict(parameters or {})
-    resolve_parameters(flow, parameters)
     if run_on_schedule is None:
         run_on_schedule = _run_on_schedule_default()
+    if flow.schedule is None or not run_on_schedule:
+        resolve_parameters(flow, parameters)
+    else:  # a clock's parameter_defaults may supply required parameters: check names now, the rest per run
+        resolve_parameters(flow, {**{p.name: None for p in flow.parameters() if p.required}, **parameters})
     hooks = _lifecycle_hooks()
 
     def once(params: Mapping[str, Any], ctx: Mapping[str, Any] | None) -> State:

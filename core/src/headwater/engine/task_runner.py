@@ -46,9 +46,9 @@ def run_task(
     token = context._replace(ctx)
     handlers = task.state_handlers
     try:
-        state: State = Running()
+        state: State | None = None  # the Running state is made only for handlers to see (hot path)
         if handlers:
-            state = call_state_handlers(task, handlers, _NOT_STARTED, state)
+            state = call_state_handlers(task, handlers, _NOT_STARTED, Running())
         try:
             if task.timeout is not None:
                 value = _call_with_timeout(task, inputs)
@@ -80,7 +80,7 @@ def run_task(
                 run_count=run_count,
             )
         if handlers:
-            new = call_state_handlers(task, handlers, state, new)
+            new = call_state_handlers(task, handlers, state or Running(), new)
         return new
     finally:
         context._reset(token)
@@ -91,8 +91,7 @@ def _checkpoint(task: Any, state: Success, result: Any, ctx: Mapping[str, Any]) 
         written = result.write(state.result, **ctx)
     except Exception as exc:
         return Failed(
-            f"Task {task.name!r} succeeded but its result could not be checkpointed: {exc} "
-            "Use a serializer that can handle the value, or set checkpoint=False on the task.",
+            f"Task {task.name!r} succeeded but its result could not be checkpointed: {exc}",
             exc,
             traceback=traceback.format_exc(),
         )

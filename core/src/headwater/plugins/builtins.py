@@ -34,11 +34,13 @@ def register_executors(register: Any) -> None:
 @hookimpl
 def register_types(register: Any) -> None:
     register("result", "headwater.results:Result", "Result")
-    for name in ("PickleSerializer", "JSONSerializer"):
+    for name in ("PickleSerializer", "JSONSerializer", "TextSerializer", "BytesSerializer"):
         register("serializer", f"headwater.results.serializers:{name}", name)
     register("schedule", "headwater.schedules:Schedule", "Schedule")
-    register("clock", "headwater.schedules:IntervalClock", "IntervalClock")
-    register("clock", "headwater.schedules:CronClock", "CronClock")
+    for name in ("IntervalClock", "CronClock", "DatesClock"):
+        register("clock", f"headwater.schedules.clocks:{name}", name)
+    for name in ("IsWeekday", "IsWeekend", "IsMonthStart", "IsMonthEnd", "AtTime", "BetweenTimes", "OnDate", "BetweenDates"):
+        register("schedule_filter", f"headwater.schedules.filters:{name}", name)
 
 
 @hookimpl

@@ -198,7 +198,7 @@ def unregister_plugin(name: str) -> None:
 def plugin_records() -> list[PluginRecord]:
     """Every plugin seen (built-in first), with status and, once registries are loaded, its tags."""
     get_plugin_manager()
-    for kind in [*REGISTRY_HOOKS, "schedule", "clock", "result", "serializer", "task_type"]:
+    for kind in [*REGISTRY_HOOKS, "schedule", "clock", "schedule_filter", "result", "serializer"]:
         try:
             reg = registry(kind)
             entries = reg.entries()

@@ -164,13 +164,21 @@ class Registry:
         return message
 
     def name_for(self, cls: type) -> str | None:
-        """The registered name of ``cls`` (exact class), without importing lazy entries of other classes."""
+        """The registered name of exactly ``cls``; lazy entries are resolved only if their module is imported."""
+        import sys
+
         self._ensure()
         reference = f"{cls.__module__}:{cls.__qualname__}"
         found = None
         for entry in self._entries.values():
             if entry.target is cls or entry.reference == reference:
                 found = entry.name
+            elif entry.is_lazy and entry.reference.partition(":")[0] in sys.modules:
+                try:
+                    if entry.load() is cls:
+                        found = entry.name
+                except Exception:
+                    continue
         return found
 
     def __contains__(self, name: object) -> bool:

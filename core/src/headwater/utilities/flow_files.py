@@ -50,7 +50,10 @@ def load_flows_from_file(path: str | Path, run_name: str = "__headwater_flow__")
             sys.path.remove(directory)
         except ValueError:
             pass
-    return flows_in_namespace(namespace)
+    flows = flows_in_namespace(namespace)
+    for flow in flows.values():
+        flow._source_path = str(file)
+    return flows
 
 
 def load_flows_from_module(module_name: str) -> dict[str, Any]:
