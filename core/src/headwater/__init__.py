@@ -8,6 +8,7 @@ from headwater.core.edge import flatten, mapped, unmapped
 from headwater.core.flow import CycleError, Flow, FlowValidationError
 from headwater.core.parameter import Parameter
 from headwater.core.task import Task, TaskCallError, task
+from headwater.tasks.control_flow import case
 from headwater.utilities.context import context
 from headwater.utilities.logging import configure_logging, get_logger
 
@@ -22,6 +23,7 @@ __all__ = [
     "unmapped",
     "flatten",
     "mapped",
+    "case",
     "context",
     "states",
     "signals",
