@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import headwater
 from headwater import CycleError, Flow, Parameter, Task, TaskCallError, task
 from headwater.core.collections import Dict, List, Set, Tuple
 from headwater.engine import ParameterError
+from headwater.engine.cache import all_inputs
 from headwater.executors import LocalExecutor
 from headwater.run_configs import LocalRun
 from headwater.states import Failed, Success
@@ -149,7 +149,7 @@ def test_every_task_option_is_accepted() -> None:
         skip_on_upstream_skip=False,
         cache_for=timedelta(minutes=1),
         cache_key="k",
-        cache_validator=headwater.engine.cache.all_inputs,
+        cache_validator=all_inputs,
         checkpoint=True,
         result=FakeResult(),
         state_handlers=[lambda t, o, n: handler_calls.append(n.name)],
@@ -161,6 +161,7 @@ def test_every_task_option_is_accepted() -> None:
     assert t.skip_on_upstream_skip is False
     assert t.cache_for == 60.0
     assert t.cache_key == "k"
+    assert t.cache_validator is all_inputs
     assert t.checkpoint is True
     assert isinstance(t.result, FakeResult)
     assert len(t.state_handlers) == 1

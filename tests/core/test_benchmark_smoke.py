@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +19,7 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "engine.py"
 
 
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
+def bench() -> Iterator[ModuleType]:
     spec = importlib.util.spec_from_file_location("headwater_benchmark_engine", BENCHMARK)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -88,3 +89,19 @@ def test_main_prints_the_table_and_a_verdict_per_target(bench: ModuleType, capsy
 def test_main_rejects_an_unknown_workload(bench: ModuleType) -> None:
     with pytest.raises(SystemExit):
         bench.main(["--workloads", "nope", "--sizes", "10"])
+
+
+def test_engine_runs_a_long_chain_without_recursing(bench: ModuleType) -> None:
+    flow, final = bench.build("chain", 2000)
+    bench.run_engine(flow)  # warm up imports outside the shallow stack
+    state = bench.run_shallow(lambda: bench.run_engine(flow), frames=100)
+    assert bench.engine_result(state, final) == 2000
+
+
+def test_run_shallow_really_limits_the_stack(bench: ModuleType) -> None:
+    def recurse(n: int) -> int:
+        return 0 if n == 0 else 1 + recurse(n - 1)
+
+    with pytest.raises(RecursionError):
+        bench.run_shallow(lambda: recurse(500), frames=100)
+    assert bench.run_shallow(lambda: recurse(50), frames=100) == 50

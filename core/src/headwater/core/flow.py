@@ -74,6 +74,7 @@ class Flow:
         self._slug_counts: dict[str, int] = {}
         self._reference_tasks: dict[Task, None] = {}
         self.constants: dict[Task, dict[str, Any]] = {}
+        self._bound_keys: dict[Task, dict[str, Task]] = {}
         self._cases: list[Any] = []
         for t in tasks or ():
             self.add_task(t)
@@ -190,13 +191,16 @@ class Flow:
         if key is not None:
             if not isinstance(key, str):
                 raise TypeError(f"Flow {self.name!r}: edge keys are argument names (str), got {key!r}.")
-            for edge in self._upstream[downstream]:
-                if edge.key == key:
-                    raise FlowValidationError(
-                        f"Flow {self.name!r}: argument {key!r} of task {downstream.slug!r} is already bound to "
-                        f"{edge.upstream_task.slug!r}; a task argument takes one input."
-                    )
-            if key not in downstream.inputs() and not _takes_var_keyword(downstream):
+            bound = self._bound_keys.setdefault(downstream, {})
+            if key in bound and not any(
+                e.key == key and e.upstream_task is upstream and e.mapped == mapped and e.flattened == flattened
+                for e in self._upstream[downstream]
+            ):
+                raise FlowValidationError(
+                    f"Flow {self.name!r}: argument {key!r} of task {downstream.slug!r} is already bound to "
+                    f"{bound[key].slug!r}; a task argument takes one input."
+                )
+            if key not in downstream._input_names() and not downstream._takes_var_keyword():
                 raise TaskCallError(
                     f"Task {downstream.name!r} has no argument {key!r}; run() takes ({', '.join(downstream.inputs())})."
                 )
@@ -217,6 +221,8 @@ class Flow:
         self._edges[edge] = None
         self._upstream[downstream].append(edge)
         self._downstream[upstream].append(edge)
+        if key is not None:
+            self._bound_keys.setdefault(downstream, {})[key] = upstream
         return edge
 
     def _path(self, start: Task, goal: Task) -> list[Task] | None:
@@ -371,6 +377,7 @@ class Flow:
         new._slug_counts = dict(self._slug_counts)
         new._reference_tasks = dict(self._reference_tasks)
         new.constants = {t: dict(c) for t, c in self.constants.items()}
+        new._bound_keys = {t: dict(k) for t, k in self._bound_keys.items()}
         new.state_handlers = list(self.state_handlers)
         new._cases = []
         return new
@@ -433,9 +440,3 @@ class Flow:
             cancel=cancel,
             on_task_state=on_task_state,
         )
-
-
-def _takes_var_keyword(task: Task) -> bool:
-    import inspect
-
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in task._signature().parameters.values())

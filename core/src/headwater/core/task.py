@@ -112,11 +112,20 @@ class Task:
 
     def inputs(self) -> list[str]:
         """Names of the arguments ``run()`` takes."""
-        return [
-            p.name
-            for p in self._signature().parameters.values()
-            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        ]
+        return list(self._input_names())
+
+    def _input_names(self) -> frozenset[str] | tuple[str, ...]:
+        cached = self.__dict__.get("_inputs_cache")
+        if cached is None:
+            params = self._signature().parameters.values()
+            names = tuple(p.name for p in params if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
+            var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+            cached = self.__dict__["_inputs_cache"] = (names, var_kw)
+        return cached[0]
+
+    def _takes_var_keyword(self) -> bool:
+        self._input_names()
+        return bool(self.__dict__["_inputs_cache"][1])
 
     # --- copying and calling ------------------------------------------------------------
 

@@ -123,9 +123,11 @@ class FlowRunner:
 
     # --- the run ------------------------------------------------------------------------
 
-    def run(self) -> State:
+    def run(self, validate: bool = True) -> State:
+        """Run to the end. ``validate=False`` when the caller has just validated the flow."""
         flow = self.flow
-        flow.validate()
+        if validate:
+            flow.validate()
         resolve_parameters(flow, self.parameters)
         self._set_flow_state(Running("Running flow."))
         log = logging.getLogger("headwater.FlowRunner")
@@ -507,7 +509,7 @@ def run_flow(
         )
         if hooks is not None:
             hooks.before_flow_run(flow=flow, parameters=runner.parameters, context=runner.base_context)
-        state = runner.run()
+        state = runner.run(validate=False)  # validated above
         if hooks is not None:
             hooks.after_flow_run(flow=flow, state=state)
         return state

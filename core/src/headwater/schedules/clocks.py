@@ -254,7 +254,8 @@ def _valid_cron(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         # Building and stepping the iterator once catches bad fields and dates that never occur.
         croniter(text, datetime(2000, 1, 1), day_or=instance.day_or).get_next(datetime)
     except CroniterBadDateError as exc:
-        raise ValueError(f"Invalid cron string {value!r}: it matches no date at all (like February 30); {_CRON_FORMAT}.") from exc
+        reason = "it matches no date at all (like February 30)"
+        raise ValueError(f"Invalid cron string {value!r}: {reason}; {_CRON_FORMAT}.") from exc
     except (CroniterError, ValueError, KeyError) as exc:
         raise ValueError(f"Invalid cron string {value!r}: {exc}; {_CRON_FORMAT}.") from exc
 
