@@ -36,4 +36,19 @@ __all__ = [
     "TaskCallError",
 ]
 
+_LAZY_SUBMODULES = frozenset(
+    {"config", "secrets", "results", "schedules", "storage", "environments", "serialization", "plugins",
+     "tasks", "run_configs", "spec", "testing"}
+)
+
+
+def __getattr__(name: str) -> object:
+    """Import submodules on first attribute access (``headwater.storage.Local``) to keep ``import headwater`` light."""
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"headwater.{name}")
+    raise AttributeError(f"module 'headwater' has no attribute {name!r}")
+
+
 configure_logging()

@@ -36,7 +36,7 @@ class SecretNotFoundError(LookupError):
         looked = "\n".join(f"  {i}. {place}" for i, place in enumerate(places, start=1))
         super().__init__(
             f"Secret {name!r} was not found. headwater looked in:\n{looked}\n"
-            f"Set it with the environment variable {secret_env_var(name)}=..., or add {_toml_key(name)} = \"...\" "
+            f'Set it with the environment variable {secret_env_var(name)}=..., or add {_toml_key(name)} = "..." '
             "under [context.secrets] in that file, or install a plugin that provides it."
         )
 

@@ -26,7 +26,7 @@ def _load() -> Any:
 
 def _cell(value: Any) -> str:
     from headwater.config import MASK
-    from headwater.config._toml import _value
+    from headwater.config._toml import format_value
 
     if value is None:
         return "(not set)"
@@ -34,7 +34,7 @@ def _cell(value: Any) -> str:
         return MASK
     if isinstance(value, dict) and not value:
         return "{}"
-    return _value(value)
+    return format_value(value)
 
 
 @config.command("show")

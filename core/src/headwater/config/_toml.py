@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["parse_scalar", "dumps", "format_key"]
+__all__ = ["parse_scalar", "dumps", "format_key", "format_value"]
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -45,7 +45,8 @@ def _string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _value(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """One value in TOML syntax (strings quoted, booleans lower-case, lists and inline tables)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -61,10 +62,10 @@ def _value(value: Any) -> str:
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, Mapping):
-        items = ", ".join(f"{format_key(str(k))} = {_value(v)}" for k, v in value.items() if v is not None)
+        items = ", ".join(f"{format_key(str(k))} = {format_value(v)}" for k, v in value.items() if v is not None)
         return "{ " + items + " }" if items else "{}"
     if isinstance(value, (list, tuple, set, frozenset)):
-        return "[" + ", ".join(_value(v) for v in value if v is not None) + "]"
+        return "[" + ", ".join(format_value(v) for v in value if v is not None) + "]"
     return _string(str(value))
 
 
@@ -84,7 +85,7 @@ def _table(lines: list[str], prefix: tuple[str, ...], table: Mapping[str, Any]) 
         if value is None:
             lines.append(f"# {format_key(str(key))} is not set")
         else:
-            lines.append(f"{format_key(str(key))} = {_value(value)}")
+            lines.append(f"{format_key(str(key))} = {format_value(value)}")
     if scalars or (prefix and not tables):
         lines.append("")
     for key, value in tables:

@@ -131,9 +131,7 @@ class Config:
             )
         with self._lock:
             if name not in self._typed:
-                self._typed[name] = _sections.structure_section(
-                    spec, self.raw.get(name), self._describe, self._env_raw
-                )
+                self._typed[name] = _sections.structure_section(spec, self.raw.get(name), self._describe, self._env_raw)
             return self._typed[name]
 
     __getitem__ = section

@@ -188,9 +188,13 @@ def register_section(
     if name in RESERVED_NAMES:
         raise ConfigError(f"Configuration section name {name!r} is reserved (a Config attribute); choose another name.")
     if not isinstance(cls, str) and not (isinstance(cls, type) and attrs.has(cls)):
-        raise ConfigError(f"Configuration section [{name}] must be an attrs class or a 'module:Class' string, got {cls!r}.")
+        raise ConfigError(
+            f"Configuration section [{name}] must be an attrs class or a 'module:Class' string, got {cls!r}."
+        )
     if extra_keys not in ("warn", "allow", "error"):
-        raise ConfigError(f"Configuration section [{name}]: extra_keys must be 'warn', 'allow' or 'error', got {extra_keys!r}.")
+        raise ConfigError(
+            f"Configuration section [{name}]: extra_keys must be 'warn', 'allow' or 'error', got {extra_keys!r}."
+        )
     spec = SectionSpec(name=name, cls=cls, extra_keys=extra_keys, builtin=_builtin)
     with _lock:
         existing = _sections.get(name)
@@ -203,7 +207,9 @@ def register_section(
                 "or choose another section name."
             )
         if existing is not None:
-            _log.debug("Configuration section [%s] %s replaced by %s", name, _describe_cls(existing.cls), _describe_cls(cls))
+            _log.debug(
+                "Configuration section [%s] %s replaced by %s", name, _describe_cls(existing.cls), _describe_cls(cls)
+            )
         _sections[name] = spec
         _version += 1
 
@@ -387,7 +393,11 @@ class _Structurer:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:
             attribute = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], attrs.Attribute) else None
-            name = attribute.name if attribute is not None else _attribute_from_message(str(exc.args[0] if exc.args else exc), fields)
+            name = (
+                attribute.name
+                if attribute is not None
+                else _attribute_from_message(str(exc.args[0] if exc.args else exc), fields)
+            )
             if name is not None:
                 field_path = (*path, name)
                 is_secret = name in secret_fields or secret or any(is_secret_key(p) for p in field_path)

@@ -47,6 +47,7 @@ def run_task(
     handlers = task.state_handlers
     try:
         state: State | None = None  # the Running state is made only for handlers to see (hot path)
+        ended = False
         if handlers:
             state = call_state_handlers(task, handlers, _NOT_STARTED, Running())
         try:
@@ -58,6 +59,7 @@ def run_task(
                 value = task.run(**inputs)
         except signals.ENDRUN as sig:
             new: State = sig.state
+            ended = True  # exactly this state: no retry
         except signals.RETRY as sig:
             new = Retrying(str(sig) or "Retry signal raised.", start_time=time.time(), run_count=run_count)
         except signals.HeadwaterSignal as sig:
@@ -72,7 +74,7 @@ def run_task(
             new = Success("Task run succeeded.", value)
             if result is not None:
                 new = _checkpoint(task, new, result, ctx)
-        if isinstance(new, Failed) and not isinstance(new, Retrying) and run_count <= task.max_retries:
+        if isinstance(new, Failed) and not isinstance(new, Retrying) and run_count <= task.max_retries and not ended:
             new = Retrying(
                 f"Retrying after: {new.message} (run {run_count} of {task.max_retries + 1})",
                 new.result,
