@@ -29,7 +29,7 @@ def write(path: Path, text: str) -> Path:
 def test_demo_runs_and_succeeds() -> None:
     result = run_cli("run", str(ROOT / "examples" / "demo.py"), "--param", "n=6")
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "loaded 6 values (source ok), total 91" in result.stdout
+    assert "loaded 6 values (source ok), total 91" in result.stderr  # logs go to stderr
     assert "Mapped (6 items)" in result.stdout
     assert "Flow run Success" in result.stdout
 

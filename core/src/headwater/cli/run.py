@@ -117,7 +117,8 @@ def run_flow_with_progress(flow: Any, parameters: dict[str, Any], run_on_schedul
 
     root = logging.getLogger("headwater")
     saved = root.handlers[:]
-    handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+    # Logs go to stderr (the live display re-renders below them on a terminal); results to stdout.
+    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False)
     handler.setFormatter(logging.Formatter("%(name)s | %(message)s"))
     root.handlers = [handler]
     try:
