@@ -1,39 +1,32 @@
 """Run configs: where and how an agent runs a flow run (``LocalRun``, ``UniversalRun``).
 
-In headwater a run config *is* an environment (see :mod:`headwater.environments`); these
-names keep the Prefect-1 spelling that flows in the wild use.
+In headwater a run config *is* an environment (see :mod:`headwater.environments`): both are
+:class:`~headwater.environments.SubprocessEnvironment` subclasses, so an agent runs them as a
+child process with ``env`` added to its environment. These names keep the Prefect-1 spelling
+that flows in the wild use::
+
+    Flow("etl", run_config=LocalRun(labels=["prod"], working_dir="/srv/etl"))
 """
 
 from __future__ import annotations
 
 import attrs
 
+from headwater.environments.subprocess import SubprocessEnvironment
+
 __all__ = ["RunConfig", "LocalRun", "UniversalRun"]
 
 
-def _labels(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(sorted(set(value)))  # type: ignore[call-overload]
+@attrs.define
+class RunConfig(SubprocessEnvironment):
+    """Base of the Prefect-1 style run configs: ``labels``, ``env``, ``working_dir``, ``python``."""
 
 
-@attrs.frozen
-class RunConfig:
-    """Base: ``labels`` an agent must have to pick up the run, and extra environment variables."""
-
-    labels: tuple[str, ...] = attrs.field(default=(), converter=_labels)
-    env: dict[str, str] = attrs.field(factory=dict, converter=lambda v: dict(v or {}))
-
-
-@attrs.frozen
+@attrs.define
 class LocalRun(RunConfig):
-    """Run as a local process on the agent's machine, optionally in ``working_dir``."""
-
-    working_dir: str | None = None
+    """Run as a local process on the agent's machine, optionally in ``working_dir``, with ``env`` added."""
 
 
-@attrs.frozen
+@attrs.define
 class UniversalRun(RunConfig):
-    """Run on any agent with matching labels, in whatever environment that agent uses."""
+    """Run on any agent with matching labels; a local agent runs it as a child process with ``env`` added."""

@@ -34,6 +34,10 @@ class Edge:
         self.flattened = flattened
         self._hash = hash((id(upstream_task), id(downstream_task), key, mapped, flattened))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild (and so rehash) on unpickle: the hash depends on the tasks' identities.
+        return (Edge, (self.upstream_task, self.downstream_task, self.key, self.mapped, self.flattened))
+
     def _tuple(self) -> tuple[Any, ...]:
         return (self.upstream_task, self.downstream_task, self.key, self.mapped, self.flattened)
 

@@ -58,6 +58,14 @@ def code_hash(flow: Any) -> str:
         constants = flow.constants.get(task)
         if constants:
             digest.update(repr(sorted((k, repr(v)) for k, v in constants.items())).encode())
+    from headwater.storage.pickling import project_modules
+
+    for module in project_modules(flow):  # helper modules travel with the flow: their code counts too
+        try:
+            source = inspect.getsource(module)
+        except (OSError, TypeError):
+            source = ""
+        digest.update(module.__name__.encode() + b"\0" + source.encode())
     return digest.hexdigest()[:16]
 
 
