@@ -3,11 +3,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EDITABLES := -e core
+EDITABLES := -e core -e plugins/cloud-api
 
 .PHONY: venv demo test system-deps clean
 
-$(VENV)/.installed: requirements/dev.txt core/pyproject.toml Makefile
+$(VENV)/.installed: requirements/dev.txt core/pyproject.toml plugins/cloud-api/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip==25.3
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt

@@ -187,7 +187,7 @@ class WriteFileParser:
 
 # --- one temporary working directory and HEADWATER_HOME per page --------------------------
 
-_saved: list[tuple[str, str | None, str, set[str]]] = []
+_saved: list[tuple[str, dict[str, str], str, set[str]]] = []
 
 
 def _setup_page(namespace: dict[str, Any]) -> None:
@@ -196,7 +196,7 @@ def _setup_page(namespace: dict[str, Any]) -> None:
     workdir = os.path.realpath(tempfile.mkdtemp(prefix="headwater-docs-"))
     home = Path(workdir, ".headwater")
     home.mkdir()
-    _saved.append((os.getcwd(), os.environ.get("HEADWATER_HOME"), workdir, set(sys.modules)))
+    _saved.append((os.getcwd(), dict(os.environ), workdir, set(sys.modules)))
     os.chdir(workdir)
     os.environ["HEADWATER_HOME"] = str(home)
     sys.path.insert(0, workdir)
@@ -209,12 +209,11 @@ def _setup_page(namespace: dict[str, Any]) -> None:
 def _teardown_page(namespace: dict[str, Any]) -> None:
     from headwater.engine.cache import task_cache
 
-    cwd, home, workdir, modules = _saved.pop()
+    cwd, environ, workdir, modules = _saved.pop()
     os.chdir(cwd)
-    if home is None:
-        os.environ.pop("HEADWATER_HOME", None)
-    else:
-        os.environ["HEADWATER_HOME"] = home
+    # Pages may set HEADWATER__* variables in their examples: restore the whole environment.
+    os.environ.clear()
+    os.environ.update(environ)
     if workdir in sys.path:
         sys.path.remove(workdir)
     sys.path_importer_cache.pop(workdir, None)

@@ -163,7 +163,7 @@ def test_cancel_lets_running_tasks_finish_and_cancels_pending_ones() -> None:
     for t in (after_stop, after_busy, mapped_after):
         assert type(state.result[t]) is Cancelled, t
         assert state.result[t].message == "Flow run was cancelled before this task started."
-    assert flow_states == ["Running", "Cancelled"]
+    assert flow_states == ["Running", "Cancelling", "Cancelled"]
     # busy finished only after the pending tasks had been cancelled
     assert observed.index(("busy-1", "Success")) > observed.index(("later-1", "Cancelled"))
 

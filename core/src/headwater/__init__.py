@@ -4,6 +4,7 @@ Write tasks, compose them in ``with Flow("name") as flow:``, run them with ``flo
 """
 
 from headwater._version import __version__
+from headwater.client import Client
 from headwater.core.edge import flatten, mapped, unmapped
 from headwater.core.flow import CycleError, Flow, FlowValidationError
 from headwater.core.parameter import Parameter
@@ -17,6 +18,7 @@ from headwater import executors, signals, states, triggers  # noqa: I001  (submo
 __all__ = [
     "__version__",
     "Flow",
+    "Client",
     "Task",
     "task",
     "Parameter",
@@ -38,7 +40,7 @@ __all__ = [
 
 _LAZY_SUBMODULES = frozenset(
     {"config", "secrets", "results", "schedules", "storage", "environments", "serialization", "plugins",
-     "tasks", "run_configs", "spec", "testing"}
+     "tasks", "run_configs", "spec", "testing", "backend"}
 )
 
 

@@ -36,11 +36,15 @@ def plugins(show_all: bool, as_json: bool, hook: str | None) -> None:
     table = Table(title="headwater plugins")
     for column in ("name", "distribution", "version", "status", "hooks", "tags"):
         table.add_column(column)
+    problems = []
     for r in records:
-        status = r.status if not r.error else f"{r.status}: {r.error}"
         tags = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(r.tags.items()) if k != "traceback")
-        table.add_row(r.name, r.distribution, r.version, status, ", ".join(r.hooks), tags)
+        table.add_row(r.name, r.distribution, r.version, r.status, ", ".join(r.hooks), tags)
+        problems += [f"{r.name} ({r.distribution}): {text}" for text in ([r.error] if r.error else []) + r.warnings]
     if not records:
         click.echo("No plugins installed." + ("" if show_all else " (--all shows the built-in one)"))
         return
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for problem in problems:  # below the table, unwrapped: these are the lines people copy
+        console.print(problem, markup=False, highlight=False, soft_wrap=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextvars
 import copy as _copy
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from headwater.core.edge import Edge
 from headwater.core.parameter import Parameter
@@ -33,12 +34,52 @@ class CycleError(FlowValidationError):
         self.cycle = cycle
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _Atomic:
+    """One wiring call as a unit: if it raises, every task, edge and constant it added is taken out again.
+
+    Nested calls (a task call that wires a collection task, ``set_dependencies`` adding edges)
+    join the outermost one, so a bad argument never leaves half a call in the graph.
+    """
+
+    __slots__ = ("flow", "outer")
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.outer = False
+
+    def __enter__(self) -> _Atomic:
+        if self.flow._journal is None:
+            self.outer = True
+            self.flow._journal = []
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self.outer:
+            journal, self.flow._journal = self.flow._journal, None
+            if exc_type is not None and journal:
+                self.flow._undo(journal)
+
+
+def _atomic(method: _F) -> _F:
+    @functools.wraps(method)
+    def wrapper(self: Flow, *args: Any, **kwargs: Any) -> Any:
+        with _Atomic(self):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Flow:
     """A graph of tasks. Build it with ``with Flow("name") as flow:`` and call tasks inside the block.
 
     ``flow.run()`` runs it locally and returns the final :class:`~headwater.states.State`,
     whose ``result`` maps every task to its state.
     """
+
+    _journal: list[tuple[Any, ...]] | None = None  # undo log of the wiring call in progress (see _Atomic)
 
     def __init__(
         self,
@@ -144,6 +185,7 @@ class Flow:
             raise TypeError(f"Flow {self.name!r}: add_task() takes a Task, got {task!r}. Did you forget @task?")
         if task in self._tasks:
             return task
+        old_slug, old_count = task.slug, self._slug_counts.get(task.name)
         if isinstance(task, Parameter):
             other = self._slugs.get(task.name)
             if other is not None:
@@ -169,8 +211,11 @@ class Flow:
         self._downstream[task] = []
         for case in self._cases:
             case._added.append(task)
+        if self._journal is not None:
+            self._journal.append(("task", task, old_slug, old_count))
         return task
 
+    @_atomic
     def add_edge(
         self,
         upstream_task: Any,
@@ -223,7 +268,59 @@ class Flow:
         self._downstream[upstream].append(edge)
         if key is not None:
             self._bound_keys.setdefault(downstream, {})[key] = upstream
+        if self._journal is not None:
+            self._journal.append(("edge", edge))
         return edge
+
+    def _set_constant(self, task: Task, key: str, value: Any) -> None:
+        """Pass ``value`` to ``task`` as argument ``key`` (undone with the wiring call if it fails)."""
+        constants = self.constants.setdefault(task, {})
+        if self._journal is not None:
+            self._journal.append(("constant", task, key, key in constants, constants.get(key)))
+        constants[key] = value
+
+    def _undo(self, journal: list[tuple[Any, ...]]) -> None:
+        """Take out what a failed wiring call added, newest first."""
+        for entry in reversed(journal):
+            kind = entry[0]
+            if kind == "edge":
+                edge = entry[1]
+                if edge not in self._edges:
+                    continue
+                del self._edges[edge]
+                self._upstream[edge.downstream_task].remove(edge)
+                self._downstream[edge.upstream_task].remove(edge)
+                bound = self._bound_keys.get(edge.downstream_task)
+                if edge.key is not None and bound and bound.get(edge.key) is edge.upstream_task:
+                    del bound[edge.key]
+            elif kind == "constant":
+                _, task, key, had, old = entry
+                constants = self.constants.get(task, {})
+                if had:
+                    constants[key] = old
+                else:
+                    constants.pop(key, None)
+                    if not constants:
+                        self.constants.pop(task, None)
+            else:
+                _, task, old_slug, old_count = entry
+                if task not in self._tasks:
+                    continue
+                del self._tasks[task]
+                del self._upstream[task], self._downstream[task]
+                if self._slugs.get(task.slug) is task:
+                    del self._slugs[task.slug]
+                if old_count is None:
+                    self._slug_counts.pop(task.name, None)
+                else:
+                    self._slug_counts[task.name] = old_count
+                task.slug = old_slug
+                self.constants.pop(task, None)
+                self._bound_keys.pop(task, None)
+                self._reference_tasks.pop(task, None)
+                for case in self._cases:
+                    if task in case._added:
+                        case._added.remove(task)
 
     def _path(self, start: Task, goal: Task) -> list[Task] | None:
         """A downstream path from ``start`` to ``goal``, or None (iterative DFS)."""
@@ -248,11 +345,13 @@ class Flow:
                 stack.append(nxt)
         return None
 
+    @_atomic
     def chain(self, *tasks: Any, validate: bool | None = None) -> list[Edge]:
         """Make each task depend on the one before it."""
         found = [as_task(t, flow=self) for t in tasks]
         return [self.add_edge(a, b) for a, b in zip(found, found[1:], strict=False)]
 
+    @_atomic
     def set_dependencies(
         self,
         task: Any,
@@ -273,7 +372,7 @@ class Flow:
             if isinstance(t, Task) or mapped:
                 self.add_edge(t, task, key=key, mapped=mapped)
             else:
-                self.constants.setdefault(task, {})[key] = t
+                self._set_constant(task, key, t)
 
     def upstream_tasks(self, task: Task) -> set[Task]:
         return {e.upstream_task for e in self._upstream.get(task, ())}
@@ -408,6 +507,28 @@ class Flow:
         from headwater.serialization.flow_metadata import flow_hash
 
         return flow_hash(self)
+
+    # --- declarative specs (headwater.spec) ----------------------------------------------------
+
+    @classmethod
+    def from_flow_spec(cls, spec: Any) -> Flow:
+        """A flow from a declarative spec: a dict, or a YAML/JSON file path (see ``headwater.spec``)."""
+        from headwater.spec.spec import flow_from_spec
+
+        return flow_from_spec(spec, flow_class=cls)
+
+    @classmethod
+    def from_flow_dict(cls, flow_dict: Any) -> Flow:
+        """A spec flow from its flow dict (the inverse of :meth:`to_flow_dict`)."""
+        from headwater.spec.model import flow_from_dict
+
+        return flow_from_dict(flow_dict, flow_class=cls)
+
+    def to_flow_dict(self) -> dict[str, Any]:
+        """This spec flow with its whole run state, as a JSON-ready dict."""
+        from headwater.spec.model import flow_to_dict
+
+        return flow_to_dict(self)
 
     # --- running ---------------------------------------------------------------------------
 

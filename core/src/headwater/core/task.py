@@ -216,25 +216,28 @@ class Task:
                 f"Task {self.name!r}: bind() needs a flow; call it inside `with Flow(...) as flow:` or pass flow=..."
             )
         arguments = self._bind_arguments(args, kwargs)
-        flow.add_task(self)
-        for key, value in arguments.items():
-            is_mapped = mapped
-            flat = False
-            while isinstance(value, (unmapped, flatten, _mapped_marker)):
-                if isinstance(value, unmapped):
-                    is_mapped = False
-                elif isinstance(value, _mapped_marker):
-                    is_mapped = True
+        from headwater.core.flow import _Atomic
+
+        with _Atomic(flow):  # a bad argument takes out this task and the edges already added
+            flow.add_task(self)
+            for key, value in arguments.items():
+                is_mapped = mapped
+                flat = False
+                while isinstance(value, (unmapped, flatten, _mapped_marker)):
+                    if isinstance(value, unmapped):
+                        is_mapped = False
+                    elif isinstance(value, _mapped_marker):
+                        is_mapped = True
+                    else:
+                        flat = True
+                    value = value.value
+                if isinstance(value, Task) or is_mapped or flat or _contains_task(value):
+                    upstream = as_task(value, flow=flow)
+                    flow.add_edge(upstream, self, key=key, mapped=is_mapped, flattened=flat)
                 else:
-                    flat = True
-                value = value.value
-            if isinstance(value, Task) or is_mapped or flat or _contains_task(value):
-                upstream = as_task(value, flow=flow)
-                flow.add_edge(upstream, self, key=key, mapped=is_mapped, flattened=flat)
-            else:
-                flow.constants.setdefault(self, {})[key] = value
-        for upstream in upstream_tasks or ():
-            flow.add_edge(as_task(upstream, flow=flow), self, mapped=False)
+                    flow._set_constant(self, key, value)
+            for upstream in upstream_tasks or ():
+                flow.add_edge(as_task(upstream, flow=flow), self, mapped=False)
         return self
 
     def map(

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from headwater import signals
 from headwater.engine.cache import task_cache
-from headwater.engine.task_runner import call_state_handlers, run_task
+from headwater.engine.task_runner import StateHandlerError, call_state_handlers, handle_or_fail, run_task
 from headwater.executors.base import FIRST_COMPLETED, Executor
 from headwater.executors.local import LocalExecutor
 from headwater.states import (
     Cancelled,
+    Cancelling,
     Failed,
     Mapped,
     Pending,
@@ -112,9 +113,11 @@ class FlowRunner:
         self.hooks = hooks
         self.task_states: dict[Task, State] = {}
         start = (context or {}).get("scheduled_start_time") or datetime.now(timezone.utc)
+        run_id = str(uuid.uuid4())
         self.base_context: dict[str, Any] = {
             "flow_name": flow.name,
-            "flow_run_id": str(uuid.uuid4()),
+            "flow_run_id": run_id,
+            "flow_run_name": f"{flow.name}-{run_id[:8]}",
             "parameters": self.parameters,
             **_date_context(start),
             **(context or {}),
@@ -130,6 +133,8 @@ class FlowRunner:
             flow.validate()
         resolve_parameters(flow, self.parameters)
         self._set_flow_state(Running("Running flow."))
+        if self.state.is_finished():  # a flow state handler failed or ended the run: start nothing
+            return self.state
         log = logging.getLogger("headwater.FlowRunner")
         log.info("Beginning flow run for %r", flow.name)
         try:
@@ -147,7 +152,10 @@ class FlowRunner:
     def _set_flow_state(self, new: State) -> None:
         old = self.state
         if self.flow.state_handlers:
-            new = call_state_handlers(self.flow, self.flow.state_handlers, old, new)
+            try:
+                new = call_state_handlers(self.flow, self.flow.state_handlers, old, new)
+            except StateHandlerError as exc:  # the run fails, keeping the task states it has
+                new = Failed(str(exc), new.result if isinstance(new.result, dict) else dict(self.task_states))
         self.state = new
 
     def _final_state(self) -> State:
@@ -174,7 +182,7 @@ class FlowRunner:
         self._remaining = {t: len({e.upstream_task for e in edges}) for t, edges in self._upstream.items()}
         self._ready: deque[Task] = deque(t for t in flow._tasks if self._remaining[t] == 0)
         self._running: dict[Any, tuple[Task, int | None, dict[str, Any], int]] = {}
-        self._delayed: list[tuple[float, int, Task, int | None, dict[str, Any], int]] = []
+        self._delayed: list[tuple[float, int, Task, int | None, dict[str, Any], int, State]] = []
         self._seq = itertools.count()
         self._map_pending: dict[Task, int] = {}
         self._map_states: dict[Task, list[State | None]] = {}
@@ -183,6 +191,7 @@ class FlowRunner:
         local = isinstance(executor, LocalExecutor)
         while self._ready or self._running or self._delayed:
             if _is_cancel_requested(self.cancel) and not self._cancelled:
+                self._set_flow_state(Cancelling("Cancel requested: running tasks finish, pending ones are cancelled."))
                 self._cancel_pending()
             ready = self._ready
             while ready and not self._cancelled:
@@ -205,8 +214,8 @@ class FlowRunner:
                     time.sleep(min(wait, 0.2) if self.cancel is not None else wait)
             now = time.time()
             while self._delayed and self._delayed[0][0] <= now and not self._cancelled:
-                _, _, task, map_index, inputs, run_count = heapq.heappop(self._delayed)
-                self._submit(task, map_index, inputs, run_count)
+                _, _, task, map_index, inputs, run_count, previous = heapq.heappop(self._delayed)
+                self._submit(task, map_index, inputs, run_count, previous)
             if self._cancelled and not self._running:
                 break
 
@@ -217,7 +226,7 @@ class FlowRunner:
         running = {(t, mi) for t, mi, *_ in self._running.values()}
         delayed, self._delayed = self._delayed, []
         self._ready.clear()
-        for _, _, task, map_index, _, _ in delayed:
+        for _, _, task, map_index, *_ in delayed:
             if map_index is None:
                 self._record(task, None, Cancelled(message))
             else:
@@ -255,7 +264,7 @@ class FlowRunner:
     def _decided(self, task: Task, state: State) -> State:
         """Let the task's state handlers see (and replace) a state decided without running it."""
         if task.state_handlers:
-            return call_state_handlers(task, task.state_handlers, Pending(), state)
+            return handle_or_fail(task, task.state_handlers, Pending(), state)
         return state
 
     def _check(self, task: Task, upstream_states: Mapping[Any, State]) -> State | None:
@@ -396,19 +405,22 @@ class FlowRunner:
                 continue
             self._submit(task, i, inputs, 1)
 
-    def _submit(self, task: Task, map_index: int | None, inputs: dict[str, Any], run_count: int) -> None:
+    def _submit(
+        self, task: Task, map_index: int | None, inputs: dict[str, Any], run_count: int, previous: State | None = None
+    ) -> None:
         ctx = self.base_context.copy()
         ctx["task_name"] = task.name
         ctx["task_slug"] = task.slug
         ctx["task_tags"] = task.tags
         ctx["map_index"] = map_index
+        ctx["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
         ctx["task_run_count"] = run_count
         ctx["logger"] = self._logger(task.name)
         result = task.result if task.result is not None else self.flow.result
         checkpoint = task.checkpoint if task.checkpoint is not None else result is not None
         if self.hooks is not None:
             self.hooks.before_task_run(task=task, map_index=map_index, context=ctx)
-        future = self.executor.submit(run_task, task, inputs, ctx, run_count, result if checkpoint else None)
+        future = self.executor.submit(run_task, task, inputs, ctx, run_count, result if checkpoint else None, previous)
         self._running[future] = (task, map_index, inputs, run_count)
 
     def _logger(self, name: str) -> logging.Logger:
@@ -432,7 +444,7 @@ class FlowRunner:
                 self._record(task, map_index, state) if map_index is None else self._notify(task, state, map_index)
                 heapq.heappush(
                     self._delayed,
-                    (state.start_time or 0.0, next(self._seq), task, map_index, inputs, run_count + 1),
+                    (state.start_time or 0.0, next(self._seq), task, map_index, inputs, run_count + 1, state),
                 )
                 return
         if map_index is None:

@@ -3,36 +3,63 @@
 :func:`run_task` is what the flow runner submits to the executor, so it runs wherever the
 executor runs it (this thread, a pool thread, a worker process) and returns the final
 state of this attempt: Success, Failed, Retrying, Skipped, TimedOut, ...
+
+While a task runs no flow is active, so calling another task inside ``run()`` runs that
+task's function instead of wiring it into the flow being run.
 """
 
 from __future__ import annotations
 
 import contextvars
-import io
 import logging
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
-from contextlib import redirect_stdout
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from headwater import signals
+from headwater.core.flow import _active_flows
+from headwater.core.task import Task
 from headwater.states import Failed, Pending, Retrying, Running, State, Success, TimedOut
 from headwater.utilities.context import context
 
-__all__ = ["run_task", "call_state_handlers"]
+__all__ = ["run_task", "call_state_handlers", "StateHandlerError"]
 
 _NOT_STARTED = Pending()
 
 
+class StateHandlerError(Exception):
+    """A state handler raised: names the handler, the object and the transition."""
+
+
 def call_state_handlers(obj: Any, handlers: list[Any], old: State, new: State) -> State:
-    """Call ``handler(obj, old, new)`` for each handler; a handler may return a replacement state."""
+    """Call ``handler(obj, old, new)`` for each handler; a handler may return a replacement state.
+
+    A handler that raises is a :class:`StateHandlerError` naming it and the transition.
+    """
     for handler in handlers:
-        returned = handler(obj, old, new)
+        try:
+            returned = handler(obj, old, new)
+        except Exception as exc:
+            name = getattr(handler, "__qualname__", None) or repr(handler)
+            raise StateHandlerError(
+                f"State handler {name} of {obj!r} raised {exc!r} on the transition {old.name} -> {new.name}. "
+                "State handlers must not raise: catch errors inside the handler."
+            ) from exc
         if isinstance(returned, State):
             new = returned
     return new
+
+
+def handle_or_fail(obj: Any, handlers: list[Any], old: State, new: State) -> State:
+    """:func:`call_state_handlers`, but a raising handler turns ``new`` into a Failed state saying so."""
+    try:
+        return call_state_handlers(obj, handlers, old, new)
+    except StateHandlerError as exc:
+        return Failed(str(exc), exc.__cause__, traceback=traceback.format_exc())
 
 
 def run_task(
@@ -41,15 +68,23 @@ def run_task(
     ctx: Mapping[str, Any],
     run_count: int = 1,
     result: Any = None,
+    previous: State | None = None,
 ) -> State:
-    """Run one attempt of ``task`` with ``inputs`` under ``ctx``; ``result`` set means checkpoint."""
+    """Run one attempt of ``task`` with ``inputs`` under ``ctx``; ``result`` set means checkpoint.
+
+    ``previous`` is the state the task is in before this attempt (the Retrying state of
+    the attempt before, for a retry); state handlers see ``previous -> Running``.
+    """
     token = context._replace(ctx)
+    flows_token = _active_flows.set(())  # no flow is being built while a task runs
     handlers = task.state_handlers
     try:
         state: State | None = None  # the Running state is made only for handlers to see (hot path)
         ended = False
         if handlers:
-            state = call_state_handlers(task, handlers, _NOT_STARTED, Running())
+            state = handle_or_fail(task, handlers, previous or _NOT_STARTED, Running())
+            if state.is_failed():
+                return state
         try:
             if task.timeout is not None:
                 value = _call_with_timeout(task, inputs)
@@ -71,9 +106,18 @@ def run_task(
         except Exception as exc:
             new = Failed(f"Error during execution of task: {exc!r}", exc, traceback=traceback.format_exc())
         else:
-            new = Success("Task run succeeded.", value)
-            if result is not None:
-                new = _checkpoint(task, new, result, ctx)
+            if isinstance(value, Task):
+                new = Failed(
+                    f"Task {task.name!r} returned the task {value!r} instead of a value. Tasks are wired "
+                    f"inside `with Flow(...)`, not returned from run(); to use {value.name}'s result here, "
+                    f"return {value.name}.run(...).",
+                    TypeError(f"task {task.name!r} returned a Task"),
+                )
+                ended = True  # a programming error: retrying cannot help
+            else:
+                new = Success("Task run succeeded.", value)
+                if result is not None:
+                    new = _checkpoint(task, new, result, ctx)
         if isinstance(new, Failed) and not isinstance(new, Retrying) and run_count <= task.max_retries and not ended:
             new = Retrying(
                 f"Retrying after: {new.message} (run {run_count} of {task.max_retries + 1})",
@@ -82,9 +126,10 @@ def run_task(
                 run_count=run_count,
             )
         if handlers:
-            new = call_state_handlers(task, handlers, state or Running(), new)
+            new = handle_or_fail(task, handlers, state or Running(), new)
         return new
     finally:
+        _active_flows.reset(flows_token)
         context._reset(token)
 
 
@@ -139,7 +184,9 @@ def context_var() -> contextvars.ContextVar[Any]:
     return _current
 
 
-class _LogWriter(io.TextIOBase):
+class _LogWriter:
+    """Sends whole lines written to it to ``logger`` at INFO."""
+
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self._buffer = ""
@@ -157,10 +204,65 @@ class _LogWriter(io.TextIOBase):
             self._buffer = ""
 
 
+# ``log_stdout``: ``sys.stdout`` is one object for the whole process, so swapping it per task
+# (contextlib.redirect_stdout) mixes up tasks running in parallel threads and can leave it
+# swapped. Instead one router replaces it while any log_stdout task runs and sends each
+# write to the writer of the task whose context is current (the real stdout otherwise).
+_stdout_target: contextvars.ContextVar[_LogWriter | None] = contextvars.ContextVar(
+    "headwater_stdout_target", default=None
+)
+_router_lock = threading.Lock()
+_router_users = 0
+_router: _StdoutRouter | None = None
+
+
+class _StdoutRouter:
+    """Stands in for ``sys.stdout``: writes go to the current task's log writer, or to ``original``."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def write(self, text: str) -> int:
+        target = _stdout_target.get()
+        if target is None:
+            return self.original.write(text)
+        return target.write(text)
+
+    def flush(self) -> None:
+        target = _stdout_target.get()
+        if target is None:
+            self.original.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, ... of the real stream
+        return getattr(self.original, name)
+
+
+@contextmanager
+def _stdout_to(writer: _LogWriter) -> Iterator[None]:
+    """Route this context's prints to ``writer`` (thread-safe, nestable)."""
+    global _router_users, _router
+    with _router_lock:
+        if _router is None or sys.stdout is not _router:  # first user, or stdout was replaced meanwhile
+            _router = _StdoutRouter(sys.stdout)
+            sys.stdout = _router
+        _router_users += 1
+    token = _stdout_target.set(writer)
+    try:
+        yield
+    finally:
+        _stdout_target.reset(token)
+        with _router_lock:
+            _router_users -= 1
+            if _router_users == 0 and _router is not None:
+                if sys.stdout is _router:
+                    sys.stdout = _router.original
+                _router = None
+
+
 def _call_logging_stdout(task: Any, inputs: dict[str, Any], ctx: Mapping[str, Any]) -> Any:
     writer = _LogWriter(ctx.get("logger") or logging.getLogger("headwater"))
     try:
-        with redirect_stdout(writer):
+        with _stdout_to(writer):
             return task.run(**inputs)
     finally:
         writer.flush()

@@ -13,7 +13,7 @@ import cloudpickle
 
 from headwater.executors.base import FIRST_COMPLETED, Executor
 
-__all__ = ["ThreadExecutor", "ProcessExecutor"]
+__all__ = ["ThreadExecutor", "ProcessExecutor", "UnpicklableResultError"]
 
 
 class _PoolExecutor(Executor):
@@ -60,9 +60,21 @@ class ThreadExecutor(_PoolExecutor):
         return self._require_pool().submit(fn, *args, **kwargs)
 
 
+class UnpicklableResultError(TypeError):
+    """A worker process finished a call but could not send its result back."""
+
+
 def _run_pickled(payload: bytes) -> bytes:
     fn, args, kwargs = cloudpickle.loads(payload)
-    return cloudpickle.dumps(fn(*args, **kwargs))
+    value = fn(*args, **kwargs)
+    try:
+        return cloudpickle.dumps(value)
+    except Exception as exc:
+        result = getattr(value, "result", value)  # a task run returns a State holding the value
+        raise UnpicklableResultError(
+            f"ProcessExecutor could not send a {type(result).__name__} result back from the worker process "
+            f"({exc}). Return a picklable value, or run this flow on a ThreadExecutor or LocalExecutor."
+        ) from None
 
 
 class ProcessExecutor(_PoolExecutor):

@@ -48,7 +48,7 @@ def register_executors(register: Any) -> None:
 
 @hookspec
 def register_client_resources(register: Any) -> None:
-    """Add nouns to :class:`headwater.Client`: ``register(name, cls_or_"module:Class")``.
+    """Add nouns to :class:`headwater.Client`: ``register(cls_or_"module:Class", name)``.
 
     ``client.<name>(...)`` then builds that resource. Called when the client registry is
     first used. Results are ignored.

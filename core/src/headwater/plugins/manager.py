@@ -66,6 +66,8 @@ class PluginRecord:
     hooks: list[str] = attrs.field(factory=list)
     tags: dict[str, list[str]] = attrs.field(factory=dict)
     builtin: bool = False
+    warnings: list[str] = attrs.field(factory=list)
+    """Problems that did not stop the plugin loading, e.g. a type tag another plugin registers too."""
 
 
 _lock = threading.RLock()
@@ -210,6 +212,11 @@ def plugin_records() -> list[PluginRecord]:
                 tags = record.tags.setdefault(kind, [])
                 if entry.name not in tags:
                     tags.append(entry.name)
+        for message, (_, first, second) in zip(reg.conflicts, reg.conflicting, strict=False):
+            for plugin in (first, second):
+                record = _records.get(plugin)
+                if record is not None and message not in record.warnings:
+                    record.warnings.append(message)
     return sorted(_records.values(), key=lambda r: (not r.builtin, r.name))
 
 

@@ -90,6 +90,8 @@ class Registry:
         self._lock = threading.RLock()
         self._entries: dict[str, RegistryEntry] = {}
         self.conflicts: list[str] = []
+        self.conflicting: list[tuple[str, str, str]] = []
+        """``(name, first_plugin, second_plugin)`` for each entry in :attr:`conflicts`."""
         self._current_plugin = "user"
 
     # --- filling ------------------------------------------------------------------------
@@ -127,6 +129,7 @@ class Registry:
                         f"{self.kind} {name!r} is registered by both {old.plugin!r} ({old.reference}) and "
                         f"{plugin!r}; using {plugin!r}'s. Uninstall or block one of them (HEADWATER_BLOCKED_PLUGINS)."
                     )
+                    self.conflicting.append((name, old.plugin, plugin))
                     overrides = old.plugin
             self._entries[name] = RegistryEntry(name, target, plugin, overrides)
         return target

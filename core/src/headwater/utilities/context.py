@@ -1,10 +1,11 @@
 """``headwater.context``: what a running task can read about its run.
 
 A dict-like view over a :class:`contextvars.ContextVar`, so every thread and every task run
-sees its own values. Inside a task run it holds ``logger``, ``flow_name``, ``task_name``,
-``task_slug``, ``task_tags``, ``map_index``, ``parameters``, ``task_run_count``,
-``scheduled_start_time``, ``date``, ``today``, ``yesterday``, ``tomorrow``, ``flow_run_id``
-and anything passed to ``flow.run(context={...})``.
+sees its own values. Inside a task run it holds ``logger``, ``flow_name``, ``flow_run_id``,
+``flow_run_name``, ``task_name``, ``task_slug``, ``task_full_name`` (``name[map_index]`` for a
+mapped child), ``task_tags``, ``map_index``, ``parameters``, ``task_run_count``,
+``scheduled_start_time``, ``date``, ``today``/``today_nodash``, ``yesterday``, ``tomorrow``
+(and their ``_nodash`` forms) and anything passed to ``flow.run(context={...})``.
 """
 
 from __future__ import annotations

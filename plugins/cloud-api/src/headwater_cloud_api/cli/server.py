@@ -1,0 +1,142 @@
+"""``headwater server start|api-key|database``: run and administer the API server (talks to the database directly)."""
+
+from __future__ import annotations
+
+import click
+
+from headwater_cloud_api.cli.common import console, table
+
+__all__ = ["server"]
+
+
+def _database(url: str | None):  # noqa: ANN202
+    from headwater_cloud_api.server.db.session import Database, default_database_url
+
+    return Database(url or default_database_url())
+
+
+database_option = click.option(
+    "--database-url", envvar="HEADWATER__SERVER__DATABASE_URL", default=None,
+    help="SQLAlchemy URL (postgresql+psycopg://...); default: SQLite in $HEADWATER_HOME/server.db.",
+)
+
+
+@click.group()
+def server() -> None:
+    """Run and administer the orchestration API server."""
+
+
+@server.command()
+@click.option("--host", default=None, help="Address to bind ([server] host, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port ([server] port, default 4200).")
+@database_option
+@click.option("--auth", is_flag=True, help="Require an API key on every request (also automatic once a key exists).")
+@click.option("--no-scheduler", is_flag=True, help="Do not run the scheduling service in this process.")
+@click.option("--scheduler-interval", type=float, default=10.0, show_default=True, help="Seconds between scheduler passes.")
+@click.option("--log-level", default="info", show_default=True)
+def start(host: str | None, port: int | None, database_url: str | None, auth: bool, no_scheduler: bool,
+          scheduler_interval: float, log_level: str) -> None:
+    """Start the API server (migrates the database first)."""
+    from headwater.config import get_config
+
+    from headwater_cloud_api.server.db.session import default_database_url
+    from headwater_cloud_api.server.run import serve
+
+    cfg = get_config().server
+    url = database_url or default_database_url()
+    console.print(f"headwater API on http://{host or cfg.host}:{port if port is not None else cfg.port}/graphql, database {url.split('@')[-1]}")
+    serve(host=host or cfg.host, port=port if port is not None else cfg.port, log_level=log_level, database_url=url,
+          auth=auth, scheduler=not no_scheduler, scheduler_interval=scheduler_interval)
+
+
+@server.group("api-key")
+def api_key() -> None:
+    """Create, list and revoke API keys."""
+
+
+@api_key.command("create")
+@click.argument("name")
+@database_option
+def api_key_create(name: str, database_url: str | None) -> None:
+    """Create key NAME and print it once (the server keeps only its hash)."""
+    from headwater_cloud_api.server.auth import create_api_key
+    from headwater_cloud_api.server.errors import APIError
+
+    db = _database(database_url)
+    try:
+        db.upgrade()
+        with db.write() as session:
+            _, key = create_api_key(session, name)
+    except APIError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(key)
+    click.echo(f"Store it now (e.g. HEADWATER__CLOUD__API_KEY); it is not shown again. Requests now need a key.", err=True)
+
+
+@api_key.command("list")
+@database_option
+def api_key_list(database_url: str | None) -> None:
+    """List API keys (names and prefixes, never the keys)."""
+    from headwater_cloud_api.server.auth import list_api_keys
+
+    db = _database(database_url)
+    try:
+        db.upgrade()
+        with db.read() as session:
+            rows = [[k.name, k.prefix + "...", k.created.isoformat(timespec="seconds")] for k in list_api_keys(session)]
+    finally:
+        db.dispose()
+    table("API keys", ["name", "prefix", "created"], rows)
+
+
+@api_key.command("revoke")
+@click.argument("name")
+@database_option
+def api_key_revoke(name: str, database_url: str | None) -> None:
+    """Revoke (delete) key NAME."""
+    from headwater_cloud_api.server.auth import revoke_api_key
+    from headwater_cloud_api.server.errors import APIError
+
+    db = _database(database_url)
+    try:
+        with db.write() as session:
+            revoke_api_key(session, name)
+    except APIError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"Revoked API key {name!r}.")
+
+
+@server.group()
+def database() -> None:
+    """Database migrations."""
+
+
+@database.command()
+@database_option
+def upgrade(database_url: str | None) -> None:
+    """Run the migrations up to the newest revision."""
+    from headwater_cloud_api.server.db.session import current_revision
+
+    db = _database(database_url)
+    try:
+        db.upgrade()
+        click.echo(f"Database at revision {current_revision(db)}.")
+    finally:
+        db.dispose()
+
+
+@database.command()
+@database_option
+def revision(database_url: str | None) -> None:
+    """Show the database's migration revision."""
+    from headwater_cloud_api.server.db.session import current_revision
+
+    db = _database(database_url)
+    try:
+        click.echo(current_revision(db) or "(empty: run `headwater server database upgrade`)")
+    finally:
+        db.dispose()

@@ -1,0 +1,157 @@
+"""Registration: flows in, flow ids out — build each storage once, serialize metadata, send it with its hash.
+
+Unchanged flows are found with one request for the whole batch (``flow_hashes``); only changed
+flows are sent (``create_flow``, one request each). Code changes count as changes: storage
+locations are content-addressed, and the location is part of the metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["Registration", "RegistrationResult", "ProjectNotFoundError", "load_flows", "LOCAL_RUN_CONFIGS"]
+
+LOCAL_RUN_CONFIGS = frozenset({"LocalRun", "UniversalRun", "LocalEnvironment", "SubprocessEnvironment"})
+"""Run configs whose flow runs start on the agent's machine (so Local storage can work there)."""
+
+
+class ProjectNotFoundError(LookupError):
+    """Registration into a project that does not exist."""
+
+
+@attrs.define
+class RegistrationResult:
+    """What happened to one flow: ``status`` is ``registered``, ``skipped`` (metadata unchanged) or ``error``."""
+
+    name: str
+    status: str
+    source: str = ""
+    id: str | None = None
+    version: int | None = None
+    error: str | None = None
+    warnings: list[str] = attrs.field(factory=list)
+
+
+def load_flows(paths: Sequence[str | Path] = (), modules: Sequence[str] = (), names: Sequence[str] = ()) -> tuple[list[tuple[str, Any]], list[RegistrationResult]]:
+    """Load every flow from files (a directory: every ``*.py`` below it) and modules: ``([(source, flow)], [errors])``."""
+    from headwater.utilities.flow_files import load_flows_from_file, load_flows_from_module
+
+    found: list[tuple[str, Any]] = []
+    errors: list[RegistrationResult] = []
+    files: list[Path] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*.py") if not any(part.startswith((".", "__")) for part in f.relative_to(p).parts)))
+        else:
+            files.append(p)
+    sources: list[tuple[str, Any]] = [(str(f), lambda f=f: load_flows_from_file(f)) for f in files]
+    sources += [(m, lambda m=m: load_flows_from_module(m)) for m in modules]
+    for source, loader in sources:
+        try:
+            flows = loader()
+        except Exception as exc:
+            errors.append(RegistrationResult(name=source, status="error", source=source, error=str(exc).split("\n\n")[0]))
+            continue
+        for flow in flows.values():
+            if not names or flow.name in names:
+                found.append((source, flow))
+    return found, errors
+
+
+def _storage_warning(flow: Any) -> str | None:
+    storage_type = type(flow.storage).__name__
+    run_config = flow.run_config
+    run_type = type(run_config).__name__ if run_config is not None else None
+    if storage_type == "Local" and run_type is not None and run_type not in LOCAL_RUN_CONFIGS:
+        return (
+            f"Flow {flow.name!r} uses Local storage (files on this machine only) with run config {run_type}: an agent "
+            "running it elsewhere (a container, a cluster) cannot load it. Use a shared storage (S3, git, a Docker image)."
+        )
+    return None
+
+
+class Registration:
+    """``client.register(flow, project_name=...)`` and the batch behind ``headwater register``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def prepare(self, flow: Any, labels: Iterable[str] = ()) -> tuple[dict[str, Any], str, list[str]]:
+        """Give the flow storage (default ``Local()``), add it, build; returns ``(metadata, hash, warnings)``."""
+        if flow.storage is None:
+            from headwater.storage.local import Local
+
+            flow.storage = Local()
+        if flow.name not in flow.storage.flows:
+            flow.storage.add_flow(flow)
+        flow.storage.build()
+        serialized = flow.serialize()
+        digest = flow.serialized_hash()
+        extra = sorted(set(labels))
+        if extra:
+            digest = hashlib.sha256(f"{digest}:labels={','.join(extra)}".encode()).hexdigest()
+        warning = _storage_warning(flow)
+        return serialized, digest, [warning] if warning else []
+
+    def register(self, flow: Any, project_name: str, labels: Iterable[str] = (), force: bool = False,
+                 schedule: bool = True) -> str:
+        """Register one flow; returns its flow id (the existing one when unchanged). Errors raise."""
+        [result] = self.register_many([("<flow object>", flow)], project_name, labels=labels, force=force, schedule=schedule)
+        if result.status == "error":
+            raise RuntimeError(f"Registering flow {result.name!r} failed: {result.error}")
+        assert result.id is not None
+        return result.id
+
+    def register_many(self, flows: Sequence[tuple[str, Any]], project_name: str, labels: Iterable[str] = (),
+                      force: bool = False, schedule: bool = True) -> list[RegistrationResult]:
+        """Register ``[(source, flow)]``: one request finds the unchanged ones, one request per changed flow."""
+        from headwater_cloud_api.client.transport import APIClientError
+
+        labels = sorted(set(labels))
+        prepared: list[tuple[RegistrationResult, dict[str, Any], str]] = []
+        results: list[RegistrationResult] = []
+        for source, flow in flows:
+            result = RegistrationResult(name=flow.name, status="error", source=source)
+            results.append(result)
+            try:
+                serialized, digest, warnings = self.prepare(flow, labels)
+            except Exception as exc:
+                result.error = f"building storage or metadata failed: {type(exc).__name__}: {exc}"
+                continue
+            result.warnings = warnings
+            prepared.append((result, serialized, digest))
+        if not prepared:
+            return results
+        try:
+            checks = self.client.graphql(
+                "query($p: String!, $f: [FlowHashInput!]!) { flow_hashes(project: $p, flows: $f) { unchanged id version } }",
+                {"p": project_name, "f": [{"name": r.name, "hash": h} for r, _, h in prepared]},
+            )["flow_hashes"]
+        except APIClientError as exc:
+            if exc.code == "NOT_FOUND":
+                raise ProjectNotFoundError(
+                    f"Project {project_name!r} does not exist. Create it with `headwater project create {project_name}`."
+                ) from exc
+            raise
+        for (result, serialized, digest), check in zip(prepared, checks, strict=True):
+            if check["unchanged"] and not force:
+                result.status, result.id, result.version = "skipped", check["id"], check["version"]
+                continue
+            try:
+                data = self.client.graphql(
+                    "mutation($i: CreateFlowInput!) { create_flow(input: $i) { id version created } }",
+                    {"i": {"serialized": serialized, "hash": digest, "project_name": project_name, "labels": labels,
+                           "force": force, "schedule_active": None if schedule else False}},
+                )["create_flow"]
+            except APIClientError as exc:
+                result.error = str(exc)
+                continue
+            result.id, result.version = data["id"], data["version"]
+            result.status = "registered" if data["created"] else "skipped"
+        return results

@@ -1,0 +1,136 @@
+"""The ASGI app: ``POST /graphql`` (the API), ``GET /health``; auth, size limit, no 500s for client mistakes.
+
+GraphQL runs in a worker thread (``schema.execute_sync``) with synchronous SQLAlchemy, so the
+event loop only does HTTP. Status codes: 200 for every GraphQL answer (errors in ``errors``),
+400 for a body that is not a GraphQL request, 401 for auth, 413 above :data:`MAX_BODY_BYTES`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from headwater_cloud_api import __version__
+from headwater_cloud_api.server.auth import check_authorization
+from headwater_cloud_api.server.db.session import Database, default_database_url
+from headwater_cloud_api.server.errors import MAX_BODY_BYTES, APIError
+
+__all__ = ["create_app", "execute"]
+
+_log = logging.getLogger("headwater.server")
+
+
+def _error(message: str, status: int, code: str) -> JSONResponse:
+    return JSONResponse({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status)
+
+
+def execute(db: Database, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None) -> dict[str, Any]:
+    """Run one GraphQL request against ``db`` and return the JSON-ready response body."""
+    from headwater_cloud_api.server.schema import schema
+
+    result = schema.execute_sync(query, variable_values=variables, context_value={"db": db}, operation_name=operation_name)
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        errors = []
+        for error in result.errors:
+            formatted = error.formatted
+            original = error.original_error
+            if isinstance(original, APIError):
+                formatted["extensions"] = {"code": original.code}
+            elif original is not None:
+                formatted["message"] = f"Internal server error ({type(original).__name__}); the server log has the details."
+                formatted["extensions"] = {"code": "INTERNAL"}
+            else:
+                formatted["extensions"] = {"code": "GRAPHQL_VALIDATION"}
+            errors.append(formatted)
+        body["errors"] = errors
+    return body
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None when it exceeds MAX_BODY_BYTES (checked while reading, not only by Content-Length)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    database_url: str | None = None,
+    *,
+    auth: bool = False,
+    scheduler: bool = True,
+    scheduler_interval: float = 10.0,
+    upgrade: bool = True,
+    database: Database | None = None,
+) -> Starlette:
+    """The server app. ``database_url`` None: ``[server] database_url`` or SQLite in ``$HEADWATER_HOME``.
+
+    ``upgrade`` runs the migrations at startup; ``scheduler`` starts the scheduling service.
+    """
+    db = database or Database(database_url or default_database_url())
+    state: dict[str, Any] = {}
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__, "database": db.dialect})
+
+    async def graphql(request: Request) -> Response:
+        if request.method != "POST":
+            return _error("Send GraphQL requests as POST with a JSON body {\"query\": ..., \"variables\": {...}}.", 405, "METHOD_NOT_ALLOWED")
+        denied = await run_in_threadpool(check_authorization, db, request.headers.get("authorization"), auth)
+        if denied:
+            return _error(denied, 401, "UNAUTHENTICATED")
+        raw = await _read_body(request)
+        if raw is None:
+            return _error(f"Request body is larger than {MAX_BODY_BYTES} bytes (the server's limit); send smaller batches.", 413, "PAYLOAD_TOO_LARGE")
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(f"Request body is not valid JSON: {exc}.", 400, "BAD_REQUEST")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return _error("A GraphQL request is a JSON object with a 'query' string (and optional 'variables' object).", 400, "BAD_REQUEST")
+        variables = payload.get("variables")
+        if variables is not None and not isinstance(variables, dict):
+            return _error("'variables' must be a JSON object.", 400, "BAD_REQUEST")
+        operation = payload.get("operationName")
+        body = await run_in_threadpool(execute, db, payload["query"], variables, operation if isinstance(operation, str) else None)
+        return JSONResponse(body)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if upgrade:
+            await run_in_threadpool(db.upgrade)
+        if scheduler:
+            from headwater_cloud_api.server.services.scheduler import Scheduler
+
+            state["scheduler"] = Scheduler(db, interval=scheduler_interval)
+            state["scheduler"].start()
+        try:
+            yield
+        finally:
+            if "scheduler" in state:
+                await run_in_threadpool(state["scheduler"].stop)
+            db.dispose()
+
+    app = Starlette(
+        routes=[Route("/health", health, methods=["GET"]), Route("/graphql", graphql, methods=["GET", "POST"])],
+        lifespan=lifespan,
+    )
+    app.state.db = db
+    return app

@@ -1,0 +1,67 @@
+"""API keys: ``hw_`` + 43 random URL-safe characters; the server stores only their sha256.
+
+When any key exists, or the server runs with ``--auth``, every request except ``/health``
+needs ``Authorization: Bearer <key>``; a missing or wrong key gets HTTP 401 and no data.
+A presented key that is not known is refused even when auth is off (a wrong key is a mistake).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from headwater_cloud_api.server.db.models import ApiKey
+from headwater_cloud_api.server.db.session import Database
+from headwater_cloud_api.server.errors import BadInput, NotFound
+
+__all__ = ["create_api_key", "list_api_keys", "revoke_api_key", "check_authorization", "hash_key"]
+
+KEY_PREFIX = "hw_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(session: Session, name: str) -> tuple[ApiKey, str]:
+    """A new key named ``name``: ``(row, key)`` — the key itself is returned once and never stored."""
+    name = (name or "").strip()
+    if not name:
+        raise BadInput("An API key needs a name (e.g. the user or machine using it).")
+    if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
+        raise BadInput(f"An API key named {name!r} already exists; revoke it first or choose another name.")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(name=name, key_hash=hash_key(key), prefix=key[:8])
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.name)))
+
+
+def revoke_api_key(session: Session, name: str) -> None:
+    if not session.execute(delete(ApiKey).where(ApiKey.name == name)).rowcount:
+        raise NotFound(f"No API key named {name!r}; list them with `headwater server api-key list`.")
+
+
+def check_authorization(db: Database, header: str | None, required: bool) -> str | None:
+    """None if the request may proceed, else the reason for a 401 (the key itself is never echoed)."""
+    token = None
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return "The Authorization header must be 'Bearer <api key>'."
+        token = value.strip()
+    with db.read() as session:
+        if token is not None:
+            if session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(token))) is None:
+                return "The API key is not valid (unknown or revoked). Create one with `headwater server api-key create NAME`."
+            return None
+        if required or session.scalar(select(ApiKey.id).limit(1)) is not None:
+            return "This server requires an API key: send 'Authorization: Bearer <key>' (set HEADWATER__CLOUD__API_KEY)."
+    return None

@@ -1,0 +1,126 @@
+"""Engines and sessions: SQLite (WAL, default under ``$HEADWATER_HOME``) or PostgreSQL; alembic upgrades.
+
+SQLite write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers (threads or
+server processes) wait on the busy timeout instead of failing with "database is locked";
+read transactions stay deferred. PostgreSQL uses one engine for both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["Database", "default_database_url", "upgrade_database", "MIGRATIONS_DIR"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def default_database_url() -> str:
+    """``[server] database_url`` (or ``HEADWATER__SERVER__DATABASE_URL``), else SQLite in ``$HEADWATER_HOME/server.db``."""
+    from headwater.config import get_config, headwater_home
+
+    url = get_config().server.database_url
+    if url:
+        return str(url)
+    home = headwater_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'server.db'}"
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=16)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The server's database: ``read()`` and ``write()`` give a session in one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.write_engine = _sqlite_engine(url, immediate=True)
+            self.read_engine = _sqlite_engine(url, immediate=False)
+        else:
+            self.write_engine = self.read_engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.write_engine.dialect.name
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in a write transaction, committed on success, rolled back on any error."""
+        with self._write() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading (its transaction is rolled back at the end)."""
+        with self._read() as session:
+            yield session
+
+    def upgrade(self) -> None:
+        upgrade_database(self)
+
+    def dispose(self) -> None:
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()
+
+
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade_database(db: Database, revision: str = "head") -> None:
+    """Run the alembic migrations up to ``revision``; on PostgreSQL under an advisory lock (several servers may start at once)."""
+    from alembic import command
+
+    with db.write_engine.begin() as connection:
+        if db.dialect == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(4200420042)"))
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def current_revision(db: Database) -> str | None:
+    """The database's alembic revision (None before the first upgrade)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db.read_engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def downgrade_database(db: Database, revision: str = "base") -> None:
+    """Run the migrations down to ``revision`` (``base`` drops every table)."""
+    from alembic import command
+
+    with db.write_engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)

@@ -1,0 +1,32 @@
+"""The GraphQL schema (strawberry): ``schema`` = Query + Mutation; client mistakes are errors with ``extensions.code``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+from graphql import GraphQLError
+
+from headwater_cloud_api.server.errors import APIError
+from headwater_cloud_api.server.schema.mutations import Mutation
+from headwater_cloud_api.server.schema.queries import Query
+
+__all__ = ["schema", "Schema"]
+
+_log = logging.getLogger("headwater.server")
+
+
+class Schema(strawberry.Schema):
+    """Logs only unexpected errors (with traceback); client mistakes (APIError, validation) are just returned."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, APIError):
+                _log.error("Unexpected error in %s", error.path, exc_info=original)
+
+
+schema = Schema(query=Query, mutation=Mutation, config=StrawberryConfig(auto_camel_case=False))
+"""Field and argument names are snake_case, as in Python: ``flow(name:, project:) { run_config { labels } }``."""

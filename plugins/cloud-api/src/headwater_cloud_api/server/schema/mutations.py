@@ -1,0 +1,225 @@
+"""GraphQL mutations; each runs in one write transaction (an error writes nothing)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from headwater_cloud_api.server.errors import BadInput
+from headwater_cloud_api.server.schema.types import (
+    AgentType,
+    CreateFlowResult,
+    FlowRunType,
+    KeyValueType,
+    ProjectType,
+    WriteResultType,
+    db,
+)
+from headwater_cloud_api.server.services import flows as flow_service
+from headwater_cloud_api.server.services import kv as kv_service
+from headwater_cloud_api.server.services import projects as project_service
+from headwater_cloud_api.server.services import runs as run_service
+
+__all__ = ["Mutation", "FlowRef", "CreateFlowInput", "CreateFlowRunInput", "StateInput", "FlowRunStateInput", "TaskRunStateInput", "LogInput"]
+
+
+@strawberry.input(description="A flow by id, or by name + project (its latest unarchived version).")
+class FlowRef:
+    id: str | None = None
+    name: str | None = None
+    project: str | None = None
+
+
+@strawberry.input
+class CreateFlowInput:
+    serialized: JSON
+    project_name: str | None = None
+    project_id: str | None = None
+    hash: str | None = None
+    labels: list[str] = strawberry.field(default_factory=list)
+    schedule_active: bool | None = None
+    force: bool = False
+
+
+@strawberry.input
+class CreateFlowRunInput:
+    flow_id: str | None = None
+    flow_name: str | None = None
+    project_name: str | None = None
+    parameters: JSON | None = None
+    context: JSON | None = None
+    labels: list[str] | None = None
+    run_name: str | None = None
+    scheduled_start_time: datetime | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class StateInput:
+    type: str
+    message: str | None = None
+    serialized: JSON | None = None
+
+
+@strawberry.input
+class FlowRunStateInput:
+    flow_run_id: str
+    state: StateInput
+    version: int | None = None
+
+
+@strawberry.input
+class TaskRunStateInput:
+    flow_run_id: str
+    state: StateInput
+    task_slug: str | None = None
+    map_index: int = -1
+    task_run_id: str | None = None
+    version: int | None = None
+
+
+@strawberry.input
+class LogInput:
+    flow_run_id: str
+    message: str
+    level: str = "INFO"
+    name: str | None = None
+    task_run_id: str | None = None
+    timestamp: datetime | None = None
+
+
+def _flow(session: object, ref: FlowRef) -> object:
+    """The flow version ``ref`` names; by name, the newest version even if archived (so archive-then-delete works)."""
+    if ref.id is None and ref.name is not None and ref.project is not None:
+        return flow_service.latest_flow(session, ref.name, ref.project, include_archived=True)  # type: ignore[arg-type]
+    return flow_service.get_flow(session, id=ref.id, name=ref.name, project=ref.project)  # type: ignore[arg-type]
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise BadInput(f"'{name}' must include a time zone (e.g. 2024-01-01T00:00:00+00:00).")
+    return value
+
+
+def _serialized(value: object) -> dict | None:
+    if value is not None and not isinstance(value, dict):
+        raise BadInput("A state's 'serialized' must be a JSON object.")
+    return value  # type: ignore[return-value]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    def create_project(self, info: Info, name: str, description: str | None = None) -> ProjectType:
+        with db(info).write() as s:
+            return ProjectType.of(project_service.create_project(s, name, description))
+
+    @strawberry.mutation
+    def delete_project(self, info: Info, id: str | None = None, name: str | None = None) -> bool:
+        with db(info).write() as s:
+            return project_service.delete_project(s, id=id, name=name)
+
+    @strawberry.mutation(description="Register a flow version; unchanged metadata (same hash) returns the existing flow with created=false.")
+    def create_flow(self, info: Info, input: CreateFlowInput) -> CreateFlowResult:
+        with db(info).write() as s:
+            row, created = flow_service.create_flow(
+                s, serialized=input.serialized, project_id=input.project_id, project_name=input.project_name, hash=input.hash,
+                labels=input.labels, schedule_active=input.schedule_active, force=input.force,
+            )
+            return CreateFlowResult(id=row.id, version=row.version, created=created)
+
+    @strawberry.mutation
+    def archive_flow(self, info: Info, flow: FlowRef) -> bool:
+        with db(info).write() as s:
+            flow_service.archive_flow(s, _flow(s, flow))  # type: ignore[arg-type]
+            return True
+
+    @strawberry.mutation(description="Delete a flow: with all_versions (default) its whole version group and every run.")
+    def delete_flow(self, info: Info, flow: FlowRef, all_versions: bool = True) -> bool:
+        with db(info).write() as s:
+            return flow_service.delete_flow(s, _flow(s, flow), all_versions)  # type: ignore[arg-type]
+
+    @strawberry.mutation
+    def set_schedule_active(self, info: Info, flow: FlowRef, active: bool) -> bool:
+        with db(info).write() as s:
+            return flow_service.set_schedule_active(s, _flow(s, flow), active)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Move a flow (all its versions) to another project; returns the project id.")
+    def update_flow_project(self, info: Info, flow: FlowRef, project_name: str) -> str:
+        with db(info).write() as s:
+            return flow_service.move_flow(s, _flow(s, flow), project_name).id  # type: ignore[arg-type]
+
+    @strawberry.mutation
+    def create_flow_run(self, info: Info, input: CreateFlowRunInput) -> FlowRunType:
+        with db(info).write() as s:
+            row = run_service.create_flow_run(
+                s, flow_id=input.flow_id, flow_name=input.flow_name, project_name=input.project_name,
+                parameters=input.parameters, context=input.context, labels=input.labels, run_name=input.run_name,
+                scheduled_start_time=_aware(input.scheduled_start_time, "scheduled_start_time"),
+                idempotency_key=input.idempotency_key,
+            )
+            return FlowRunType.of(row)
+
+    @strawberry.mutation(description="Batched, version-checked flow-run state writes (STALE results were not written).")
+    def set_flow_run_states(self, info: Info, states: list[FlowRunStateInput]) -> list[WriteResultType]:
+        writes = [
+            run_service.StateWrite(i.flow_run_id, i.state.type, i.state.message, i.version, _serialized(i.state.serialized))
+            for i in states
+        ]
+        with db(info).write() as s:
+            return [WriteResultType(id=r.id, status=r.status, version=r.version, state=r.state) for r in run_service.set_flow_run_states(s, writes)]
+
+    @strawberry.mutation(description="Batched, version-checked task-run state writes; a task run is created on its first write.")
+    def set_task_run_states(self, info: Info, states: list[TaskRunStateInput]) -> list[WriteResultType]:
+        writes = [
+            run_service.TaskStateWrite(
+                i.flow_run_id, i.state.type, i.task_slug, i.map_index, i.task_run_id, i.state.message, i.version,
+                _serialized(i.state.serialized),
+            )
+            for i in states
+        ]
+        with db(info).write() as s:
+            return [WriteResultType(id=r.id, status=r.status, version=r.version, state=r.state) for r in run_service.set_task_run_states(s, writes)]
+
+    @strawberry.mutation(description="Cancel a run: Scheduled -> Cancelled at once, running -> Cancelling, finished runs unchanged.")
+    def cancel_flow_run(self, info: Info, id: str) -> WriteResultType:
+        with db(info).write() as s:
+            r = run_service.cancel_flow_run(s, id)
+            return WriteResultType(id=r.id, status=r.status, version=r.version, state=r.state)
+
+    @strawberry.mutation(description="Write many log records; returns how many were written.")
+    def write_logs(self, info: Info, logs: list[LogInput]) -> int:
+        records = [
+            {"flow_run_id": lg.flow_run_id, "task_run_id": lg.task_run_id, "level": lg.level, "name": lg.name,
+             "message": lg.message, "timestamp": _aware(lg.timestamp, "timestamp")}
+            for lg in logs
+        ]
+        with db(info).write() as s:
+            return run_service.write_logs(s, records)
+
+    @strawberry.mutation
+    def register_agent(self, info: Info, name: str, labels: list[str], type: str | None = None,
+                       accepts_unlabeled: bool = True) -> AgentType:
+        with db(info).write() as s:
+            return AgentType.of(run_service.register_agent(s, name, labels, type, accepts_unlabeled))
+
+    @strawberry.mutation(description="An agent or flow-run process is alive; returns the flow run's current state (Cancelling means stop).")
+    def heartbeat(self, info: Info, agent_id: str | None = None, flow_run_id: str | None = None) -> str | None:
+        if agent_id is None and flow_run_id is None:
+            raise BadInput("heartbeat needs 'agent_id' or 'flow_run_id'.")
+        with db(info).write() as s:
+            return run_service.heartbeat(s, agent_id=agent_id, flow_run_id=flow_run_id)
+
+    @strawberry.mutation
+    def set_key_value(self, info: Info, key: str, value: JSON | None) -> KeyValueType:
+        with db(info).write() as s:
+            row = kv_service.set_key_value(s, key, value)
+            return KeyValueType(key=row.key, value=row.value, updated=row.updated)
+
+    @strawberry.mutation
+    def delete_key(self, info: Info, key: str) -> bool:
+        with db(info).write() as s:
+            return kv_service.delete_key(s, key)

@@ -1,0 +1,113 @@
+"""The scheduler service: turns active schedules into upcoming flow runs (a bounded number per flow).
+
+Idempotent: each auto-scheduled run has the idempotency key ``auto-scheduled:<ISO start time>``
+under a unique ``(flow_id, idempotency_key)`` constraint and is inserted with ON CONFLICT DO
+NOTHING, so a restart or several servers on one PostgreSQL database never duplicate a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from headwater_cloud_api.server.db.models import Flow, FlowGroup, FlowRun, FlowRunState, new_id, utcnow
+from headwater_cloud_api.server.db.session import Database
+
+__all__ = ["schedule_flow_runs", "Scheduler", "MAX_SCHEDULED_RUNS"]
+
+MAX_SCHEDULED_RUNS = 10
+"""Upcoming auto-scheduled runs kept per flow."""
+
+_log = logging.getLogger("headwater.server.scheduler")
+
+
+def _insert(db: Database) -> Any:
+    if db.dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def schedule_flow_runs(db: Database, now: datetime | None = None, max_runs: int = MAX_SCHEDULED_RUNS) -> int:
+    """Create the missing upcoming runs of every active schedule; returns how many were created."""
+    from headwater.serialization.converter import from_dict
+
+    now = now or utcnow()
+    insert = _insert(db)
+    with db.read() as s:
+        rows = s.execute(
+            select(Flow.id, Flow.flow_group_id, Flow.name, Flow.serialized, Flow.labels)
+            .join(FlowGroup, FlowGroup.id == Flow.flow_group_id)
+            .where(Flow.archived.is_(False), FlowGroup.schedule_active.is_(True))
+        ).all()
+    created = 0
+    for flow_id, group_id, name, serialized, labels in rows:
+        schedule_data = serialized.get("schedule")
+        if not schedule_data:
+            continue
+        try:
+            schedule = from_dict(schedule_data, "schedule")
+            events = schedule.next(max_runs, after=now, return_events=True)
+        except Exception as exc:
+            _log.warning("Flow %r (%s): cannot read its schedule: %s", name, flow_id, exc)
+            continue
+        with db.write() as s:
+            upcoming = s.scalar(
+                select(func.count()).select_from(FlowRun).where(
+                    FlowRun.flow_id == flow_id, FlowRun.auto_scheduled.is_(True), FlowRun.state == "Scheduled",
+                    FlowRun.scheduled_start_time > now,
+                )
+            ) or 0
+            if upcoming >= max_runs:
+                continue
+            defaults = {p["name"]: p.get("default") for p in serialized.get("parameters") or [] if not p.get("required")}
+            for event in events:
+                run_id = new_id()
+                start = event.start_time
+                result = s.execute(
+                    insert(FlowRun).values(
+                        id=run_id, flow_id=flow_id, flow_group_id=group_id, name=None,
+                        parameters={**defaults, **dict(event.parameter_defaults)}, context={},
+                        labels=sorted(set(event.labels if event.labels is not None else labels)),
+                        run_config=serialized.get("run_config"), idempotency_key=f"auto-scheduled:{start.isoformat()}",
+                        auto_scheduled=True, scheduled_start_time=start, state="Scheduled", state_message="Scheduled by the scheduler",
+                        state_timestamp=now, version=1, times_resurrected=0, created=now, updated=now,
+                    ).on_conflict_do_nothing(index_elements=["flow_id", "idempotency_key"]).returning(FlowRun.id)
+                )
+                if result.scalar() is not None:
+                    s.add(FlowRunState(flow_run_id=run_id, version=1, state="Scheduled", message="Scheduled by the scheduler", timestamp=now))
+                    created += 1
+    return created
+
+
+class Scheduler:
+    """Runs :func:`schedule_flow_runs` every ``interval`` seconds in a daemon thread until :meth:`stop`."""
+
+    def __init__(self, db: Database, interval: float = 10.0, max_runs: int = MAX_SCHEDULED_RUNS) -> None:
+        self.db = db
+        self.interval = interval
+        self.max_runs = max_runs
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="headwater-scheduler", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                schedule_flow_runs(self.db, max_runs=self.max_runs)
+            except Exception:
+                _log.exception("Scheduler pass failed; retrying in %s s", self.interval)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

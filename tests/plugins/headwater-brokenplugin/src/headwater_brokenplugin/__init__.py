@@ -1,0 +1,1 @@
+"""headwater-brokenplugin: its plugin module raises on import (the loader must survive it)."""

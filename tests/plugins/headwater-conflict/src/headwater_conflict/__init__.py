@@ -1,0 +1,1 @@
+"""headwater-conflict: registers the storage tag ``TestDir``, which headwater-testplugin registers too."""

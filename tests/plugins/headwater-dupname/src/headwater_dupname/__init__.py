@@ -1,0 +1,1 @@
+"""headwater-dupname: uses the entry-point name ``testplugin``, like headwater-testplugin."""

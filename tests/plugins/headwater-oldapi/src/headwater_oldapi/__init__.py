@@ -1,0 +1,1 @@
+"""headwater-oldapi: a plugin written for another plugin API version."""
