@@ -92,6 +92,15 @@ def _date_context(start: datetime) -> dict[str, Any]:
     }
 
 
+def _add_expanded(into: dict[Any, State], edge: Edge, state: State) -> None:
+    """Put ``state`` into ``into`` under ``edge``, or each child of a Mapped state under ``(edge, index)``."""
+    if isinstance(state, Mapped) and state.map_states:
+        for i, child in enumerate(state.map_states):
+            into[(edge, i)] = child
+    else:
+        into[edge] = state
+
+
 class FlowRunner:
     """Runs one flow run. ``run()`` returns the flow's final state."""
 
@@ -253,12 +262,7 @@ class FlowRunner:
         states = self.task_states
         result: dict[Any, State] = {}
         for edge in self._upstream[task]:
-            s = states[edge.upstream_task]
-            if isinstance(s, Mapped) and s.map_states:
-                for i, child in enumerate(s.map_states):
-                    result[(edge, i)] = child
-            else:
-                result[edge] = s
+            _add_expanded(result, edge, states[edge.upstream_task])
         return result
 
     def _decided(self, task: Task, state: State) -> State:
@@ -376,11 +380,7 @@ class FlowRunner:
             if edge.mapped:
                 continue
             s = states[edge.upstream_task]
-            if isinstance(s, Mapped) and s.map_states:
-                for i, child in enumerate(s.map_states):
-                    shared_states[(edge, i)] = child
-            else:
-                shared_states[edge] = s
+            _add_expanded(shared_states, edge, s)
             if edge.key is not None:
                 constant_inputs[edge.key] = self._value(edge, s)
         children: list[State | None] = [None] * n
