@@ -73,7 +73,7 @@ def test_entry_point_plugin_is_discovered_with_hooks_and_tags(sites: dict[str, P
     assert testplugin["version"] == "1.2.3"
     assert testplugin["status"] == "loaded" and testplugin["error"] is None
     assert testplugin["hooks"] == TESTPLUGIN_HOOKS
-    assert testplugin["tags"] == {"storage": ["TestDir"], "environment": ["TestInline"]}
+    assert testplugin["tags"] == {"storage": ["TestDir"], "environment": ["TestInline"], "task_type": ["shout"]}
     assert testplugin["warnings"] == []
 
 

@@ -60,15 +60,6 @@ def store(store_url: str, prefix: str) -> Iterator[FlowStore]:
     s.close()
 
 
-@pytest.fixture
-def other(store: FlowStore) -> FlowStore:
-    """A second worker on the same database (same engine, another worker id)."""
-    o = FlowStore.__new__(FlowStore)
-    o.__dict__.update(store.__dict__)
-    o.worker_id = "w2"
-    return o
-
-
 def test_save_gives_a_flow_key_and_load_returns_the_same_flow(store: FlowStore) -> None:
     flow = new_flow(data={"x": [1, 2]})
     FlowEngine().tick_flow(flow)
@@ -119,36 +110,36 @@ def test_query_and_count_filter_by_status_label_and_parent(store: FlowStore) -> 
     assert store.count() == 3 and store.count(label="a", status="PENDING") == 1
 
 
-def test_a_claimed_flow_is_invisible_until_released(store: FlowStore, other: FlowStore) -> None:
+def test_a_claimed_flow_is_invisible_until_released(store: FlowStore) -> None:
     keys = {store.save(new_flow(str(i))) for i in range(3)}
     mine = store.claim(limit=2, lease_seconds=60)
     assert len(mine) == 2
-    theirs = other.claim(limit=10, lease_seconds=60)
+    theirs = store.claim(limit=10, lease_seconds=60, worker_id="w2")
     assert len(theirs) == 1 and {f.key for f in mine + theirs} == keys
-    assert other.claim(limit=10, lease_seconds=60) == []
+    assert store.claim(limit=10, lease_seconds=60, worker_id="w2") == []
     store.release(mine[0], save=False)
-    again = other.claim(limit=10, lease_seconds=60)
+    again = store.claim(limit=10, lease_seconds=60, worker_id="w2")
     assert [f.key for f in again] == [mine[0].key]
 
 
-def test_an_expired_lease_comes_back_and_the_late_worker_loses_its_tick(store: FlowStore, other: FlowStore) -> None:
+def test_an_expired_lease_comes_back_and_the_late_worker_loses_its_tick(store: FlowStore) -> None:
     key = store.save(new_flow())
     [stale] = store.claim(limit=1, lease_seconds=-1)  # a lease that has already run out: a crashed worker
-    [fresh] = other.claim(limit=1, lease_seconds=60)
+    [fresh] = store.claim(limit=1, lease_seconds=60, worker_id="w2")
     assert fresh.key == key
     FlowEngine().tick_flow(stale)
     with pytest.raises(LeaseLostError, match="lease of worker 'w1' expired"):
         store.release(stale)
     FlowEngine().tick_flow(fresh)
     fresh.data["by"] = "w2"
-    other.release(fresh)
+    store.release(fresh)
     assert store.load(key).data == {"by": "w2"}
 
 
-def test_an_unclaimed_save_cannot_overwrite_a_flow_a_worker_holds(store: FlowStore, other: FlowStore) -> None:
+def test_an_unclaimed_save_cannot_overwrite_a_flow_a_worker_holds(store: FlowStore) -> None:
     key = store.save(new_flow())
     copy = store.load(key)
-    other.claim(limit=1, lease_seconds=60)
+    store.claim(limit=1, lease_seconds=60, worker_id="w2")
     with pytest.raises(StaleFlowError):
         store.save(copy)
 

@@ -217,7 +217,24 @@ def plugin_records() -> list[PluginRecord]:
                 record = _records.get(plugin)
                 if record is not None and message not in record.warnings:
                     record.warnings.append(message)
+    _record_task_types()
     return sorted(_records.values(), key=lambda r: (not r.builtin, r.name))
+
+
+def _record_task_types() -> None:
+    """Add each plugin's spec task types to its record (handlers are not imported)."""
+    pm = get_plugin_manager()
+    for impl in pm.hook.register_task_types.get_hookimpls():
+        record = _records.get(impl.plugin_name)
+        if record is None:
+            continue
+        names: list[str] = []
+        try:
+            impl.function(register=lambda name, handler=None, _names=names: _names.append(name))
+        except Exception:  # reported when the real registry loads it
+            continue
+        tags = record.tags.setdefault("task_type", [])
+        tags.extend(n for n in names if n not in tags)
 
 
 def call_register_hook(hook_name: str, register: Callable[..., Any], **kwargs: Any) -> None:
