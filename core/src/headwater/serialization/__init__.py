@@ -9,7 +9,7 @@ from headwater.serialization.converter import (
     register_polymorphic_base,
     to_dict,
 )
-from headwater.serialization.flow_metadata import flow_hash, serialize_flow
+from headwater.serialization.flow_metadata import FlowMetadata, flow_hash, flow_metadata, serialize_flow
 
 __all__ = [
     "SerializationError",
@@ -20,5 +20,7 @@ __all__ = [
     "register_polymorphic_base",
     "to_dict",
     "serialize_flow",
+    "flow_metadata",
+    "FlowMetadata",
     "flow_hash",
 ]

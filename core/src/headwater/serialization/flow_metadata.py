@@ -10,9 +10,20 @@ import hashlib
 import json
 from typing import Any
 
+import attrs
+
 from headwater.serialization.converter import canonical_json, to_dict
 
-__all__ = ["serialize_flow", "flow_hash", "task_type_name"]
+__all__ = [
+    "serialize_flow",
+    "flow_metadata",
+    "flow_hash",
+    "task_type_name",
+    "FlowMetadata",
+    "TaskMetadata",
+    "EdgeMetadata",
+    "ParameterMetadata",
+]
 
 
 def task_type_name(task: Any) -> str:
@@ -37,61 +48,116 @@ def _trigger_name(trigger: Any) -> str:
     return f"{getattr(trigger, '__module__', '?')}:{getattr(trigger, '__qualname__', repr(trigger))}"
 
 
-def serialize_flow(flow: Any) -> dict[str, Any]:
-    """The flow's metadata as JSON-ready data (deterministic)."""
+@attrs.frozen
+class ParameterMetadata:
+    """A flow parameter: its name, JSON-able default and whether a value is required."""
+
+    name: str
+    default: Any
+    required: bool
+
+
+@attrs.frozen
+class TaskMetadata:
+    """One task's options (never its code); ``type`` is ``module:qualname`` of its class or function."""
+
+    slug: str
+    name: str
+    type: str
+    tags: list[str]
+    max_retries: int
+    retry_delay: float
+    timeout: float | None
+    trigger: str
+    skip_on_upstream_skip: bool
+    cache_for: float | None
+    cache_key: str | None
+    checkpoint: bool | None
+    mapped: bool
+    inputs: list[str]
+    result: dict[str, Any] | None = None
+    parameter: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class EdgeMetadata:
+    """An edge by task slugs."""
+
+    upstream: str
+    downstream: str
+    key: str | None
+    mapped: bool
+    flattened: bool
+
+
+@attrs.frozen
+class FlowMetadata:
+    """What a flow is, as sent to the API: tasks, edges, parameters, reference tasks and the
+    type-tagged schedule, storage, run config and result (already unstructured)."""
+
+    name: str
+    tasks: list[TaskMetadata]
+    edges: list[EdgeMetadata]
+    parameters: list[ParameterMetadata]
+    reference_tasks: list[str]
+    schedule: dict[str, Any] | None = None
+    storage: dict[str, Any] | None = None
+    run_config: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+
+def flow_metadata(flow: Any) -> FlowMetadata:
+    """The flow's metadata as an attrs object (deterministic order everywhere)."""
     from headwater.core.parameter import Parameter
 
-    tasks = []
-    for t in sorted(flow._tasks, key=lambda t: t.slug or ""):
-        entry: dict[str, Any] = {
-            "slug": t.slug,
-            "name": t.name,
-            "type": task_type_name(t),
-            "tags": sorted(t.tags),
-            "max_retries": t.max_retries,
-            "retry_delay": t.retry_delay,
-            "timeout": t.timeout,
-            "trigger": _trigger_name(t.trigger),
-            "skip_on_upstream_skip": t.skip_on_upstream_skip,
-            "cache_for": t.cache_for,
-            "cache_key": t.cache_key,
-            "checkpoint": t.checkpoint,
-            "mapped": any(e.mapped for e in flow._upstream.get(t, ())),
-            "inputs": sorted(t.inputs()),
-        }
-        if t.result is not None:
-            entry["result"] = to_dict(t.result)
-        if isinstance(t, Parameter):
-            entry["parameter"] = {"default": _jsonable(t.default), "required": t.required}
-        tasks.append(entry)
+    tasks = [
+        TaskMetadata(
+            slug=t.slug,
+            name=t.name,
+            type=task_type_name(t),
+            tags=sorted(t.tags),
+            max_retries=t.max_retries,
+            retry_delay=t.retry_delay,
+            timeout=t.timeout,
+            trigger=_trigger_name(t.trigger),
+            skip_on_upstream_skip=t.skip_on_upstream_skip,
+            cache_for=t.cache_for,
+            cache_key=t.cache_key,
+            checkpoint=t.checkpoint,
+            mapped=any(e.mapped for e in flow._upstream.get(t, ())),
+            inputs=sorted(t.inputs()),
+            result=to_dict(t.result) if t.result is not None else None,
+            parameter={"default": _jsonable(t.default), "required": t.required} if isinstance(t, Parameter) else None,
+        )
+        for t in sorted(flow._tasks, key=lambda t: t.slug or "")
+    ]
     edges = sorted(
         (
-            {
-                "upstream": e.upstream_task.slug,
-                "downstream": e.downstream_task.slug,
-                "key": e.key,
-                "mapped": e.mapped,
-                "flattened": e.flattened,
-            }
+            EdgeMetadata(e.upstream_task.slug, e.downstream_task.slug, e.key, e.mapped, e.flattened)
             for e in flow._edges
         ),
-        key=lambda e: (e["upstream"], e["downstream"], e["key"] or ""),
+        key=lambda e: (e.upstream, e.downstream, e.key or ""),
     )
     parameters = sorted(
-        ({"name": p.name, "default": _jsonable(p.default), "required": p.required} for p in flow.parameters()),
-        key=lambda p: p["name"],
+        (ParameterMetadata(p.name, _jsonable(p.default), p.required) for p in flow.parameters()),
+        key=lambda p: p.name,
     )
-    return {
-        "name": flow.name,
-        "tasks": tasks,
-        "edges": edges,
-        "parameters": parameters,
-        "reference_tasks": sorted(t.slug for t in flow.reference_tasks()),
-        "schedule": to_dict(flow.schedule) if flow.schedule is not None else None,
-        "storage": to_dict(flow.storage) if flow.storage is not None else None,
-        "run_config": to_dict(flow.run_config) if flow.run_config is not None else None,
-        "result": to_dict(flow.result) if flow.result is not None else None,
-    }
+    return FlowMetadata(
+        name=flow.name,
+        tasks=tasks,
+        edges=edges,
+        parameters=parameters,
+        reference_tasks=sorted(t.slug for t in flow.reference_tasks()),
+        schedule=to_dict(flow.schedule) if flow.schedule is not None else None,
+        storage=to_dict(flow.storage) if flow.storage is not None else None,
+        run_config=to_dict(flow.run_config) if flow.run_config is not None else None,
+        result=to_dict(flow.result) if flow.result is not None else None,
+    )
+
+
+def serialize_flow(flow: Any) -> dict[str, Any]:
+    """The flow's metadata as JSON-ready data (deterministic); ``from_dict(d, FlowMetadata)`` reads it back."""
+    return to_dict(flow_metadata(flow))
 
 
 def flow_hash(flow: Any) -> str:
