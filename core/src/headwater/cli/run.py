@@ -33,6 +33,8 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--quiet", "-q", is_flag=True, help="No live display; just the summary.")
 @click.option("--name", "flow_name", default=None, help="With --project: run a registered flow through the API.")
 @click.option("--project", default=None, help="With --name: the project of the registered flow.")
+@click.option("--label", "-l", "labels", multiple=True, help="With --name: a label of the new run (repeatable).")
+@click.option("--watch", "-w", is_flag=True, help="With --name: follow the run's states and logs until it finishes.")
 def run(
     target: str | None,
     params: tuple[str, ...],
@@ -40,6 +42,8 @@ def run(
     quiet: bool,
     flow_name: str | None,
     project: str | None,
+    labels: tuple[str, ...] = (),
+    watch: bool = False,
 ) -> None:
     """Run a flow from TARGET locally: `path/to/file.py`, `path/to/file.py:FLOW_NAME`, or a `.yaml`/`.json` spec.
 
@@ -47,9 +51,7 @@ def run(
     """
     if target is None:
         if flow_name or project:
-            raise click.UsageError(
-                "Running a registered flow through the API needs the cloud-api plugin: pip install headwater-cloud-api"
-            )
+            sys.exit(_run_through_api(flow_name, project, parse_params(params), labels, watch))
         raise click.UsageError("Give a flow file to run, e.g. `headwater run flows/etl.py` or `flows/etl.py:etl`.")
     path, _, name = target.partition(":")
     if path.lower().endswith((".yaml", ".yml", ".json")):
@@ -71,6 +73,21 @@ def run(
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     sys.exit(0 if state.is_successful() else 1)
+
+
+def _run_through_api(flow_name: str | None, project: str | None, params: dict[str, Any], labels: tuple[str, ...],
+                     watch: bool) -> int:
+    """Delegate to the plugin registered as ``api_run`` ``default`` (headwater-cloud-api); its exit code."""
+    from headwater.plugins import registry
+
+    if not (flow_name and project):
+        raise click.UsageError("Running a registered flow needs both --name FLOW and --project PROJECT.")
+    runners = registry("api_run")
+    if "default" not in runners:
+        raise click.UsageError(
+            "Running a registered flow through the API needs the cloud-api plugin: pip install headwater-cloud-api"
+        )
+    return int(runners.get("default")(flow_name, project, params, labels, watch))
 
 
 def run_flow_with_progress(flow: Any, parameters: dict[str, Any], run_on_schedule: bool = False, quiet: bool = False) -> Any:

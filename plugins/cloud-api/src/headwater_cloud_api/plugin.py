@@ -19,6 +19,14 @@ def register_client_resources(register: Any) -> None:
     register(f"{_R}:FlowResource", "flow")
     register(f"{_R}:FlowRunResource", "flow_run")
     register(f"{_R}:KeyValueResource", "kv")
+    register("headwater_cloud_api.client.states:StateBatch", "state_batch")
+    register("headwater_cloud_api.client.agents:AgentResource", "agent")
+
+
+@hookimpl
+def register_types(register: Any) -> None:
+    # `headwater run --name FLOW --project P` (a core command) delegates to this function.
+    register("api_run", "headwater_cloud_api.cli.run:run_registered_flow", "default")
 
 
 @hookimpl
@@ -32,3 +40,5 @@ def register_commands(cli: Any) -> None:
     cli.add_command(LazyCommand("get", f"{c}.get:get", "Tables of flows, flow runs, projects and agents."))
     cli.add_command(LazyCommand("flow-run", f"{c}.flow_run:flow_run", "Logs, cancel and inspect a flow run."))
     cli.add_command(LazyCommand("kv", f"{c}.kv:kv", "The API's key-value store: set, get, delete, list."))
+    cli.add_command(LazyCommand("agent", f"{c}.agent:agent", "Agents: claim flow runs and deploy them."))
+    cli.add_command(LazyCommand("execute", f"{c}.execute:execute", "Execute a flow run of the API in this process."))

@@ -8,13 +8,18 @@ locations are content-addressed, and the location is part of the metadata.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-__all__ = ["Registration", "RegistrationResult", "ProjectNotFoundError", "load_flows", "LOCAL_RUN_CONFIGS"]
+__all__ = [
+    "Registration", "RegistrationResult", "ProjectNotFoundError", "load_flows", "LOCAL_RUN_CONFIGS", "source_files",
+    "snapshot", "watch_sources",
+]
 
 LOCAL_RUN_CONFIGS = frozenset({"LocalRun", "UniversalRun", "LocalEnvironment", "SubprocessEnvironment"})
 """Run configs whose flow runs start on the agent's machine (so Local storage can work there)."""
@@ -64,6 +69,75 @@ def load_flows(paths: Sequence[str | Path] = (), modules: Sequence[str] = (), na
     return found, errors
 
 
+def source_files(paths: Sequence[str | Path] = (), modules: Sequence[str] = ()) -> list[Path]:
+    """The files registration reads: ``*.py`` under each path (or the file itself) and each module's file."""
+    import importlib.util
+
+    files: list[Path] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*.py") if not any(part.startswith((".", "__")) for part in f.relative_to(p).parts)))
+        elif p.exists():
+            files.append(p)
+    for module in modules:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.origin and spec.origin not in ("built-in", "frozen"):
+            files.append(Path(spec.origin))
+    return files
+
+
+def snapshot(paths: Sequence[str | Path] = (), modules: Sequence[str] = ()) -> dict[str, tuple[int, int]]:
+    """``{file: (mtime_ns, size)}`` of the source files; two snapshots differ when a file changed, appeared or went."""
+    out: dict[str, tuple[int, int]] = {}
+    for f in source_files(paths, modules):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out[str(f.resolve())] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def _forget_modules(changed: Iterable[str], modules: Sequence[str]) -> None:
+    """Drop changed modules from ``sys.modules`` so the next load imports the new code."""
+    changed = set(changed)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if name in modules or (file and str(Path(file).resolve()) in changed):
+            sys.modules.pop(name, None)
+
+
+def watch_sources(register_once: Callable[[], Any], paths: Sequence[str | Path] = (), modules: Sequence[str] = (), *,
+                  interval: float = 1.0, max_checks: int | None = None, stop: Callable[[], bool] | None = None,
+                  sleep: Callable[[float], None] = time.sleep) -> int:
+    """Poll the source files' mtimes every ``interval`` s; call ``register_once()`` after each change.
+
+    Returns how many times it re-registered; ends after ``max_checks`` polls, when ``stop()`` is
+    true, or on KeyboardInterrupt. Unchanged flows cost nothing: registration skips them in one
+    request. Changed modules (and ``modules``) are re-imported.
+    """
+    before = snapshot(paths, modules)
+    checks = registrations = 0
+    try:
+        while (max_checks is None or checks < max_checks) and not (stop is not None and stop()):
+            sleep(interval)
+            checks += 1
+            now = snapshot(paths, modules)
+            if now != before:
+                changed = {f for f in set(now) | set(before) if now.get(f) != before.get(f)}
+                _forget_modules(changed, modules)
+                before = now
+                register_once()
+                registrations += 1
+    except KeyboardInterrupt:
+        pass
+    return registrations
+
+
 def _storage_warning(flow: Any) -> str | None:
     storage_type = type(flow.storage).__name__
     run_config = flow.run_config
@@ -84,6 +158,8 @@ class Registration:
 
     def prepare(self, flow: Any, labels: Iterable[str] = ()) -> tuple[dict[str, Any], str, list[str]]:
         """Give the flow storage (default ``Local()``), add it, build; returns ``(metadata, hash, warnings)``."""
+        from headwater.serialization.flow_metadata import canonical_json
+
         if flow.storage is None:
             from headwater.storage.local import Local
 
@@ -92,7 +168,8 @@ class Registration:
             flow.storage.add_flow(flow)
         flow.storage.build()
         serialized = flow.serialize()
-        digest = flow.serialized_hash()
+        # == flow.serialized_hash(), without serializing the flow a second time
+        digest = hashlib.sha256(canonical_json(serialized).encode()).hexdigest()
         extra = sorted(set(labels))
         if extra:
             digest = hashlib.sha256(f"{digest}:labels={','.join(extra)}".encode()).hexdigest()

@@ -1,4 +1,4 @@
-"""``headwater flow-run logs|cancel|inspect ID``."""
+"""``headwater flow-run logs|cancel|inspect|explain ID``."""
 
 from __future__ import annotations
 
@@ -58,3 +58,21 @@ def inspect(id: str, as_json: bool) -> None:
           [[s["version"], s["type"], s["message"], s["timestamp"][:23]] for s in info["states"]])
     table("Task runs", ["task", "map index", "state", "message"],
           [[t["task_slug"], t["map_index"], t["state"]["type"], t["state"]["message"]] for t in info["task_runs"]])
+
+
+@flow_run.command()
+@click.argument("id")
+@click.option("--alive-within", type=float, default=60.0, show_default=True, help="Agents seen within this many seconds count as alive.")
+def explain(id: str, alive_within: float) -> None:
+    """Why the run is (not) picked up: its state and start time, which agents are alive, which labels each lacks."""
+    with api_errors():
+        e = client().graphql(
+            "query($id: String!, $a: Float!) { explain_flow_run(id: $id, alive_within: $a) "
+            "{ state labels scheduled_start_time due agents reasons } }", {"id": id, "a": alive_within},
+        )["explain_flow_run"]
+    console.print(f"Flow run {id}: {e['state']}, labels {','.join(e['labels']) or '(none)'}, "
+                  f"scheduled {e['scheduled_start_time'][:19]}{'' if e['due'] else ' (not due yet)'}")
+    for reason in e["reasons"]:
+        console.print(f"- {reason}")
+    table("Agents", ["name", "labels", "alive", "can run it", "why", "last seen"],
+          [[a["name"], ",".join(a["labels"]), a["alive"], a["can_run"], a["why"], a["last_seen"][:19]] for a in e["agents"]])

@@ -1,8 +1,14 @@
-"""``headwater register``: load flows from files and modules, register the changed ones, skip the unchanged."""
+"""``headwater register``: load flows from files and modules, register the changed ones, skip the unchanged.
+
+With ``--watch`` it keeps running: every ``--interval`` seconds it compares the source files'
+modification times and, after a change, registers again (unchanged flows are skipped in one
+request, so only the edited flows get a new version).
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -11,25 +17,15 @@ from headwater_cloud_api.cli.common import api_errors, client, console
 __all__ = ["register"]
 
 
-@click.command()
-@click.option("--project", "-p", required=True, help="The project (it must exist: `headwater project create P`).")
-@click.option("--path", "paths", multiple=True, type=click.Path(exists=True), help="A flow file or a directory of them (repeatable).")
-@click.option("--module", "-m", "modules", multiple=True, help="An importable module defining flows (repeatable).")
-@click.option("--name", "-n", "names", multiple=True, help="Only flows with this name (repeatable).")
-@click.option("--label", "-l", "labels", multiple=True, help="Extra label for every flow's runs (repeatable).")
-@click.option("--force", is_flag=True, help="Register a new version even when the metadata is unchanged.")
-@click.option("--no-schedule", is_flag=True, help="Register with the schedule turned off.")
-def register(project: str, paths: tuple[str, ...], modules: tuple[str, ...], names: tuple[str, ...],
-             labels: tuple[str, ...], force: bool, no_schedule: bool) -> None:
-    """Register every flow found; prints Registered / Skipped / Error per flow and exits 1 if any failed."""
+def _register_once(api: Any, project: str, paths: tuple[str, ...], modules: tuple[str, ...], names: tuple[str, ...],
+                   labels: tuple[str, ...], force: bool, no_schedule: bool) -> int:
+    """Load and register every flow once; prints one line per flow and a summary; returns the number of errors."""
     from headwater_cloud_api.registration import ProjectNotFoundError, load_flows
 
-    if not paths and not modules:
-        raise click.UsageError("Give at least one --path or --module.")
     flows, errors = load_flows(paths, modules, names)
     try:
         with api_errors():
-            results = client().registration().register_many(flows, project, labels=labels, force=force, schedule=not no_schedule)
+            results = api.registration().register_many(flows, project, labels=labels, force=force, schedule=not no_schedule)
     except ProjectNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     counts = {"registered": 0, "skipped": 0, "error": 0}
@@ -44,7 +40,44 @@ def register(project: str, paths: tuple[str, ...], modules: tuple[str, ...], nam
         else:
             console.print(f"  {result.name}: [red]Error[/red] ({result.error})")
     console.print(f"{counts['registered']} registered, {counts['skipped']} skipped, {counts['error']} errors.")
-    if counts["error"] or not (flows or errors):
-        if not (flows or errors):
-            console.print("No flows found.")
-        sys.exit(1)
+    if not (flows or errors):
+        console.print("No flows found.")
+        return 1
+    return counts["error"]
+
+
+@click.command()
+@click.option("--project", "-p", required=True, help="The project (it must exist: `headwater project create P`).")
+@click.option("--path", "paths", multiple=True, type=click.Path(exists=True), help="A flow file or a directory of them (repeatable).")
+@click.option("--module", "-m", "modules", multiple=True, help="An importable module defining flows (repeatable).")
+@click.option("--name", "-n", "names", multiple=True, help="Only flows with this name (repeatable).")
+@click.option("--label", "-l", "labels", multiple=True, help="Extra label for every flow's runs (repeatable).")
+@click.option("--force", is_flag=True, help="Register a new version even when the metadata is unchanged.")
+@click.option("--no-schedule", is_flag=True, help="Register with the schedule turned off.")
+@click.option("--watch", is_flag=True, help="Keep running: register again whenever a source file changes (Ctrl-C stops).")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="With --watch: seconds between checks for changes.")
+@click.option("--max-checks", type=int, default=None, hidden=True, help="With --watch: stop after this many checks (tests).")
+def register(project: str, paths: tuple[str, ...], modules: tuple[str, ...], names: tuple[str, ...],
+             labels: tuple[str, ...], force: bool, no_schedule: bool, watch: bool, interval: float,
+             max_checks: int | None) -> None:
+    """Register every flow found; prints Registered / Skipped / Error per flow and exits 1 if any failed."""
+    if not paths and not modules:
+        raise click.UsageError("Give at least one --path or --module.")
+    api = client()
+    failed = _register_once(api, project, paths, modules, names, labels, force, no_schedule)
+    if not watch:
+        if failed:
+            sys.exit(1)
+        return
+    from headwater_cloud_api.registration import watch_sources
+
+    console.print(f"Watching {len(paths) + len(modules)} source(s) for changes every {interval:g} s (Ctrl-C stops).")
+
+    def again() -> None:
+        console.print("[bold]Change detected[/bold]: registering again.")
+        try:
+            _register_once(api, project, paths, modules, names, labels, False, no_schedule)
+        except click.ClickException as exc:  # the API went away or the project was deleted: report, keep watching
+            console.print(f"[red]Error[/red]: {exc.format_message()}")
+
+    watch_sources(again, paths, modules, interval=interval, max_checks=max_checks)

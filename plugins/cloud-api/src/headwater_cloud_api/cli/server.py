@@ -34,8 +34,12 @@ def server() -> None:
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduling service in this process.")
 @click.option("--scheduler-interval", type=float, default=10.0, show_default=True, help="Seconds between scheduler passes.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--heartbeat-lease", type=float, default=30.0, show_default=True,
+              help="Seconds without a heartbeat after which a claimed flow run is lost (the reaper acts).")
+@click.option("--max-resurrections", type=int, default=3, show_default=True,
+              help="How many times a lost flow run is rescheduled before it is marked Failed.")
 def start(host: str | None, port: int | None, database_url: str | None, auth: bool, no_scheduler: bool,
-          scheduler_interval: float, log_level: str) -> None:
+          scheduler_interval: float, log_level: str, heartbeat_lease: float = 30.0, max_resurrections: int = 3) -> None:
     """Start the API server (migrates the database first)."""
     from headwater.config import get_config
 
@@ -46,7 +50,8 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
     url = database_url or default_database_url()
     console.print(f"headwater API on http://{host or cfg.host}:{port if port is not None else cfg.port}/graphql, database {url.split('@')[-1]}")
     serve(host=host or cfg.host, port=port if port is not None else cfg.port, log_level=log_level, database_url=url,
-          auth=auth, scheduler=not no_scheduler, scheduler_interval=scheduler_interval)
+          auth=auth, scheduler=not no_scheduler, scheduler_interval=scheduler_interval,
+          heartbeat_lease=heartbeat_lease, max_resurrections=max_resurrections)
 
 
 @server.group("api-key")

@@ -79,12 +79,18 @@ def create_app(
     scheduler_interval: float = 10.0,
     upgrade: bool = True,
     database: Database | None = None,
+    reaper: bool = True,
+    heartbeat_lease: float = 30.0,
+    max_resurrections: int = 3,
+    reaper_interval: float | None = None,
 ) -> Starlette:
     """The server app. ``database_url`` None: ``[server] database_url`` or SQLite in ``$HEADWATER_HOME``.
 
-    ``upgrade`` runs the migrations at startup; ``scheduler`` starts the scheduling service.
+    ``upgrade`` runs the migrations at startup; ``scheduler`` starts the scheduling service;
+    ``reaper`` the lost-run reaper (``heartbeat_lease`` seconds, ``max_resurrections`` reschedules).
     """
     db = database or Database(database_url or default_database_url())
+    db.heartbeat_lease = heartbeat_lease  # type: ignore[attr-defined]  # read by the agent schema (issue 6)
     state: dict[str, Any] = {}
 
     async def health(request: Request) -> Response:
@@ -121,11 +127,17 @@ def create_app(
 
             state["scheduler"] = Scheduler(db, interval=scheduler_interval)
             state["scheduler"].start()
+        if reaper:  # lost runs: heartbeat lease expired -> rescheduled, then Failed (services/reaper.py)
+            from headwater_cloud_api.server.services.reaper import Reaper
+
+            state["reaper"] = Reaper(db, heartbeat_lease, max_resurrections, reaper_interval)
+            state["reaper"].start()
         try:
             yield
         finally:
-            if "scheduler" in state:
-                await run_in_threadpool(state["scheduler"].stop)
+            for service in ("scheduler", "reaper"):
+                if service in state:
+                    await run_in_threadpool(state[service].stop)
             db.dispose()
 
     app = Starlette(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from headwater_cloud_api.server.db.models import ApiKey
@@ -57,11 +57,15 @@ def check_authorization(db: Database, header: str | None, required: bool) -> str
         if scheme.lower() != "bearer" or not value.strip():
             return "The Authorization header must be 'Bearer <api key>'."
         token = value.strip()
-    with db.read() as session:
+    with db.read_engine.connect() as connection:  # Core, prebuilt statements: this runs before every request
         if token is not None:
-            if session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(token))) is None:
+            if connection.execute(_KEY_BY_HASH, {"key_hash": hash_key(token)}).first() is None:
                 return "The API key is not valid (unknown or revoked). Create one with `headwater server api-key create NAME`."
             return None
-        if required or session.scalar(select(ApiKey.id).limit(1)) is not None:
+        if required or connection.execute(_ANY_KEY).first() is not None:
             return "This server requires an API key: send 'Authorization: Bearer <key>' (set HEADWATER__CLOUD__API_KEY)."
     return None
+
+
+_KEY_BY_HASH = select(ApiKey.__table__.c.id).where(ApiKey.__table__.c.key_hash == bindparam("key_hash"))
+_ANY_KEY = select(ApiKey.__table__.c.id).limit(1)

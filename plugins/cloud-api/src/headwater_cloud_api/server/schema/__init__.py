@@ -10,8 +10,11 @@ from strawberry.schema.config import StrawberryConfig
 from graphql import GraphQLError
 
 from headwater_cloud_api.server.errors import APIError
+from headwater_cloud_api.server.schema.cache import DocumentCache
 from headwater_cloud_api.server.schema.mutations import Mutation
 from headwater_cloud_api.server.schema.queries import Query
+from headwater_cloud_api.server.schema.agents import AgentMutation, AgentQuery
+from strawberry.tools import merge_types
 
 __all__ = ["schema", "Schema"]
 
@@ -28,5 +31,6 @@ class Schema(strawberry.Schema):
                 _log.error("Unexpected error in %s", error.path, exc_info=original)
 
 
-schema = Schema(query=Query, mutation=Mutation, config=StrawberryConfig(auto_camel_case=False))
+schema = Schema(query=merge_types("Query", (Query, AgentQuery)), mutation=merge_types("Mutation", (Mutation, AgentMutation)), config=StrawberryConfig(auto_camel_case=False),
+                extensions=[DocumentCache])  # clients repeat a few documents: parse and validate each once
 """Field and argument names are snake_case, as in Python: ``flow(name:, project:) { run_config { labels } }``."""

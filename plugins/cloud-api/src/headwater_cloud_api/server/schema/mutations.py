@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from headwater_cloud_api.server.errors import BadInput
+from headwater_cloud_api.server.schema.fast_inputs import fast_inputs
 from headwater_cloud_api.server.schema.types import (
     AgentType,
     CreateFlowResult,
@@ -23,7 +24,7 @@ from headwater_cloud_api.server.services import kv as kv_service
 from headwater_cloud_api.server.services import projects as project_service
 from headwater_cloud_api.server.services import runs as run_service
 
-__all__ = ["Mutation", "FlowRef", "CreateFlowInput", "CreateFlowRunInput", "StateInput", "FlowRunStateInput", "TaskRunStateInput", "LogInput"]
+__all__ = ["Mutation", "FlowRef", "CreateFlowInput", "CreateFlowRunInput", "StateInput", "FlowRunStateInput", "TaskRunStateInput", "LogInput", "SetStatesResult"]
 
 
 @strawberry.input(description="A flow by id, or by name + project (its latest unarchived version).")
@@ -91,6 +92,9 @@ class LogInput:
     timestamp: datetime | None = None
 
 
+fast_inputs(StateInput, FlowRunStateInput, TaskRunStateInput, LogInput)  # batches of these are hot paths
+
+
 def _flow(session: object, ref: FlowRef) -> object:
     """The flow version ``ref`` names; by name, the newest version even if archived (so archive-then-delete works)."""
     if ref.id is None and ref.name is not None and ref.project is not None:
@@ -108,6 +112,44 @@ def _serialized(value: object) -> dict | None:
     if value is not None and not isinstance(value, dict):
         raise BadInput("A state's 'serialized' must be a JSON object.")
     return value  # type: ignore[return-value]
+
+
+@strawberry.type
+class SetStatesResult:
+    """The results of ``set_states``: select ``written`` and ``stale`` for a cheap answer, or every item's result."""
+
+    _flows: strawberry.Private[list[run_service.WriteResult]]
+    _tasks: strawberry.Private[list[run_service.WriteResult]]
+
+    @strawberry.field(description="How many writes were accepted (the others are in 'stale').")
+    def written(self) -> int:
+        return sum(r.status == "SUCCESS" for r in (*self._flows, *self._tasks))
+
+    @strawberry.field(description="The writes that were not written (a newer state exists): the runs' current version and state.")
+    def stale(self) -> list[WriteResultType]:
+        return [_result(r) for r in (*self._flows, *self._tasks) if r.status != "SUCCESS"]
+
+    @strawberry.field(description="One result per flow-run write, in input order.")
+    def flow_runs(self) -> list[WriteResultType]:
+        return [_result(r) for r in self._flows]
+
+    @strawberry.field(description="One result per task-run write, in input order (ids of new task runs included).")
+    def task_runs(self) -> list[WriteResultType]:
+        return [_result(r) for r in self._tasks]
+
+
+def _flow_write(i: FlowRunStateInput) -> run_service.StateWrite:
+    return run_service.StateWrite(i.flow_run_id, i.state.type, i.state.message, i.version, _serialized(i.state.serialized))
+
+
+def _task_write(i: TaskRunStateInput) -> run_service.TaskStateWrite:
+    return run_service.TaskStateWrite(
+        i.flow_run_id, i.state.type, i.task_slug, i.map_index, i.task_run_id, i.state.message, i.version, _serialized(i.state.serialized)
+    )
+
+
+def _result(r: run_service.WriteResult) -> WriteResultType:
+    return WriteResultType(id=r.id, status=r.status, version=r.version, state=r.state)
 
 
 @strawberry.type
@@ -183,6 +225,18 @@ class Mutation:
         ]
         with db(info).write() as s:
             return [WriteResultType(id=r.id, status=r.status, version=r.version, state=r.state) for r in run_service.set_task_run_states(s, writes)]
+
+    @strawberry.mutation(
+        description="Flow-run and task-run state writes in one transaction (flow runs first); STALE results were not written, "
+        "an unknown id or state writes nothing."
+    )
+    def set_states(self, info: Info, flow_runs: list[FlowRunStateInput] | None = None,
+                   task_runs: list[TaskRunStateInput] | None = None) -> SetStatesResult:
+        flow_writes = [_flow_write(i) for i in flow_runs or ()]
+        task_writes = [_task_write(i) for i in task_runs or ()]
+        with db(info).write() as s:
+            flows, tasks = run_service.set_states(s, flow_writes, task_writes)
+        return SetStatesResult(_flows=flows, _tasks=tasks)
 
     @strawberry.mutation(description="Cancel a run: Scheduled -> Cancelled at once, running -> Cancelling, finished runs unchanged.")
     def cancel_flow_run(self, info: Info, id: str) -> WriteResultType:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from headwater_cloud_api.server.db.models import Agent, Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState, new_id, utcnow
@@ -30,6 +30,7 @@ __all__ = [
     "get_flow_run",
     "set_flow_run_states",
     "set_task_run_states",
+    "set_states",
     "cancel_flow_run",
     "write_logs",
     "runs_in_queue",
@@ -144,120 +145,206 @@ def create_flow_run(
     params = dict(parameters or {})
     _check_parameters(flow, params)
     now = utcnow()
-    row = FlowRun(
+    values = dict(
         id=new_id(), flow_id=flow.id, flow_group_id=flow.flow_group_id, name=run_name,
         parameters={**defaults, **params}, context=dict(context or {}),
         labels=sorted(set(flow.labels if labels is None else labels)),
         run_config=flow.serialized.get("run_config"), idempotency_key=idempotency_key, auto_scheduled=auto_scheduled,
-        scheduled_start_time=scheduled_start_time or now, state="Scheduled", state_timestamp=now, version=1,
-        created=now, updated=now,
+        scheduled_start_time=scheduled_start_time or now, state="Scheduled", state_message=None, state_timestamp=now, version=1,
+        start_time=None, end_time=None, agent_id=None, heartbeat=None, times_resurrected=0, created=now, updated=now,
     )
-    session.add(row)
-    session.add(FlowRunState(flow_run_id=row.id, version=1, state="Scheduled", message=None, timestamp=now))
-    session.flush()
-    return row
+    conn = session.connection()  # Core inserts with prebuilt statements: no unit-of-work flush for a hot path
+    conn.execute(_INSERT_FLOW_RUN, values)
+    conn.execute(_INSERT_FLOW_RUN_STATE, {"flow_run_id": values["id"], "version": 1, "state": "Scheduled", "message": None,
+                                          "serialized": None, "timestamp": now})
+    return FlowRun(**values)  # transient: the row as inserted (not attached to the session)
 
 
-def _times(state: str, start: datetime | None, end: datetime | None, now: datetime) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if state in RUNNING_STATES and start is None:
-        values["start_time"] = now
-    if state in FINISHED_STATES:
-        values["end_time"] = now
-    return values
+def _check_batch(writes: Sequence[Any]) -> None:
+    if len(writes) > MAX_BATCH:
+        raise BadInput(f"{len(writes)} state writes in one request; the limit is {MAX_BATCH}. Split the batch.")
+    for w in writes:
+        check_state(w.state)
+
+
+# Prebuilt Core statements (compiled once, cached by SQLAlchemy, run with executemany).
+_FR, _FRS, _TR, _TRS = FlowRun.__table__, FlowRunState.__table__, TaskRun.__table__, TaskRunState.__table__
+
+
+def _update_current(table: Any) -> Any:
+    """``UPDATE table SET <current state> WHERE id = :b_id AND version = :b_expected`` (the stale-writer check)."""
+    values = {
+        "state": bindparam("b_state"), "state_message": bindparam("b_message"), "state_timestamp": bindparam("b_ts"),
+        "version": bindparam("b_version"), "start_time": bindparam("b_start"), "end_time": bindparam("b_end"),
+    }
+    if "updated" in table.c:
+        values["updated"] = bindparam("b_ts")
+    return update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_expected")).values(**values)
+
+
+_UPDATE_FLOW_RUN = _update_current(_FR)
+_UPDATE_TASK_RUN = _update_current(_TR)
+_INSERT_FLOW_RUN_STATE = insert(_FRS)
+_INSERT_TASK_RUN_STATE = insert(_TRS)
+_INSERT_TASK_RUN = insert(_TR)
+_INSERT_FLOW_RUN = insert(_FR)
+
+
+@attrs.define
+class _Current:
+    """A run's current row while a batch is resolved: the version the database has, and what the batch makes of it."""
+
+    read_version: int
+    version: int
+    state: str
+    message: str | None
+    start_time: datetime | None
+    end_time: datetime | None
+    written: bool = False
+
+
+def _resolve(
+    session: Session, writes: Sequence[Any], ids: Sequence[str], current: dict[str, _Current], update_stmt: Any,
+    history_stmt: Any, history_key: str, now: datetime, new_rows: dict[str, dict[str, Any]] | None = None,
+) -> list[WriteResult]:
+    """Apply ``writes`` (in order) to ``current`` in memory, then write with one executemany UPDATE and one INSERT.
+
+    A write whose ``version`` is not the run's version at that point of the batch is STALE and not
+    written; the rows were read under a write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
+    ``FOR UPDATE``), so the in-memory check is the database's. The UPDATE still checks the version read,
+    and a mismatch (impossible under the lock) fails the whole transaction rather than writing part of it.
+    Runs in ``new_rows`` (task runs this batch creates) are inserted with their final state instead.
+    """
+    results: list[WriteResult] = []
+    history: list[dict[str, Any]] = []
+    for w, run_id in zip(writes, ids, strict=True):
+        row = current[run_id]
+        if w.version is not None and w.version != row.version:
+            results.append(WriteResult(run_id, "STALE", row.version, row.state))
+            continue
+        row.version += 1
+        row.state, row.message, row.written = w.state, w.message, True
+        if w.state in RUNNING_STATES and row.start_time is None:
+            row.start_time = now
+        if w.state in FINISHED_STATES:
+            row.end_time = now
+        history.append({history_key: run_id, "version": row.version, "state": w.state, "message": w.message,
+                        "serialized": w.serialized, "timestamp": now})
+        results.append(WriteResult(run_id, "SUCCESS", row.version, w.state))
+    conn = session.connection()
+    if new_rows:  # one INSERT of the task runs created by this batch, in their final state
+        for run_id, values in new_rows.items():
+            row = current[run_id]
+            values.update(state=row.state, state_message=row.message, version=row.version, start_time=row.start_time,
+                          end_time=row.end_time, state_timestamp=now)
+        conn.execute(_INSERT_TASK_RUN, list(new_rows.values()))
+    updates = [
+        {"b_id": run_id, "b_expected": row.read_version, "b_state": row.state, "b_message": row.message, "b_ts": now,
+         "b_version": row.version, "b_start": row.start_time, "b_end": row.end_time}
+        for run_id, row in current.items() if row.written and not (new_rows and run_id in new_rows)
+    ]
+    if updates:
+        done = conn.execute(update_stmt, updates).rowcount
+        if done != len(updates) and done >= 0:
+            raise BadInput("A run changed while its states were written; nothing was written. Retry the batch.", "CONFLICT")
+    if history:
+        conn.execute(history_stmt, history)
+    return results
+
+
+def _lock(query: Any, session: Session) -> Any:
+    """Rows read to be updated are locked on PostgreSQL, in id order (no deadlock between two batches)."""
+    return query.with_for_update() if session.get_bind().dialect.name == "postgresql" else query
 
 
 def set_flow_run_states(session: Session, writes: Sequence[StateWrite]) -> list[WriteResult]:
-    """Write many flow-run states in one transaction; unknown ids or states fail the whole batch (nothing written)."""
-    if len(writes) > MAX_BATCH:
-        raise BadInput(f"{len(writes)} state writes in one request; the limit is {MAX_BATCH}. Split the batch.")
-    for w in writes:
-        check_state(w.state)
-    ids = {w.flow_run_id for w in writes}
-    rows = {r.id: (r.version, r.start_time) for r in session.execute(select(FlowRun.id, FlowRun.version, FlowRun.start_time).where(FlowRun.id.in_(ids)))} if ids else {}
-    missing = sorted(ids - set(rows))
+    """Write many flow-run states in one transaction (one SELECT, one UPDATE executemany, one INSERT).
+
+    Unknown ids or states fail the whole batch (nothing written); a write with a stale ``version``
+    is reported STALE (with the current version and state) and not written, the others are.
+    Writes to one run apply in order: ``[v1 -> Submitted, v2 -> Running]`` is valid.
+    """
+    _check_batch(writes)
+    if not writes:
+        return []
+    ids = sorted({w.flow_run_id for w in writes})
+    query = select(_FR.c.id, _FR.c.version, _FR.c.state, _FR.c.state_message, _FR.c.start_time, _FR.c.end_time)
+    rows = session.connection().execute(_lock(query.where(_FR.c.id.in_(ids)).order_by(_FR.c.id), session)).all()
+    current = {r.id: _Current(r.version, r.version, r.state, r.state_message, r.start_time, r.end_time) for r in rows}
+    missing = [i for i in ids if i not in current]
     if missing:
         raise NotFound(f"Flow run(s) {', '.join(map(repr, missing))} do not exist; nothing was written.")
-    results: list[WriteResult] = []
-    now = utcnow()
-    for w in writes:
-        run_id = w.flow_run_id
-        known_version, start_time = rows[run_id]
-        expected = known_version if w.version is None else w.version
-        values = {"state": w.state, "state_message": w.message, "state_timestamp": now, "version": expected + 1, "updated": now}
-        values.update(_times(w.state, start_time, None, now))
-        done = session.execute(
-            update(FlowRun).where(FlowRun.id == run_id, FlowRun.version == expected).values(**values)
-        ).rowcount
-        if done:
-            session.execute(
-                insert(FlowRunState).values(
-                    flow_run_id=run_id, version=expected + 1, state=w.state, message=w.message, serialized=w.serialized, timestamp=now
-                )
-            )
-            rows[run_id] = (expected + 1, values.get("start_time", start_time))
-            results.append(WriteResult(run_id, "SUCCESS", expected + 1, w.state))
-        else:
-            current = session.execute(select(FlowRun.version, FlowRun.state).where(FlowRun.id == run_id)).one()
-            results.append(WriteResult(run_id, "STALE", current.version, current.state))
-    return results
+    return _resolve(session, writes, [w.flow_run_id for w in writes], current, _UPDATE_FLOW_RUN, _INSERT_FLOW_RUN_STATE,
+                    "flow_run_id", utcnow())
 
 
 def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite]) -> list[WriteResult]:
-    """Write many task-run states; a task run is created on its first write (by flow run, task slug and map index)."""
-    if len(writes) > MAX_BATCH:
-        raise BadInput(f"{len(writes)} state writes in one request; the limit is {MAX_BATCH}. Split the batch.")
+    """Write many task-run states in one transaction; a task run is created on its first write (by flow run, task slug and map index).
+
+    Same rules as :func:`set_flow_run_states`. A new task run starts at version 0 (state Pending),
+    so its first write has ``version`` 0 or None.
+    """
+    _check_batch(writes)
+    if not writes:
+        return []
     for w in writes:
-        check_state(w.state)
         if w.task_run_id is None and not w.task_slug:
             raise BadInput("A task-run state write names its task run by 'task_run_id' or by 'task_slug' (+ 'map_index').")
-    run_ids = {w.flow_run_id for w in writes}
-    found = set(session.scalars(select(FlowRun.id).where(FlowRun.id.in_(run_ids)))) if run_ids else set()
-    missing = sorted(run_ids - found)
+    conn = session.connection()
+    run_ids = sorted({w.flow_run_id for w in writes})
+    found = set(conn.execute(select(_FR.c.id).where(_FR.c.id.in_(run_ids))).scalars())
+    missing = [i for i in run_ids if i not in found]
     if missing:
         raise NotFound(f"Flow run(s) {', '.join(map(repr, missing))} do not exist; nothing was written.")
-    existing = {
-        (r.flow_run_id, r.task_slug, r.map_index): r
-        for r in session.scalars(select(TaskRun).where(TaskRun.flow_run_id.in_(run_ids)))
-    } if run_ids else {}
-    by_id = {r.id: r for r in existing.values()}
-    known: dict[str, tuple[int, datetime | None]] = {r.id: (r.version, r.start_time) for r in existing.values()}
+    by_slug = [w for w in writes if w.task_run_id is None]
+    by_id = sorted({w.task_run_id for w in writes if w.task_run_id is not None})
+    columns = (_TR.c.id, _TR.c.flow_run_id, _TR.c.task_slug, _TR.c.map_index, _TR.c.version, _TR.c.state,
+               _TR.c.state_message, _TR.c.start_time, _TR.c.end_time)
+    current: dict[str, _Current] = {}
+    owner: dict[str, str] = {}
+    keys: dict[tuple[str, str, int], str] = {}
+
+    def read(where: Any) -> None:
+        for r in conn.execute(_lock(select(*columns).where(where).order_by(_TR.c.id), session)):
+            current[r.id] = _Current(r.version, r.version, r.state, r.state_message, r.start_time, r.end_time)
+            owner[r.id] = r.flow_run_id
+            keys[(r.flow_run_id, r.task_slug, r.map_index)] = r.id
+
+    if by_slug:
+        slugs = sorted({w.task_slug for w in by_slug})
+        read(_TR.c.flow_run_id.in_(sorted({w.flow_run_id for w in by_slug})) & _TR.c.task_slug.in_(slugs))
+    if by_id:
+        read(_TR.c.id.in_(by_id))
+    for task_run_id, run_id in [(w.task_run_id, w.flow_run_id) for w in writes if w.task_run_id is not None]:
+        if owner.get(task_run_id) != run_id:
+            raise NotFound(f"Task run {task_run_id!r} does not exist in flow run {run_id!r}; nothing was written.")
     now = utcnow()
-    results: list[WriteResult] = []
-    ids: dict[tuple[str, str, int], str] = {key: r.id for key, r in existing.items()}
-    new_rows: list[dict[str, Any]] = []
-    for w in writes:  # one INSERT for every task run written for the first time
-        if w.task_run_id is not None:
-            if w.task_run_id not in by_id:
-                raise NotFound(f"Task run {w.task_run_id!r} does not exist in flow run {w.flow_run_id!r}; nothing was written.")
-            continue
-        key = (w.flow_run_id, w.task_slug or "", w.map_index)
-        if key not in ids:
-            ids[key] = new_id()
-            known[ids[key]] = (0, None)
-            new_rows.append({"id": ids[key], "flow_run_id": w.flow_run_id, "task_slug": w.task_slug, "map_index": w.map_index,
-                             "state": "Pending", "version": 0, "state_timestamp": now, "created": now})
-    if new_rows:
-        session.execute(insert(TaskRun), new_rows)
-    for w in writes:
-        run_id = w.task_run_id if w.task_run_id is not None else ids[(w.flow_run_id, w.task_slug or "", w.map_index)]
-        known_version, start_time = known[run_id]
-        expected = known_version if w.version is None else w.version
-        values = {"state": w.state, "state_message": w.message, "state_timestamp": now, "version": expected + 1}
-        values.update(_times(w.state, start_time, None, now))
-        done = session.execute(update(TaskRun).where(TaskRun.id == run_id, TaskRun.version == expected).values(**values)).rowcount
-        if done:
-            session.execute(
-                insert(TaskRunState).values(
-                    task_run_id=run_id, version=expected + 1, state=w.state, message=w.message, serialized=w.serialized, timestamp=now
-                )
-            )
-            known[run_id] = (expected + 1, values.get("start_time", start_time))
-            results.append(WriteResult(run_id, "SUCCESS", expected + 1, w.state))
-        else:
-            current = session.execute(select(TaskRun.version, TaskRun.state).where(TaskRun.id == run_id)).one()
-            results.append(WriteResult(run_id, "STALE", current.version, current.state))
-    return results
+    new_keys = sorted({(w.flow_run_id, w.task_slug, w.map_index) for w in by_slug} - set(keys))
+    created: dict[str, dict[str, Any]] = {}
+    if new_keys:  # one INSERT for every task run written for the first time
+        new_rows = [{"id": new_id(), "flow_run_id": f, "task_slug": s, "map_index": m, "state": "Pending", "state_message": None,
+                     "version": 0, "state_timestamp": now, "start_time": None, "end_time": None, "created": now}
+                    for f, s, m in new_keys]
+        if session.get_bind().dialect.name == "postgresql":  # another server may create the same task run at once
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(_TR).on_conflict_do_nothing(index_elements=["flow_run_id", "task_slug", "map_index"]), new_rows)
+            read(_TR.c.id.in_([r["id"] for r in new_rows])
+                 | (_TR.c.flow_run_id.in_(sorted({k[0] for k in new_keys})) & _TR.c.task_slug.in_(sorted({k[1] for k in new_keys}))))
+        else:  # SQLite: the write lock is held, so insert them later, in their final state (no UPDATE)
+            for row, key in zip(new_rows, new_keys, strict=True):
+                current[row["id"]] = _Current(0, 0, "Pending", None, None, None)
+                keys[key] = row["id"]
+                created[row["id"]] = row
+    ids = [w.task_run_id if w.task_run_id is not None else keys[(w.flow_run_id, w.task_slug, w.map_index)] for w in writes]
+    return _resolve(session, writes, ids, current, _UPDATE_TASK_RUN, _INSERT_TASK_RUN_STATE, "task_run_id", now, created)
+
+
+def set_states(session: Session, flow_runs: Sequence[StateWrite], task_runs: Sequence[TaskStateWrite]) -> tuple[list[WriteResult], list[WriteResult]]:
+    """Flow-run and task-run state writes in one transaction (flow runs first): ``(flow results, task results)``."""
+    if len(flow_runs) + len(task_runs) > MAX_BATCH:
+        raise BadInput(f"{len(flow_runs) + len(task_runs)} state writes in one request; the limit is {MAX_BATCH}. Split the batch.")
+    return set_flow_run_states(session, flow_runs), set_task_run_states(session, task_runs)
 
 
 def cancel_flow_run(session: Session, id: str) -> WriteResult:

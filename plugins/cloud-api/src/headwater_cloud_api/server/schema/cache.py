@@ -1,0 +1,51 @@
+"""A parse-and-validate cache for GraphQL documents, keyed by the query text.
+
+Clients send the same few documents over and over (a state write, a heartbeat), with different
+variables. Parsing and validating a document costs more than executing a small mutation, so
+valid documents are kept (bounded LRU, shared by all requests and threads); invalid ones are
+parsed and validated every time, so their errors are reported exactly as without the cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from strawberry.extensions import SchemaExtension
+
+__all__ = ["DocumentCache", "MAX_CACHED_DOCUMENTS"]
+
+MAX_CACHED_DOCUMENTS = 512
+"""Distinct valid query texts kept (oldest unused dropped first)."""
+
+_documents: OrderedDict[str, Any] = OrderedDict()
+_lock = threading.Lock()
+
+
+class DocumentCache(SchemaExtension):
+    """Reuses the parsed document of a query text that was valid before and skips its validation."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query
+        if query is not None:
+            with _lock:
+                document = _documents.get(query)
+                if document is not None:
+                    _documents.move_to_end(query)
+            if document is not None:
+                context.graphql_document = document  # strawberry skips parsing when a document is set
+                context.pre_execution_errors = []  # ... and validation when errors are known (none)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        if context.query is not None and context.graphql_document is not None and context.pre_execution_errors == []:
+            with _lock:
+                if context.query not in _documents:
+                    _documents[context.query] = context.graphql_document
+                    if len(_documents) > MAX_CACHED_DOCUMENTS:
+                        _documents.popitem(last=False)

@@ -1,0 +1,103 @@
+"""The guide's scenario end to end: a directory of flows registered with the CLI, two agents (staging and
+production) on one machine, label routing, schedules turned into runs by the server and executed, Local
+storage read by agents started from other working directories. Server, agents and flow runs are OS processes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from agent_helpers import AgentProcess, ServerProcess, wait_for
+from headwater.client import Client
+
+FLOW_FILE = '''
+from datetime import timedelta
+
+from headwater import Flow, task
+from headwater.run_configs import LocalRun
+from headwater.schedules import Schedule
+from headwater.schedules.clocks import CronClock, IntervalClock
+
+
+@task(log_stdout=True)
+def hello(where):
+    print(f"hello from {where}")
+
+
+with Flow("staging-flow", run_config=LocalRun(labels=["staging"])) as staging_flow:
+    hello("staging")
+
+with Flow("nightly", run_config=LocalRun(labels=["production"]),
+          schedule=Schedule(clocks=[CronClock("0 3 * * *")])) as nightly:
+    hello("cron")
+
+with Flow("heartbeat-check", run_config=LocalRun(labels=["production"]),
+          schedule=Schedule(clocks=[IntervalClock(timedelta(seconds=2))])) as frequent:
+    hello("schedule")
+'''
+
+
+def _cli(*args: str, cwd: Path, api: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "headwater.cli", *args], cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, "HEADWATER__CLOUD__API": api}, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _runs(api: Client, flow_name: str) -> list[dict]:
+    return api.graphql(
+        "query($f: String!) { flow_runs(flow_name: $f, project: \"test\", limit: 100) { id auto_scheduled scheduled_start_time agent_id state { type } } }",
+        {"f": flow_name},
+    )["flow_runs"]
+
+
+def test_two_agents_labels_schedules_and_local_storage(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "flows" / "test").mkdir(parents=True)
+    (repo / "flows" / "test" / "test.py").write_text(FLOW_FILE)
+    server = ServerProcess(f"sqlite:///{tmp_path / 'api.db'}", tmp_path, lease=5.0, scheduler=True, scheduler_interval=0.5).start()
+    agents: list[AgentProcess] = []
+    try:
+        _cli("project", "create", "test", cwd=repo, api=server.api)
+        out = _cli("register", "--project", "test", "--path", "flows/", cwd=repo, api=server.api)
+        assert "3 registered, 0 skipped, 0 errors." in out
+        elsewhere = tmp_path / "agents"  # not the registration directory: Local storage must still load
+        staging = AgentProcess(server.api, elsewhere / "staging", ("staging",), "staging", poll_interval=0.2)
+        production = AgentProcess(server.api, elsewhere / "production", ("production",), "production", poll_interval=0.2)
+        agents += [staging, production]
+        with Client(api=server.api, api_key="") as api:
+            def registered() -> list[dict]:
+                rows = api.graphql("{ agents { id name } }")["agents"]
+                return rows if len(rows) == 2 else []
+
+            ids = {a["name"]: a["id"] for a in wait_for(registered, 30, what="both agents registered")}
+            run = api.flow(name="staging-flow", project="test").create_run()
+            assert run.wait(60).name == "Success"
+            assert run.get("agent_id") == ids["staging"]  # only the staging agent has the label
+            assert "hello from staging" in [r["message"] for r in run.logs()]
+
+            scheduled = wait_for(lambda: [r for r in _runs(api, "heartbeat-check") if r["state"]["type"] == "Success"],
+                                 60, what="a scheduled run executed")
+            assert scheduled[0]["auto_scheduled"] and scheduled[0]["agent_id"] == ids["production"]
+
+            nightly = wait_for(lambda: _runs(api, "nightly"), 30, what="the cron schedule's runs")
+            assert all(r["auto_scheduled"] and r["state"]["type"] == "Scheduled" for r in nightly)
+            first = min(nightly, key=lambda r: r["scheduled_start_time"])
+            when = datetime.fromisoformat(first["scheduled_start_time"])
+            assert (when.hour, when.minute, when.second) == (3, 0, 0)
+            explained = _cli("flow-run", "explain", first["id"], cwd=repo, api=server.api)
+            assert "(not due yet)" in explained and "staging" in explained and "production" in explained
+            e = api.graphql("query($id: String!) { explain_flow_run(id: $id) { reasons agents } }", {"id": first["id"]})["explain_flow_run"]
+            assert "agents deploy it then, not before" in e["reasons"][0]
+            assert {a["name"]: a["why"] for a in e["agents"]} == {"staging": "lacks label(s) production", "production": "can run it"}
+        assert staging.stop() == 0 and production.stop() == 0
+    finally:
+        for agent in agents:
+            if agent.process.poll() is None:
+                agent.process.kill()
+                agent.process.wait()
+        server.stop()
