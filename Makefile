@@ -1,4 +1,5 @@
-# make demo  - set up .venv and run the demo flow with a live progress display
+# make demo  - set up .venv, run the demo flow locally with a live progress display, then run it
+#              again through a server and an agent (examples/orchestrated_demo.sh)
 # make test  - set up .venv (and the system packages the tests need) and run the whole suite
 PYTHON ?= python3
 VENV := .venv
@@ -21,6 +22,7 @@ system-deps:
 
 demo: venv
 	$(BIN)/headwater run examples/demo.py
+	BIN=$(BIN) bash examples/orchestrated_demo.sh
 
 test: venv system-deps
 	$(BIN)/python -m pytest

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The orchestrated half of `make demo`: a server, an agent and a flow run through the API,
+# on a throwaway HEADWATER_HOME (SQLite), all on 127.0.0.1. Everything is stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+export HEADWATER_HOME=$(mktemp -d -t headwater-demo-XXXXXX)
+PORT=$("$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export HEADWATER__CLOUD__API="http://127.0.0.1:$PORT/graphql"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$HEADWATER_HOME"; }
+trap cleanup EXIT
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "headwater server start (SQLite in $HEADWATER_HOME, port $PORT)"
+"$BIN/headwater" server start --port "$PORT" >"$HEADWATER_HOME/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  "$BIN/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/health')" 2>/dev/null && break
+  sleep 0.1
+done
+
+step "headwater project create demo && headwater register --project demo --path examples/demo.py"
+"$BIN/headwater" project create demo
+"$BIN/headwater" register --project demo --path examples/demo.py
+
+step "headwater agent start (in the background)"
+"$BIN/headwater" agent start --poll-interval 0.5 >"$HEADWATER_HOME/agent.log" 2>&1 &
+pids+=($!)
+
+step "headwater run --name demo --project demo --param n=8 --watch"
+"$BIN/headwater" run --name demo --project demo --param n=8 --watch
+
+step "headwater get flow-runs"
+"$BIN/headwater" get flow-runs
