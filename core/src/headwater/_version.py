@@ -1,8 +1,3 @@
-"""The core distribution's version (single source: core/pyproject.toml)."""
+"""The core distribution's version (single source: core/pyproject.toml reads it from here)."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("headwater")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+unknown"
+__version__ = "0.1.0"

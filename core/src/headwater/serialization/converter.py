@@ -119,36 +119,36 @@ def register_polymorphic_base(base: type, kind: str) -> None:
     )
 
 
-_core_bases_loaded = False
+_CORE_BASES: dict[str, str] = {
+    "storage": "headwater.storage.base:Storage",
+    "environment": "headwater.environments.base:Environment",
+    "schedule": "headwater.schedules.schedule:Schedule",
+    "clock": "headwater.schedules.clocks:Clock",
+    "schedule_filter": "headwater.schedules.filters:Filter",
+    "result": "headwater.results.result:Result",
+    "serializer": "headwater.results.serializers:Serializer",
+}
+"""The core's polymorphic bases, registered lazily (they import this module, and importing all of
+them would cost a flow-run process fsspec, croniter and friends it may not need)."""
+_pending_bases = dict(_CORE_BASES)
 
 
-def _ensure_core_bases() -> None:
-    """Register the core's polymorphic base classes (once, lazily: they import this module)."""
-    global _core_bases_loaded
-    if _core_bases_loaded:
+def _ensure_core_bases(kind: str | None = None) -> None:
+    """Register the bases whose modules are imported (an object of another base cannot exist yet),
+    and the base of ``kind``, importing it."""
+    if not _pending_bases:
         return
-    with _lock:
-        if _core_bases_loaded:
-            return
-        from headwater.environments.base import Environment
-        from headwater.results import Result
-        from headwater.results.serializers import Serializer
-        from headwater.schedules import Clock, Schedule
-        from headwater.schedules.filters import Filter
-        from headwater.storage.base import Storage
+    import sys
 
-        for base, kind in (
-            (Storage, "storage"),
-            (Environment, "environment"),
-            (Schedule, "schedule"),
-            (Clock, "clock"),
-            (Filter, "schedule_filter"),
-            (Result, "result"),
-            (Serializer, "serializer"),
-        ):
-            if base not in _bases:
-                register_polymorphic_base(base, kind)
-        _core_bases_loaded = True
+    from headwater.plugins.registry import import_string
+
+    with _lock:
+        for name, path in list(_pending_bases.items()):
+            if name == kind or path.partition(":")[0] in sys.modules:
+                base = import_string(path)
+                del _pending_bases[name]
+                if base not in _bases:
+                    register_polymorphic_base(base, name)
 
 
 def to_dict(obj: Any) -> Any:
@@ -159,7 +159,7 @@ def to_dict(obj: Any) -> Any:
 
 def from_dict(data: Any, cls_or_kind: type | str) -> Any:
     """Restore an object: ``from_dict(d, Storage)`` or ``from_dict(d, "storage")`` look up the tag."""
-    _ensure_core_bases()
+    _ensure_core_bases(cls_or_kind if isinstance(cls_or_kind, str) else None)
     if isinstance(cls_or_kind, str):
         base = next((b for b, k in _bases.items() if k == cls_or_kind), None)
         if base is None:
