@@ -60,7 +60,9 @@ def start_server(database_url: str, home: str) -> tuple[subprocess.Popen[bytes],
         "from headwater_cloud_api.server.run import serve; "
         f"serve(port={port}, log_level='warning', database_url={database_url!r}, scheduler=False)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "HEADWATER_HOME": home})
+    args = [sys.executable, "-c", code]
+    env = {**os.environ, "HEADWATER_HOME": home}
+    proc = subprocess.Popen(args, env=env)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -75,10 +77,13 @@ def start_server(database_url: str, home: str) -> tuple[subprocess.Popen[bytes],
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc; 0 elsewhere)."""
+    """User + system CPU seconds a process and its living children have used (Linux /proc; 0 elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            total += sum(cpu_seconds(int(child)) for child in children.read_text().split())
+        return total
     except (OSError, IndexError, ValueError):
         return 0.0
 

@@ -54,3 +54,25 @@ def sqlite_server(tmp_path: Path) -> Iterator[ServerThread]:
 def sqlite_client(sqlite_server: ServerThread) -> Iterator[Client]:
     with Client(api=sqlite_server.api, api_key="") as c:
         yield c
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """One API server per test module and database (scheduler off); use it through ``clean_server``."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'api.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    with ServerThread(database_url=url, scheduler=False) as srv:
+        yield srv
+
+
+@pytest.fixture
+def clean_server(shared_server: ServerThread) -> ServerThread:
+    """The module's shared server with every table emptied first: as good as a fresh server, without starting one."""
+    from headwater_cloud_api.server.db.models import Base
+
+    with shared_server.app.state.db.write() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(table.delete())
+    return shared_server

@@ -12,8 +12,17 @@ from headwater_cloud_api.server.db.session import Database, current_revision, do
 from headwater_cloud_api.server.errors import MAX_BODY_BYTES, MAX_KV_VALUE_BYTES
 
 
+HTTP = httpx.Client(timeout=30)  # one client: building an httpx.Client costs ~50 ms (TLS setup)
+
+
+@pytest.fixture
+def server(clean_server):
+    """One server per module and database, emptied before each test (see conftest)."""
+    return clean_server
+
+
 def gql(server, query, variables=None, headers=None):
-    response = httpx.post(server.api, json={"query": query, "variables": variables or {}}, headers=headers or {})
+    response = HTTP.post(server.api, json={"query": query, "variables": variables or {}}, headers=headers or {})
     assert response.status_code != 500
     return response
 
@@ -44,9 +53,9 @@ def make_flow(server, serialized=FLOW, project="MDS"):
     return data(server, CREATE_FLOW, {"i": {"serialized": serialized, "project_name": project}})["create_flow"]
 
 
-def test_health_and_migrations_match_the_models(server, database_url):
-    assert httpx.get(server.url + "/health").json()["status"] == "ok"
-    db = Database(database_url)
+def test_health_and_migrations_match_the_models(server):
+    assert HTTP.get(server.url + "/health").json()["status"] == "ok"
+    db = Database(server.app.state.db.url)
     try:
         assert current_revision(db) == "0001"
         with db.read_engine.connect() as conn:
@@ -161,9 +170,9 @@ def test_key_value_store(server):
 
 
 def test_client_mistakes_get_clear_errors_and_no_partial_write(server):
-    response = httpx.post(server.api, content=b"{not json")
+    response = HTTP.post(server.api, content=b"{not json")
     assert response.status_code == 400 and "not valid JSON" in response.json()["errors"][0]["message"]
-    assert httpx.post(server.api, json=[1]).status_code == 400
+    assert HTTP.post(server.api, json=[1]).status_code == 400
     assert "Syntax Error" in error(server, "query { flows { ")["message"]
     assert error(server, "{ flows(limit: \"ten\") { id } }")["extensions"]["code"] == "GRAPHQL_VALIDATION"
     assert "does not exist" in error(server, "{ flow_run(id: \"nope\") { id } }")["message"]
@@ -179,7 +188,7 @@ def test_client_mistakes_get_clear_errors_and_no_partial_write(server):
     assert "Unknown state 'Runing'" in error(server, write, {"s": [{"flow_run_id": run["id"], "state": {"type": "Runing"}}]})["message"]
     state = data(server, "query($id: String!) { flow_run(id: $id) { version state { type } } }", {"id": run["id"]})["flow_run"]
     assert state == {"version": 1, "state": {"type": "Scheduled"}}
-    big = httpx.post(server.api, content=b"x" * (MAX_BODY_BYTES + 1), headers={"content-type": "application/json"})
+    big = HTTP.post(server.api, content=b"x" * (MAX_BODY_BYTES + 1), headers={"content-type": "application/json"})
     assert big.status_code == 413 and big.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 

@@ -113,13 +113,14 @@ def _forget_modules(changed: Iterable[str], modules: Sequence[str]) -> None:
 
 def watch_sources(register_once: Callable[[], Any], paths: Sequence[str | Path] = (), modules: Sequence[str] = (), *,
                   interval: float = 1.0, max_checks: int | None = None, stop: Callable[[], bool] | None = None,
-                  sleep: Callable[[float], None] = time.sleep) -> int:
+                  sleep: Callable[[float], None] | None = None) -> int:
     """Poll the source files' mtimes every ``interval`` s; call ``register_once()`` after each change.
 
     Returns how many times it re-registered; ends after ``max_checks`` polls, when ``stop()`` is
     true, or on KeyboardInterrupt. Unchanged flows cost nothing: registration skips them in one
     request. Changed modules (and ``modules``) are re-imported.
     """
+    sleep = sleep or _sleep
     before = snapshot(paths, modules)
     checks = registrations = 0
     try:
@@ -136,6 +137,9 @@ def watch_sources(register_once: Callable[[], Any], paths: Sequence[str | Path] 
     except KeyboardInterrupt:
         pass
     return registrations
+
+
+_sleep = time.sleep  # watch_sources' default (tests replace it to change files between checks)
 
 
 def _storage_warning(flow: Any) -> str | None:

@@ -46,7 +46,7 @@ def execute(db: Database, query: str, variables: dict[str, Any] | None = None, o
             original = error.original_error
             if isinstance(original, APIError):
                 formatted["extensions"] = {"code": original.code}
-            elif original is not None:
+            elif original is not None and type(original).__name__ != "GraphQLError":  # bad variables are the client's mistake
                 formatted["message"] = f"Internal server error ({type(original).__name__}); the server log has the details."
                 formatted["extensions"] = {"code": "INTERNAL"}
             else:

@@ -8,6 +8,7 @@ read transactions stay deferred. PostgreSQL uses one engine for both.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ class Database:
             self.write_engine = self.read_engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Threads of this process queue here and start the moment the
+        # writer before them commits; without it they would wait in SQLite's busy handler, which polls with
+        # sleeps of up to 100 ms (a latency cliff under load). Other processes still wait in the busy handler.
+        self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
 
     @property
     def dialect(self) -> str:
@@ -73,7 +78,11 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A session in a write transaction, committed on success, rolled back on any error."""
-        with self._write() as session, session.begin():
+        if self._write_lock is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self._write_lock, self._write() as session, session.begin():
             yield session
 
     @contextlib.contextmanager

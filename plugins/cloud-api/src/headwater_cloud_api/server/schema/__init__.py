@@ -27,7 +27,7 @@ class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:
             original = error.original_error
-            if original is not None and not isinstance(original, APIError):
+            if original is not None and not isinstance(original, (APIError, GraphQLError)):  # GraphQLError: bad variables
                 _log.error("Unexpected error in %s", error.path, exc_info=original)
 
 
