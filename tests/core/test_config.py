@@ -37,17 +37,9 @@ from headwater.engine.flow_runner import _run_on_schedule_default
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HEADWATER_HOME and no HEADWATER__ variables from the outer environment."""
-    import os
-
-    for var in list(os.environ):
-        if var.upper().startswith("HEADWATER__"):
-            monkeypatch.delenv(var)
-    folder = tmp_path / "hwhome"
-    folder.mkdir()
-    monkeypatch.setenv("HEADWATER_HOME", str(folder))
-    return folder
+def home(headwater_home: Path) -> Path:
+    """headwater.testing's isolated HEADWATER_HOME (no HEADWATER__ variables from outside)."""
+    return headwater_home
 
 
 def write(home: Path, text: str) -> Path:

@@ -44,11 +44,9 @@ def mem() -> Any:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """HEADWATER_HOME pointed at a temporary directory, so default locations land there."""
-    path = tmp_path / "hw-home"
-    monkeypatch.setenv("HEADWATER_HOME", str(path))
-    return path
+def home(headwater_home: Path) -> Path:
+    """headwater.testing's isolated HEADWATER_HOME (no HEADWATER__ variables from outside)."""
+    return headwater_home
 
 
 def files_under(root: Path) -> list[str]:

@@ -22,15 +22,9 @@ VALUE = "s3cr3t-Value-917"
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HEADWATER_HOME and no HEADWATER__ variables from the outer environment."""
-    for var in list(os.environ):
-        if var.upper().startswith("HEADWATER__"):
-            monkeypatch.delenv(var)
-    folder = tmp_path / "hwhome"
-    folder.mkdir()
-    monkeypatch.setenv("HEADWATER_HOME", str(folder))
-    return folder
+def home(headwater_home: Path) -> Path:
+    """headwater.testing's isolated HEADWATER_HOME (no HEADWATER__ variables from outside)."""
+    return headwater_home
 
 
 def write_secrets(home: Path, **secrets: str) -> Path:

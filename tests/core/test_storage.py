@@ -61,10 +61,9 @@ def run_python(code: str, cwd: Path, home: Path, *args: str, extra_env: dict[str
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "hw-home"
-    monkeypatch.setenv("HEADWATER_HOME", str(path))
-    return path
+def home(headwater_home: Path) -> Path:
+    """headwater.testing's isolated HEADWATER_HOME (no HEADWATER__ variables from outside)."""
+    return headwater_home
 
 
 @pytest.fixture

@@ -188,7 +188,13 @@ def headwater_converter(headwater_plugin_manager: PluginHelper) -> Iterator[Conv
 
 @pytest.fixture
 def headwater_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temporary ``HEADWATER_HOME`` (created, empty) for one test."""
+    """A temporary ``HEADWATER_HOME`` (created, empty) for one test, with no ``HEADWATER__*``
+    variables from the outer environment (so the user's own configuration cannot leak in)."""
+    import os
+
+    for var in list(os.environ):
+        if var.upper().startswith("HEADWATER__"):
+            monkeypatch.delenv(var)
     home = tmp_path / "headwater-home"
     home.mkdir()
     monkeypatch.setenv("HEADWATER_HOME", str(home))
