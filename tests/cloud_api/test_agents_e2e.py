@@ -35,6 +35,10 @@ with Flow("nightly", run_config=LocalRun(labels=["production"]),
           schedule=Schedule(clocks=[CronClock("0 3 * * *")])) as nightly:
     hello("cron")
 
+with Flow("every-minute", run_config=LocalRun(labels=["production"]),
+          schedule=Schedule(clocks=[CronClock("* * * * *")])) as every_minute:
+    hello("cron every minute")
+
 with Flow("heartbeat-check", run_config=LocalRun(labels=["production"]),
           schedule=Schedule(clocks=[IntervalClock(timedelta(seconds=2))])) as frequent:
     hello("schedule")
@@ -64,7 +68,7 @@ def test_two_agents_labels_schedules_and_local_storage(tmp_path: Path) -> None:
     try:
         _cli("project", "create", "test", cwd=repo, api=server.api)
         out = _cli("register", "--project", "test", "--path", "flows/", cwd=repo, api=server.api)
-        assert "3 registered, 0 skipped, 0 errors." in out
+        assert "4 registered, 0 skipped, 0 errors." in out
         elsewhere = tmp_path / "agents"  # not the registration directory: Local storage must still load
         staging = AgentProcess(server.api, elsewhere / "staging", ("staging",), "staging", poll_interval=0.2)
         production = AgentProcess(server.api, elsewhere / "production", ("production",), "production", poll_interval=0.2)
@@ -94,6 +98,16 @@ def test_two_agents_labels_schedules_and_local_storage(tmp_path: Path) -> None:
             e = api.graphql("query($id: String!) { explain_flow_run(id: $id) { reasons agents } }", {"id": first["id"]})["explain_flow_run"]
             assert "agents deploy it then, not before" in e["reasons"][0]
             assert {a["name"]: a["why"] for a in e["agents"]} == {"staging": "lacks label(s) production", "production": "can run it"}
+            # A cron schedule's run is created by the server and executed by the agent at its time
+            # (the next minute boundary: this waits up to a minute).
+            cron_done = wait_for(
+                lambda: [r for r in _runs(api, "every-minute") if r["state"]["type"] == "Success"],
+                90, what="a cron-scheduled run executed",
+            )
+            assert cron_done[0]["auto_scheduled"] and cron_done[0]["agent_id"] == ids["production"]
+            assert datetime.fromisoformat(cron_done[0]["scheduled_start_time"]).second == 0
+            cron_logs = api.flow_run(id=cron_done[0]["id"]).logs()
+            assert "hello from cron every minute" in [r["message"] for r in cron_logs]
         assert staging.stop() == 0 and production.stop() == 0
     finally:
         for agent in agents:
