@@ -10,7 +10,6 @@ the task's Success state, so the value can be read back later with :meth:`Result
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import re
@@ -25,6 +24,7 @@ from fsspec.core import split_protocol, url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from headwater.results.serializers import PickleSerializer, Serializer
+from headwater.utilities.files import atomic_write
 
 __all__ = ["Result", "ResultLocationError", "default_results_dir"]
 
@@ -109,23 +109,6 @@ def _filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return url_to_fs(_absolute(location))
 
 
-def _write_local(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it into place (atomic)."""
-    parent = os.path.dirname(path) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 @attrs.define(slots=False)
 class Result:
     """A location template and a serializer for checkpointing task return values.
@@ -182,7 +165,7 @@ class Result:
             )
         fs, path = _filesystem(location)
         if isinstance(fs, LocalFileSystem):
-            _write_local(path, bytes(data))
+            atomic_write(path, bytes(data))
         else:
             parent = posixpath.dirname(path)
             if parent and parent != "/":

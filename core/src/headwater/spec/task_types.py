@@ -16,7 +16,6 @@ hook; a later registration of a name replaces the earlier one (plugins can overr
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
 import subprocess
 import threading
@@ -24,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from headwater import signals
+from headwater.plugins.registry import import_string
 from headwater.spec.model import SpecError, Status
 
 if TYPE_CHECKING:
@@ -87,10 +87,6 @@ def get_handler(name: str, task_key: str | None = None) -> Handler:
         )
     if isinstance(target, str):
         try:
-            from headwater.plugins.registry import import_string
-        except ImportError:  # pragma: no cover - the plugin system is part of the core
-            import_string = _import_string
-        try:
             loaded = import_string(target)
         except Exception as exc:
             raise UnknownTaskTypeError(
@@ -101,14 +97,6 @@ def get_handler(name: str, task_key: str | None = None) -> Handler:
             _registry[name] = loaded
         return loaded  # type: ignore[no-any-return]
     return target
-
-
-def _import_string(path: str) -> Any:
-    module, _, attr = path.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _ensure_loaded() -> None:
@@ -214,7 +202,7 @@ def python_task(task: SpecTask, ctx: TickContext) -> Any:
     if ":" not in path:
         raise ValueError(f"Task {task.key!r} (python): callable {path!r} must look like 'package.module:function'.")
     try:
-        fn = _import_string(path)
+        fn = import_string(path)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"Task {task.key!r} (python): cannot import {path!r}: {exc}. Check the name and sys.path.") from exc
     return fn(*params.get("args", ()), **params.get("kwargs", {}))

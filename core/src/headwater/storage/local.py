@@ -7,32 +7,18 @@ the code itself is stored (pickled by value, or the script's source).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from headwater.config.loader import headwater_home
 from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, slugify
 from headwater.storage.pickling import dumps_flow, loads_flow
 from headwater.storage.script import flow_from_script, relative_path, script_source, source_hash
-from headwater.utilities.paths import headwater_home
+from headwater.utilities.files import atomic_write
 
-__all__ = ["Local", "atomic_write"]
-
-
-def atomic_write(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a temp file and a rename: readers never see half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["Local"]
 
 
 @attrs.define
