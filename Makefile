@@ -4,14 +4,17 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EDITABLES := -e core -e plugins/cloud-api
+# Every plugin under plugins/ is installed editable; each may add pins in requirements/<name>.txt.
+PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+EDITABLES := -e core $(addprefix -e ,$(PLUGIN_DIRS))
+REQUIREMENTS := requirements/dev.txt $(filter-out requirements/dev.txt,$(sort $(wildcard requirements/*.txt)))
 
 .PHONY: venv demo test system-deps clean
 
-$(VENV)/.installed: requirements/dev.txt core/pyproject.toml plugins/cloud-api/pyproject.toml Makefile
+$(VENV)/.installed: $(REQUIREMENTS) core/pyproject.toml $(addsuffix pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip==25.3
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(EDITABLES)
 	touch $@
 

@@ -10,3 +10,8 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
+# Plugins' own system needs (podman, a registry, chromium...): scripts/system-deps.d/*.sh, each idempotent.
+for part in "$(dirname "$0")"/system-deps.d/*.sh; do
+  [ -e "$part" ] || continue
+  bash "$part"
+done

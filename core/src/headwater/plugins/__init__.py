@@ -1,49 +1,180 @@
-"""The plugin system: pluggy hooks (``hookspecs``), the manager that loads entry points, and registries.
+"""The plugin API: everything a plugin author imports from the core, and nothing else.
 
 Write a plugin::
 
-    from headwater.plugins import hookimpl
+    from headwater.plugins import Registrar, hookimpl
 
     @hookimpl
-    def register_storage(register):
+    def register_storage(register: Registrar) -> None:
         register("my_package.storage:MyStorage")
 
 and point an entry point at the module: ``[project.entry-points.headwater] my = "my_package.plugin"``.
+Every ``register_*`` hook receives one :class:`Registrar`:
+``register(obj_or_"module:attr", name=None, *, replace=False)``.
+
+Plugins import only from this module (and the public user API: ``headwater.Flow``,
+``headwater.task``, ``headwater.states``...). Its names are imported lazily, so importing it
+stays cheap.
 """
 
-import pluggy
+from __future__ import annotations
 
-from headwater.plugins.manager import (
-    PLUGIN_API_VERSION,
-    PluginRecord,
-    call_register_hook,
-    get_plugin_manager,
-    lifecycle_hooks,
-    plugin_records,
-    register_plugin,
-    registry,
-    reset_plugin_manager,
-    unregister_plugin,
-)
-from headwater.plugins.registry import Registry, UnknownTypeError, import_string, install_hint
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import pluggy
 
 hookimpl = pluggy.HookimplMarker("headwater")
 """Marks a plugin's hook implementations."""
 
-__all__ = [
-    "hookimpl",
-    "PLUGIN_API_VERSION",
-    "PluginRecord",
-    "Registry",
-    "UnknownTypeError",
-    "call_register_hook",
-    "get_plugin_manager",
-    "import_string",
-    "install_hint",
-    "lifecycle_hooks",
-    "plugin_records",
-    "register_plugin",
-    "registry",
-    "reset_plugin_manager",
-    "unregister_plugin",
-]
+hookspec = pluggy.HookspecMarker("headwater")
+"""Marks hook specifications (used by :mod:`headwater.plugins.hookspecs`)."""
+
+_LAZY: dict[str, str] = {
+    # the plugin system
+    "PLUGIN_API_VERSION": "headwater.plugins.manager",
+    "PluginRecord": "headwater.plugins.manager",
+    "get_plugin_manager": "headwater.plugins.manager",
+    "reset_plugin_manager": "headwater.plugins.manager",
+    "plugin_records": "headwater.plugins.manager",
+    "register_plugin": "headwater.plugins.manager",
+    "unregister_plugin": "headwater.plugins.manager",
+    "registry": "headwater.plugins.manager",
+    "lifecycle_hooks": "headwater.plugins.manager",
+    "call_register_hook": "headwater.plugins.manager",
+    "Registry": "headwater.plugins.registry",
+    "Registrar": "headwater.plugins.registry",
+    "RegistryKind": "headwater.plugins.registry",
+    "UnknownTypeError": "headwater.plugins.registry",
+    "import_string": "headwater.plugins.registry",
+    "install_hint": "headwater.plugins.registry",
+    "plugin_attribute": "headwater.plugins.registry",
+    "import_plugin_module": "headwater.plugins.registry",
+    "known_distribution": "headwater.plugins.known",
+    # storage
+    "Storage": "headwater.storage.base",
+    "FlowNotInStorageError": "headwater.storage.base",
+    "code_hash": "headwater.storage.base",
+    "slugify": "headwater.storage.base",
+    "env_runner_variables": "headwater.storage.base",
+    "FlowLoadError": "headwater.storage.pickling",
+    "dumps_flow": "headwater.storage.pickling",
+    "loads_flow": "headwater.storage.pickling",
+    "script_source": "headwater.storage.script",
+    "script_path": "headwater.storage.script",
+    "source_hash": "headwater.storage.script",
+    "flow_from_script": "headwater.storage.script",
+    "relative_path": "headwater.storage.script",
+    "load_flows_from_file": "headwater.utilities.flow_files",
+    "load_flows_from_module": "headwater.utilities.flow_files",
+    "atomic_write": "headwater.utilities.files",
+    # environments and run configs
+    "Environment": "headwater.environments.base",
+    "RunHandle": "headwater.environments.base",
+    "labels_converter": "headwater.environments.base",
+    "SubprocessEnvironment": "headwater.environments.subprocess",
+    "env_converter": "headwater.environments.subprocess",
+    "RUN_FROM_ENV_MODULE": "headwater.environments.subprocess",
+    "RunConfig": "headwater.run_configs",
+    # executors
+    "Executor": "headwater.executors.base",
+    "FIRST_COMPLETED": "headwater.executors.base",
+    "ALL_COMPLETED": "headwater.executors.base",
+    # results and serializers
+    "Result": "headwater.results.result",
+    "ResultLocationError": "headwater.results.result",
+    "Serializer": "headwater.results.serializers",
+    "PickleSerializer": "headwater.results.serializers",
+    "ResultSerializationError": "headwater.results.serializers",
+    # the authoring model
+    "Task": "headwater.core.task",
+    "Flow": "headwater.core.flow",
+    "Parameter": "headwater.core.parameter",
+    "Edge": "headwater.core.edge",
+    # serialization
+    "to_dict": "headwater.serialization.converter",
+    "from_dict": "headwater.serialization.converter",
+    "canonical_json": "headwater.serialization.converter",
+    "SerializationError": "headwater.serialization.converter",
+    # configuration and secrets
+    "get_config": "headwater.config",
+    "headwater_home": "headwater.config",
+    "secret_field": "headwater.config.sections",
+    "ConfigError": "headwater.config.errors",
+    "Secret": "headwater.secrets",
+    "SecretNotFoundError": "headwater.secrets",
+    "mask_tree": "headwater.config.masking",
+    "mask_url": "headwater.config.masking",
+    # CLI
+    "LazyCommand": "headwater.cli.lazy",
+    # logging
+    "get_logger": "headwater.utilities.logging",
+    # conformance kits
+    "StorageConformance": "headwater.testing.conformance",
+    "EnvironmentConformance": "headwater.testing.conformance",
+    "ExecutorConformance": "headwater.testing.conformance",
+}
+
+__all__ = ["hookimpl", "hookspec", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
+    from headwater.cli.lazy import LazyCommand
+    from headwater.config import get_config, headwater_home
+    from headwater.config.errors import ConfigError
+    from headwater.config.masking import mask_tree, mask_url
+    from headwater.config.sections import secret_field
+    from headwater.core.edge import Edge
+    from headwater.core.flow import Flow
+    from headwater.core.parameter import Parameter
+    from headwater.core.task import Task
+    from headwater.environments.base import Environment, RunHandle, labels_converter
+    from headwater.environments.subprocess import RUN_FROM_ENV_MODULE, SubprocessEnvironment, env_converter
+    from headwater.executors.base import ALL_COMPLETED, FIRST_COMPLETED, Executor
+    from headwater.plugins.known import known_distribution
+    from headwater.plugins.manager import (
+        PLUGIN_API_VERSION,
+        PluginRecord,
+        call_register_hook,
+        get_plugin_manager,
+        lifecycle_hooks,
+        plugin_records,
+        register_plugin,
+        registry,
+        reset_plugin_manager,
+        unregister_plugin,
+    )
+    from headwater.plugins.registry import (
+        Registrar,
+        Registry,
+        RegistryKind,
+        UnknownTypeError,
+        import_plugin_module,
+        import_string,
+        install_hint,
+        plugin_attribute,
+    )
+    from headwater.results.result import Result, ResultLocationError
+    from headwater.results.serializers import PickleSerializer, ResultSerializationError, Serializer
+    from headwater.run_configs import RunConfig
+    from headwater.secrets import Secret, SecretNotFoundError
+    from headwater.serialization.converter import SerializationError, canonical_json, from_dict, to_dict
+    from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, env_runner_variables, slugify
+    from headwater.storage.pickling import FlowLoadError, dumps_flow, loads_flow
+    from headwater.storage.script import flow_from_script, relative_path, script_path, script_source, source_hash
+    from headwater.testing.conformance import EnvironmentConformance, ExecutorConformance, StorageConformance
+    from headwater.utilities.files import atomic_write
+    from headwater.utilities.flow_files import load_flows_from_file, load_flows_from_module
+    from headwater.utilities.logging import get_logger
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.plugins' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -8,6 +8,7 @@ round-trip.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import threading
 from collections.abc import Callable, Iterator
@@ -15,29 +16,110 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Registry", "RegistryEntry", "UnknownTypeError", "install_hint", "import_string", "KNOWN_PLUGINS"]
+__all__ = [
+    "Registry",
+    "RegistryEntry",
+    "RegistryKind",
+    "Registrar",
+    "UnknownTypeError",
+    "install_hint",
+    "import_string",
+    "plugin_attribute",
+    "import_plugin_module",
+]
 
-KNOWN_PLUGINS: dict[str, str] = {
-    "s3": "headwater-s3",
-    "github": "headwater-github",
-    "git": "headwater-github",
-    "docker": "headwater-docker",
-    "kubernetes": "headwater-k8s",
-    "k8s": "headwater-k8s",
-    "dask": "headwater-dask",
-    "cloud": "headwater-cloud-api",
-    "agent": "headwater-cloud-api",
+
+class RegistryKind(str, enum.Enum):
+    """The registries, each filled by one ``register_*`` hook (the one table of kinds)."""
+
+    STORAGE = "storage"
+    ENVIRONMENT = "environment"
+    EXECUTOR = "executor"
+    CLIENT_RESOURCE = "client_resource"
+    TASK_TYPE = "task_type"
+    RESULT = "result"
+    SERIALIZER = "serializer"
+    SCHEDULE = "schedule"
+    CLOCK = "clock"
+    SCHEDULE_FILTER = "schedule_filter"
+
+    @property
+    def hook(self) -> str:
+        """The hook that fills this registry."""
+        return _HOOKS[self]
+
+    @property
+    def label(self) -> str:
+        """How errors name one entry of this kind (``storage``, ``executor``, ``result``...)."""
+        return self.value.replace("_", " ")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_HOOKS: dict[RegistryKind, str] = {
+    RegistryKind.STORAGE: "register_storage",
+    RegistryKind.ENVIRONMENT: "register_environments",
+    RegistryKind.EXECUTOR: "register_executors",
+    RegistryKind.CLIENT_RESOURCE: "register_client_resources",
+    RegistryKind.TASK_TYPE: "register_task_types",
+    RegistryKind.RESULT: "register_results",
+    RegistryKind.SERIALIZER: "register_serializers",
+    RegistryKind.SCHEDULE: "register_schedules",
+    RegistryKind.CLOCK: "register_schedules",
+    RegistryKind.SCHEDULE_FILTER: "register_schedules",
 }
-"""Words in a type tag that point at the distribution providing it (for install hints)."""
 
 
-def install_hint(name: str) -> str | None:
-    """``pip install headwater-x`` if ``name`` looks like something a known plugin provides."""
-    lowered = name.lower()
-    for word, dist in KNOWN_PLUGINS.items():
-        if word in lowered:
+def install_hint(name: str, kind: str | None = None) -> str | None:
+    """``pip install headwater-x`` when ``name`` is exactly a name one of our distributions provides.
+
+    With ``kind``, only that registry's names are considered; without, every kind's.
+    """
+    from headwater.plugins.known import KNOWN_IMPLEMENTATIONS
+
+    kinds = [str(kind)] if kind is not None else list(KNOWN_IMPLEMENTATIONS)
+    for k in kinds:
+        dist = KNOWN_IMPLEMENTATIONS.get(k, {}).get(name)
+        if dist:
             return f"pip install {dist}"
     return None
+
+
+def plugin_attribute(kind: str, name: str, module: str) -> Any:
+    """A module ``__getattr__`` body: the class registered as ``name`` in registry ``kind``.
+
+    ``from headwater.storage import GitHub`` imports the class when its plugin is installed,
+    and raises ``ImportError: GitHub storage is in headwater-github: pip install headwater-github``
+    when it is not.
+    """
+    if name.startswith("_"):
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    from headwater.plugins.known import known_distribution
+    from headwater.plugins.manager import registry
+
+    reg = registry(str(kind))
+    if name in reg:
+        return reg.get(name)
+    dist = known_distribution(str(kind), name)
+    if dist:
+        label = str(kind).replace("_", " ")
+        raise ImportError(f"{name} {label} is in {dist}: pip install {dist}", name=module)
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def import_plugin_module(module: str, distribution: str, what: str) -> Any:
+    """Import ``module`` from plugin ``distribution``; a clear ``ImportError`` when it is not installed.
+
+    For the core's shim modules (``headwater.tasks.aws.s3`` re-exports ``headwater_s3.tasks``).
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        top = module.partition(".")[0]
+        if exc.name and (exc.name == top or module.startswith(exc.name + ".") or exc.name == module):
+            raise ImportError(f"{what} is in {distribution}: pip install {distribution}", name=module) from None
+        raise
 
 
 class UnknownTypeError(LookupError):
