@@ -170,7 +170,7 @@ def test_key_value_store(server):
 
 
 def test_client_mistakes_get_clear_errors_and_no_partial_write(server):
-    response = HTTP.post(server.api, content=b"{not json")
+    response = HTTP.post(server.api, content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 400 and "not valid JSON" in response.json()["errors"][0]["message"]
     assert HTTP.post(server.api, json=[1]).status_code == 400
     assert "Syntax Error" in error(server, "query { flows { ")["message"]

@@ -38,8 +38,14 @@ def server() -> None:
               help="Seconds without a heartbeat after which a claimed flow run is lost (the reaper acts).")
 @click.option("--max-resurrections", type=int, default=3, show_default=True,
               help="How many times a lost flow run is rescheduled before it is marked Failed.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, envvar="HEADWATER__SERVER__ALLOWED_HOSTS",
+              help="A Host name clients use besides loopback and the bind address (repeatable, or comma-separated in "
+                   "the variable; '*' allows any). Requests naming another host get 403 (DNS-rebinding protection).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True, envvar="HEADWATER__SERVER__ALLOWED_ORIGINS",
+              help="A web origin (https://ui.example.com) whose pages may call the API; pages of other origins get 403.")
 def start(host: str | None, port: int | None, database_url: str | None, auth: bool, no_scheduler: bool,
-          scheduler_interval: float, log_level: str, heartbeat_lease: float = 30.0, max_resurrections: int = 3) -> None:
+          scheduler_interval: float, log_level: str, heartbeat_lease: float = 30.0, max_resurrections: int = 3,
+          allowed_hosts: tuple[str, ...] = (), allowed_origins: tuple[str, ...] = ()) -> None:
     """Start the API server (migrates the database first)."""
     from headwater.config import get_config
 
@@ -51,7 +57,9 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
     console.print(f"headwater API on http://{host or cfg.host}:{port if port is not None else cfg.port}/graphql, database {url.split('@')[-1]}")
     serve(host=host or cfg.host, port=port if port is not None else cfg.port, log_level=log_level, database_url=url,
           auth=auth, scheduler=not no_scheduler, scheduler_interval=scheduler_interval,
-          heartbeat_lease=heartbeat_lease, max_resurrections=max_resurrections)
+          heartbeat_lease=heartbeat_lease, max_resurrections=max_resurrections,
+          allowed_hosts=[*allowed_hosts, *(getattr(cfg, "allowed_hosts", None) or [])],
+          allowed_origins=[*allowed_origins, *(getattr(cfg, "allowed_origins", None) or [])])
 
 
 @server.group("api-key")

@@ -2,7 +2,9 @@
 
 GraphQL runs in a worker thread (``schema.execute_sync``) with synchronous SQLAlchemy, so the
 event loop only does HTTP. Status codes: 200 for every GraphQL answer (errors in ``errors``),
-400 for a body that is not a GraphQL request, 401 for auth, 413 above :data:`MAX_BODY_BYTES`.
+400 for a body that is not a GraphQL request, 401 for auth, 413 above :data:`MAX_BODY_BYTES`,
+415 for a body that is not ``application/json``, 403 for a foreign ``Host`` or ``Origin``
+(``server/guard.py``: CSRF and DNS-rebinding protection; no CORS headers are ever sent).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,6 +26,7 @@ from headwater_cloud_api import __version__
 from headwater_cloud_api.server.auth import check_authorization
 from headwater_cloud_api.server.db.session import Database, default_database_url
 from headwater_cloud_api.server.errors import MAX_BODY_BYTES, APIError
+from headwater_cloud_api.server.guard import RequestGuard, allowed_host_set, is_json_content_type, split_list
 
 __all__ = ["create_app", "execute"]
 
@@ -83,11 +87,16 @@ def create_app(
     heartbeat_lease: float = 30.0,
     max_resurrections: int = 3,
     reaper_interval: float | None = None,
+    bind_host: str | None = None,
+    allowed_hosts: list[str] | tuple[str, ...] = (),
+    allowed_origins: list[str] | tuple[str, ...] = (),
 ) -> Starlette:
     """The server app. ``database_url`` None: ``[server] database_url`` or SQLite in ``$HEADWATER_HOME``.
 
     ``upgrade`` runs the migrations at startup; ``scheduler`` starts the scheduling service;
     ``reaper`` the lost-run reaper (``heartbeat_lease`` seconds, ``max_resurrections`` reschedules).
+    ``allowed_hosts`` / ``allowed_origins``: names accepted besides loopback and ``bind_host``
+    in the ``Host`` / ``Origin`` headers (``server/guard.py``; ``"*"`` accepts any).
     """
     db = database or Database(database_url or default_database_url())
     db.heartbeat_lease = heartbeat_lease  # type: ignore[attr-defined]  # read by the agent schema (issue 6)
@@ -99,6 +108,9 @@ def create_app(
     async def graphql(request: Request) -> Response:
         if request.method != "POST":
             return _error("Send GraphQL requests as POST with a JSON body {\"query\": ..., \"variables\": {...}}.", 405, "METHOD_NOT_ALLOWED")
+        if not is_json_content_type(request.headers.get("content-type")):  # text/plain and forms are how CSRF posts
+            return _error(f"Content-Type {request.headers.get('content-type')!r} is not accepted: send the GraphQL request "
+                          "as 'Content-Type: application/json'.", 415, "UNSUPPORTED_MEDIA_TYPE")
         denied = await run_in_threadpool(check_authorization, db, request.headers.get("authorization"), auth)
         if denied:
             return _error(denied, 401, "UNAUTHENTICATED")
@@ -143,6 +155,8 @@ def create_app(
     app = Starlette(
         routes=[Route("/health", health, methods=["GET"]), Route("/graphql", graphql, methods=["GET", "POST"])],
         lifespan=lifespan,
+        middleware=[Middleware(RequestGuard, allowed_hosts=allowed_host_set(bind_host, split_list(allowed_hosts)),
+                               allowed_origins=split_list(allowed_origins))],
     )
     app.state.db = db
     return app

@@ -15,6 +15,7 @@ __all__ = ["serve", "ServerThread"]
 
 def serve(host: str = "127.0.0.1", port: int = 4200, log_level: str = "info", **app_options: Any) -> None:
     """Serve the API with uvicorn until interrupted."""
+    app_options.setdefault("bind_host", host)
     uvicorn.run(create_app(**app_options), host=host, port=port, log_level=log_level, access_log=False)
 
 
@@ -22,6 +23,7 @@ class ServerThread:
     """The server in a background thread on ``host`` and a free port: ``with ServerThread(database_url=...) as srv: srv.api``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **app_options: Any) -> None:
+        app_options.setdefault("bind_host", host)
         self.app = create_app(**app_options)
         self.config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
         self.server = uvicorn.Server(self.config)
