@@ -27,6 +27,7 @@ from headwater_cloud_api.server.auth import check_authorization
 from headwater_cloud_api.server.db.session import Database, default_database_url
 from headwater_cloud_api.server.errors import MAX_BODY_BYTES, APIError
 from headwater_cloud_api.server.guard import RequestGuard, allowed_host_set, is_json_content_type, split_list
+from headwater_cloud_api.server.validation import NonFiniteNumber, json_safe, load_request_json
 
 __all__ = ["create_app", "execute"]
 
@@ -58,6 +59,22 @@ def execute(db: Database, query: str, variables: dict[str, Any] | None = None, o
             errors.append(formatted)
         body["errors"] = errors
     return body
+
+
+def _render(body: dict[str, Any]) -> bytes:
+    """The JSON answer; rendering never fails: a non-finite number (from rows stored before the checks) becomes null, with an error."""
+    try:
+        return json.dumps(body, allow_nan=False, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    except ValueError:
+        safe, paths = json_safe(body.get("data"))
+        errors = list(body.get("errors") or [])
+        errors.append({"message": f"NaN/Infinity at {', '.join(paths[:10])} cannot be sent as JSON; sent as null.",
+                       "extensions": {"code": "NON_FINITE_VALUE"}})
+        return json.dumps({"data": safe, "errors": errors}, allow_nan=False, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _execute_rendered(db: Database, query: str, variables: dict[str, Any] | None, operation_name: str | None) -> bytes:
+    return _render(execute(db, query, variables, operation_name))
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -118,7 +135,9 @@ def create_app(
         if raw is None:
             return _error(f"Request body is larger than {MAX_BODY_BYTES} bytes (the server's limit); send smaller batches.", 413, "PAYLOAD_TOO_LARGE")
         try:
-            payload = json.loads(raw)
+            payload = load_request_json(raw)  # NaN/Infinity and deep nesting are refused here (validation.py)
+        except NonFiniteNumber as exc:
+            return _error(f"Request body is refused: {exc}.", 400, "BAD_INPUT")
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(f"Request body is not valid JSON: {exc}.", 400, "BAD_REQUEST")
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
@@ -127,8 +146,8 @@ def create_app(
         if variables is not None and not isinstance(variables, dict):
             return _error("'variables' must be a JSON object.", 400, "BAD_REQUEST")
         operation = payload.get("operationName")
-        body = await run_in_threadpool(execute, db, payload["query"], variables, operation if isinstance(operation, str) else None)
-        return JSONResponse(body)
+        rendered = await run_in_threadpool(_execute_rendered, db, payload["query"], variables, operation if isinstance(operation, str) else None)
+        return Response(rendered, media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

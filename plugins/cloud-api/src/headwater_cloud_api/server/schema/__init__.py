@@ -6,15 +6,15 @@ import logging
 from typing import Any
 
 import strawberry
-from strawberry.schema.config import StrawberryConfig
 from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from headwater_cloud_api.server.errors import APIError
+from headwater_cloud_api.server.schema.agents import AgentMutation, AgentQuery
 from headwater_cloud_api.server.schema.cache import DocumentCache
 from headwater_cloud_api.server.schema.mutations import Mutation
 from headwater_cloud_api.server.schema.queries import Query
-from headwater_cloud_api.server.schema.agents import AgentMutation, AgentQuery
-from strawberry.tools import merge_types
 
 __all__ = ["schema", "Schema"]
 

@@ -68,8 +68,8 @@ class AgentQuery:
 class AgentMutation:
     @strawberry.mutation(description="Atomically claim up to `limit` due Scheduled runs for this agent (they become Submitted).")
     def claim_flow_runs(self, info: Info, agent_id: str, limit: int = 1) -> list[FlowRunType]:
-        with db(info).write() as s:
-            return [FlowRunType.of(r) for r in agent_service.claim_flow_runs(s, agent_id, limit)]
+        with db(info).write() as s:  # claim and answer are one unit: a run that cannot be answered is not claimed
+            return agent_service.answer_claim(s, agent_service.claim_flow_runs(s, agent_id, limit), FlowRunType.of)
 
     @strawberry.mutation(description="The agent is alive; returns the states of the runs it is watching.")
     def agent_heartbeat(self, info: Info, agent_id: str, flow_run_ids: list[str] | None = None,

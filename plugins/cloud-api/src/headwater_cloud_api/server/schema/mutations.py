@@ -23,6 +23,7 @@ from headwater_cloud_api.server.services import flows as flow_service
 from headwater_cloud_api.server.services import kv as kv_service
 from headwater_cloud_api.server.services import projects as project_service
 from headwater_cloud_api.server.services import runs as run_service
+from headwater_cloud_api.server.validation import check_json_value
 
 __all__ = ["Mutation", "FlowRef", "CreateFlowInput", "CreateFlowRunInput", "StateInput", "FlowRunStateInput", "TaskRunStateInput", "LogInput", "SetStatesResult"]
 
@@ -111,7 +112,7 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
 def _serialized(value: object) -> dict | None:
     if value is not None and not isinstance(value, dict):
         raise BadInput("A state's 'serialized' must be a JSON object.")
-    return value  # type: ignore[return-value]
+    return check_json_value(value, "state.serialized")  # type: ignore[no-any-return]
 
 
 @strawberry.type
@@ -168,7 +169,7 @@ class Mutation:
     def create_flow(self, info: Info, input: CreateFlowInput) -> CreateFlowResult:
         with db(info).write() as s:
             row, created = flow_service.create_flow(
-                s, serialized=input.serialized, project_id=input.project_id, project_name=input.project_name, hash=input.hash,
+                s, serialized=check_json_value(input.serialized, "input.serialized"), project_id=input.project_id, project_name=input.project_name, hash=input.hash,
                 labels=input.labels, schedule_active=input.schedule_active, force=input.force,
             )
             return CreateFlowResult(id=row.id, version=row.version, created=created)
@@ -199,7 +200,8 @@ class Mutation:
         with db(info).write() as s:
             row = run_service.create_flow_run(
                 s, flow_id=input.flow_id, flow_name=input.flow_name, project_name=input.project_name,
-                parameters=input.parameters, context=input.context, labels=input.labels, run_name=input.run_name,
+                parameters=check_json_value(input.parameters, "input.parameters"),
+                context=check_json_value(input.context, "input.context"), labels=input.labels, run_name=input.run_name,
                 scheduled_start_time=_aware(input.scheduled_start_time, "scheduled_start_time"),
                 idempotency_key=input.idempotency_key,
             )
@@ -270,7 +272,7 @@ class Mutation:
     @strawberry.mutation
     def set_key_value(self, info: Info, key: str, value: JSON | None) -> KeyValueType:
         with db(info).write() as s:
-            row = kv_service.set_key_value(s, key, value)
+            row = kv_service.set_key_value(s, key, check_json_value(value, "value"))
             return KeyValueType(key=row.key, value=row.value, updated=row.updated)
 
     @strawberry.mutation

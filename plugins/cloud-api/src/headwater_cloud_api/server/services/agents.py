@@ -31,6 +31,7 @@ __all__ = [
     "Explanation",
     "get_agent",
     "claim_flow_runs",
+    "answer_claim",
     "agent_heartbeat",
     "unregister_agent",
     "flow_run_heartbeat",
@@ -141,6 +142,28 @@ def claim_flow_runs(session: Session, agent_id: str, limit: int, now: datetime |
         return []
     rows = {r.id: r for r in session.scalars(select(FlowRun).where(FlowRun.id.in_(claimed)).execution_options(populate_existing=True))}
     return [rows[i] for i in claimed]
+
+
+def answer_claim(session: Session, rows: Sequence[FlowRun], build: Any) -> list[Any]:
+    """``build(row)`` for each claimed run, inside the claim's transaction; a run whose data cannot be sent as JSON is Failed.
+
+    The claim commits only after every answer is known to render (an answer that failed after the
+    commit would strand every run of the batch in Submitted). A run stored with NaN/Infinity
+    (before the API refused them) is ended Failed with the reason instead of being handed out.
+    """
+    import json
+
+    answers = []
+    for row in rows:
+        try:
+            json.dumps([row.parameters, row.context, row.run_config, row.labels], allow_nan=False, default=str)
+        except (TypeError, ValueError) as exc:
+            end_flow_run(session, row.id, "Failed", f"Flow run {row.id} cannot be sent to an agent: its parameters, context "
+                         f"or run config hold a value JSON cannot carry ({exc}); create the run again with finite values.",
+                         log_level="ERROR")
+            continue
+        answers.append(build(row))
+    return answers
 
 
 def agent_heartbeat(session: Session, agent_id: str, flow_run_ids: Sequence[str] = (), lease: float = DEFAULT_HEARTBEAT_LEASE,

@@ -16,7 +16,17 @@ import attrs
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from headwater_cloud_api.server.db.models import Agent, Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState, new_id, utcnow
+from headwater_cloud_api.server.db.models import (
+    Agent,
+    Flow,
+    FlowRun,
+    FlowRunState,
+    Log,
+    TaskRun,
+    TaskRunState,
+    new_id,
+    utcnow,
+)
 from headwater_cloud_api.server.errors import MAX_BATCH, BadInput, NotFound
 from headwater_cloud_api.server.services.flows import get_flow
 
