@@ -1,0 +1,201 @@
+"""What runs on a Dask worker (or a dask process-pool worker): unpack one call, run it, pack the outcome.
+
+A call travels as one cloudpickle payload (so tasks defined in ``__main__``, flow files and
+closures work, exactly as with headwater's ``ProcessExecutor``). Values shared by many calls
+(a large constant of a mapped task) are not in the payload: they are scattered once and
+handed to :func:`run_payload` by Dask, and the payload refers to them by key through
+pickle's persistent IDs.
+
+While the call runs, records of the ``headwater`` loggers emitted in its context (the
+context logger, ``log_stdout`` prints, a timeout thread's logs) are collected and sent back
+with the outcome, so the flow-run process re-emits them to its own handlers (the API's log
+sink among them). This module imports only the standard library and cloudpickle at import
+time: it is imported on every worker.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+import pickle
+import threading
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import cloudpickle
+
+__all__ = [
+    "run_payload",
+    "dumps_call",
+    "loads_outcome",
+    "replay_records",
+    "UnpicklableArgumentError",
+    "UnpicklableResultError",
+    "PROTOCOL",
+]
+
+PROTOCOL = 5
+
+_sink: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("headwater_dask_logs", default=None)
+_install_lock = threading.Lock()
+_installed = False
+_RECORD_SKIP = frozenset({"args", "exc_info", "msg", "message", "stack_info"})
+
+
+class UnpicklableArgumentError(TypeError):
+    """A call's argument cannot be pickled to send it to a worker (names the task, the argument and its type)."""
+
+
+class UnpicklableResultError(TypeError):
+    """A worker finished a call but its result cannot be pickled to send it back."""
+
+
+class _Capture(logging.Handler):
+    """Collects records of the current call (the context's sink) as plain, picklable dicts."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _sink.get()
+        if sink is None:
+            return
+        try:
+            sink.append(_portable(record))
+        except Exception:  # pragma: no cover - logging must never break a task
+            self.handleError(record)
+
+
+def _portable(record: logging.LogRecord) -> dict[str, Any]:
+    message = record.getMessage()
+    if record.exc_info:
+        message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+    elif record.exc_text:
+        message += "\n" + record.exc_text
+    out: dict[str, Any] = {"msg": message, "args": None, "exc_info": None, "exc_text": None}
+    for key, value in record.__dict__.items():
+        if key in _RECORD_SKIP or key in out:
+            continue
+        if value is None or isinstance(value, (str, int, float, bool)):
+            out[key] = value
+    return out
+
+
+def _install_capture(level: int) -> None:
+    """Attach the capture handler to the ``headwater`` logger once per process; make ``level`` reach it."""
+    global _installed
+    root = logging.getLogger("headwater")
+    if root.getEffectiveLevel() > level:
+        root.setLevel(level)
+    if _installed:
+        return
+    with _install_lock:
+        if not _installed:
+            root.addHandler(_Capture(logging.DEBUG))
+            _installed = True
+
+
+class _SharedPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle that writes a reference (its key) instead of each shared value."""
+
+    def __init__(self, file: io.BytesIO, shared: Mapping[int, str]) -> None:
+        super().__init__(file, protocol=PROTOCOL)
+        self._shared = shared
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return self._shared.get(id(obj))
+
+
+class _SharedUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, shared: Mapping[str, Any]) -> None:
+        super().__init__(file)
+        self._shared = shared
+
+    def persistent_load(self, pid: Any) -> Any:
+        try:
+            return self._shared[pid]
+        except KeyError:
+            raise pickle.UnpicklingError(f"headwater-dask: shared value {pid!r} did not reach the worker.") from None
+
+
+def dumps_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], level: int,
+               shared: Mapping[int, str] | None = None) -> bytes:
+    """The payload of one call; ``shared`` maps ``id(value)`` to the key of a value scattered beforehand."""
+    obj = (fn, args, kwargs, level)
+    if not shared:
+        return cloudpickle.dumps(obj, protocol=PROTOCOL)
+    buffer = io.BytesIO()
+    _SharedPickler(buffer, shared).dump(obj)
+    return buffer.getvalue()
+
+
+def describe_unpicklable(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> str:
+    """Which argument of the call cannot be pickled, by task and argument name and the value's type."""
+    task = args[0] if args and hasattr(args[0], "name") and hasattr(args[0], "run") else None
+    culprit = ""
+    if task is not None and len(args) > 1 and isinstance(args[1], dict):
+        for key, value in args[1].items():
+            try:
+                cloudpickle.dumps(value, protocol=PROTOCOL)
+            except Exception as inner:
+                culprit = f"its argument {key!r} (a {type(value).__module__}.{type(value).__qualname__}: {inner})"
+                break
+        if not culprit:
+            culprit = f"the task object or its context ({exc})"
+        return (f"Task {task.name!r} cannot be sent to the Dask workers: {culprit} cannot be pickled. Pass a "
+                "picklable value (e.g. a path or a URL instead of an open file, connection or lock), or create "
+                "the value inside the task.")
+    name = getattr(fn, "__qualname__", repr(fn))
+    return f"The call {name}(...) cannot be sent to the Dask workers: {exc}. Pass picklable arguments."
+
+
+def run_payload(payload: bytes, shared: Mapping[str, Any] | None = None) -> bytes:
+    """Run the call in ``payload`` (with ``shared`` values); return ``(value, log records)`` pickled."""
+    if shared:
+        fn, args, kwargs, level = _SharedUnpickler(io.BytesIO(payload), shared).load()
+    else:
+        fn, args, kwargs, level = pickle.loads(payload)
+    _install_capture(level)
+    records: list[dict[str, Any]] = []
+    token = _sink.set(records)
+    try:
+        value = fn(*args, **kwargs)
+    finally:
+        _sink.reset(token)
+    try:
+        return cloudpickle.dumps((value, records), protocol=PROTOCOL)
+    except Exception as exc:
+        return cloudpickle.dumps((_unpicklable_result(fn, args, value, exc), records), protocol=PROTOCOL)
+
+
+def _unpicklable_result(fn: Any, args: tuple[Any, ...], value: Any, exc: BaseException) -> Any:
+    """A Failed state naming the task and the result's type (a task run), else raise UnpicklableResultError."""
+    from headwater.states import Failed, State
+
+    if isinstance(value, State):
+        task = args[0] if args else None
+        name = getattr(task, "name", "?")
+        result = value.result
+        message = (f"Task {name!r} returned a {type(result).__module__}.{type(result).__qualname__}, which cannot be "
+                   f"pickled to send it back from the Dask worker ({exc}). Return a picklable value (data, a path, "
+                   "a URL), or run this flow on a LocalExecutor or ThreadExecutor.")
+        return Failed(message, UnpicklableResultError(message))
+    name = getattr(fn, "__qualname__", repr(fn))
+    raise UnpicklableResultError(
+        f"{name}(...) returned a {type(value).__module__}.{type(value).__qualname__}, which cannot be pickled to send it "
+        f"back from the Dask worker ({exc}). Return a picklable value."
+    ) from None
+
+
+def loads_outcome(data: bytes) -> tuple[Any, list[dict[str, Any]]]:
+    """``(value, log records)`` from :func:`run_payload`'s bytes."""
+    value, records = pickle.loads(data)
+    return value, records
+
+
+def replay_records(records: list[dict[str, Any]]) -> None:
+    """Emit records collected on a worker to this process's loggers (their handlers, their levels)."""
+    for data in records:
+        record = logging.makeLogRecord(data)
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
