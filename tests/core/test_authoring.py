@@ -643,7 +643,7 @@ def test_task_failure_state_carries_the_exception_and_traceback() -> None:
         b = boom()
     state = flow.run()
     assert isinstance(state, Failed)
-    assert state.message == "Some reference tasks failed: boom-1"
+    assert state.message == "boom-1 raised KeyError('missing')"
     s = state.result[b]
     assert type(s) is Failed
     assert isinstance(s.result, KeyError)

@@ -75,7 +75,7 @@ def test_flow_state_follows_terminal_tasks_by_default() -> None:
         ok = one()
     state = flow.run()
     assert state.is_failed()
-    assert state.message == "Some reference tasks failed: inc-1"
+    assert state.message == "boom-1 raised ValueError('boom'); 1 downstream task did not run"
     assert type(state.result[after]) is TriggerFailed
     assert "boom-1" in state.result[after].message
     assert state.result[ok].is_successful()

@@ -52,5 +52,3 @@ def __getattr__(name: str) -> object:
         return importlib.import_module(f"headwater.{name}")
     raise AttributeError(f"module 'headwater' has no attribute {name!r}")
 
-
-configure_logging()

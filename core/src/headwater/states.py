@@ -221,6 +221,11 @@ class Failed(Finished):
     traceback: str | None = attrs.field(default=None, kw_only=True)
     color = "#eb0000"
 
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception the task raised (``result``), or None when it failed without one."""
+        return self.result if isinstance(self.result, BaseException) else None
+
 
 @attrs.define(eq=False, repr=False)
 class TriggerFailed(Failed):

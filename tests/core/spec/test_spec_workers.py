@@ -36,7 +36,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 class Workers:
-    """Worker processes started with `python -m headwater.cli.spec worker`, stopped at the end of the test."""
+    """Worker processes started with `python -m headwater spec worker` (the CLI configures logging), stopped at the end of the test."""
 
     def __init__(self, url: str, tmp_path: Path) -> None:
         self.url = url
@@ -45,7 +45,7 @@ class Workers:
 
     def start(self, name: str, lease: float, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         cmd = [
-            sys.executable, "-m", "headwater.cli.spec", "worker", "--db", self.url, "--worker-id", name,
+            sys.executable, "-m", "headwater", "spec", "worker", "--db", self.url, "--worker-id", name,
             "--interval", "0.05", "--max-flows", "5", "--lease", str(lease),
         ]
         environment = {

@@ -9,7 +9,37 @@ from typing import Any
 
 import click
 
-__all__ = ["run", "parse_params", "run_flow_with_progress"]
+from headwater.cli.lazy import ExtensibleCommand
+
+__all__ = ["run", "parse_params", "run_flow_with_progress", "make_console", "ConsoleLogHandler", "summary_table"]
+
+
+def make_console(stderr: bool = False) -> Any:
+    """A rich console: the terminal's width on a terminal, full width (no cut columns) when piped."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    is_tty = getattr(stream, "isatty", lambda: False)()
+    return Console(stderr=stderr, width=None if is_tty else 100_000, soft_wrap=not is_tty, highlight=False)
+
+
+class ConsoleLogHandler(logging.Handler):
+    """Log records in the headwater format, printed through a rich console so a live display stays below them."""
+
+    def __init__(self, console: Any) -> None:
+        from headwater.utilities.logging import HeadwaterFormatter, _configured_logging
+
+        super().__init__()
+        self.console = console
+        self.setFormatter(HeadwaterFormatter(_configured_logging()[1], colour=bool(console.is_terminal)))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rich.text import Text
+
+        try:
+            self.console.print(Text.from_ansi(self.format(record)), soft_wrap=True)
+        except Exception:  # pragma: no cover - logging must never break the run
+            self.handleError(record)
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
@@ -26,32 +56,32 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=ExtensibleCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("target", required=False)
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="A flow parameter (repeatable).")
 @click.option("--schedule/--no-schedule", default=False, help="Follow the flow's schedule instead of running once.")
 @click.option("--quiet", "-q", is_flag=True, help="No live display; just the summary.")
-@click.option("--name", "flow_name", default=None, help="With --project: run a registered flow through the API.")
-@click.option("--project", default=None, help="With --name: the project of the registered flow.")
-@click.option("--label", "-l", "labels", multiple=True, help="With --name: a label of the new run (repeatable).")
-@click.option("--watch", "-w", is_flag=True, help="With --name: follow the run's states and logs until it finishes.")
 def run(
     target: str | None,
     params: tuple[str, ...],
     schedule: bool,
     quiet: bool,
-    flow_name: str | None,
-    project: str | None,
-    labels: tuple[str, ...] = (),
-    watch: bool = False,
+    **plugin_options: Any,
 ) -> None:
     """Run a flow from TARGET locally: `path/to/file.py`, `path/to/file.py:FLOW_NAME`, or a `.yaml`/`.json` spec.
 
-    Exits 0 when the flow run succeeds and 1 when it fails.
+    Exits 0 when the flow run succeeds and 1 when it fails. Plugins add options (extend_command
+    hook): with headwater-cloud-api, `--name FLOW --project P [--watch]` runs a registered flow.
     """
+    if any(value not in (None, False, ()) for value in plugin_options.values()):
+        from headwater.plugins._manager import get_plugin_manager
+
+        code = get_plugin_manager().hook.run_target(
+            target=target, parameters=parse_params(params), options=plugin_options
+        )
+        if code is not None:
+            sys.exit(int(code))
     if target is None:
-        if flow_name or project:
-            sys.exit(_run_through_api(flow_name, project, parse_params(params), labels, watch))
         raise click.UsageError("Give a flow file to run, e.g. `headwater run flows/etl.py` or `flows/etl.py:etl`.")
     path, _, name = target.partition(":")
     if path.lower().endswith((".yaml", ".yml", ".json")):
@@ -75,31 +105,15 @@ def run(
     sys.exit(0 if state.is_successful() else 1)
 
 
-def _run_through_api(flow_name: str | None, project: str | None, params: dict[str, Any], labels: tuple[str, ...],
-                     watch: bool) -> int:
-    """Delegate to the plugin registered as ``api_run`` ``default`` (headwater-cloud-api); its exit code."""
-    from headwater.plugins import registry
-
-    if not (flow_name and project):
-        raise click.UsageError("Running a registered flow needs both --name FLOW and --project PROJECT.")
-    runners = registry("api_run")
-    if "default" not in runners:
-        raise click.UsageError(
-            "Running a registered flow through the API needs the cloud-api plugin: pip install headwater-cloud-api"
-        )
-    return int(runners.get("default")(flow_name, project, params, labels, watch))
-
-
 def run_flow_with_progress(flow: Any, parameters: dict[str, Any], run_on_schedule: bool = False, quiet: bool = False) -> Any:
     """Run ``flow`` showing a live progress bar and log lines, then print a table of task states."""
-    from rich.console import Console
-    from rich.logging import RichHandler
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from headwater.engine.flow_runner import resolve_parameters
 
     resolve_parameters(flow, parameters)
-    console = Console(stderr=False)
+    console = make_console(stderr=False)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -134,9 +148,9 @@ def run_flow_with_progress(flow: Any, parameters: dict[str, Any], run_on_schedul
 
     root = logging.getLogger("headwater")
     saved = root.handlers[:]
-    # Logs go to stderr (the live display re-renders below them on a terminal); results to stdout.
-    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False)
-    handler.setFormatter(logging.Formatter("%(name)s | %(message)s"))
+    # Logs go to stderr in the one headwater format (the live display re-renders below them on a
+    # terminal); results to stdout.
+    handler = ConsoleLogHandler(make_console(stderr=True))
     root.handlers = [handler]
     try:
         with progress:
@@ -145,12 +159,29 @@ def run_flow_with_progress(flow: Any, parameters: dict[str, Any], run_on_schedul
         root.handlers = saved
     console.print(summary_table(flow, state))
     style = "green" if state.is_successful() else "red"
-    console.print(f"[bold {style}]Flow run {state.name}:[/bold {style}] {state.message}")
+    console.print(f"[bold {style}]Flow run {state.name}:[/bold {style}] {escape(str(state.message))}")
     return state
 
 
+def display_names(tasks: Any) -> dict[Any, str]:
+    """Each task's name as written; the slug only where two tasks share a name."""
+    tasks = list(tasks)
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t.name] = counts.get(t.name, 0) + 1
+    return {t: t.name if counts[t.name] == 1 else (t.slug or t.name) for t in tasks}
+
+
+def _is_internal(task: Any) -> bool:
+    """Constant tasks the engine adds for literal arguments: not something the user wrote."""
+    from headwater.core.collections import Constant
+
+    return isinstance(task, Constant)
+
+
 def summary_table(flow: Any, state: Any) -> Any:
-    """A rich table of every task's final state, in topological order."""
+    """A rich table of every task's final state, in topological order (internal constant tasks hidden)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Flow {flow.name!r}")
@@ -160,15 +191,18 @@ def summary_table(flow: Any, state: Any) -> Any:
     results = state.result if isinstance(state.result, dict) else {}
     colors = {"Success": "green", "Mapped": "cyan", "Failed": "red", "TriggerFailed": "red", "TimedOut": "red",
               "Skipped": "dim", "Cached": "yellow", "Cancelled": "dim"}
-    for task in flow.sorted_tasks():
+    tasks = [t for t in flow.sorted_tasks() if not _is_internal(t)]
+    names = display_names(tasks)
+    for task in tasks:
         task_state = results.get(task)
         if task_state is None:
-            table.add_row(task.slug, "-", "not run")
+            table.add_row(escape(names[task]), "-", "not run")
             continue
         name = task_state.name
         if task_state.is_mapped():
             failed = sum(1 for s in task_state.map_states if s.is_failed())
             name = f"Mapped ({len(task_state.map_states)} items{', ' + str(failed) + ' failed' if failed else ''})"
         color = colors.get(task_state.name, "white")
-        table.add_row(task.slug, f"[{color}]{name}[/{color}]", task_state.message or "")
+        message = str(task_state.message or "").split("\n", 1)[0]
+        table.add_row(escape(names[task]), f"[{color}]{name}[/{color}]", escape(message))
     return table

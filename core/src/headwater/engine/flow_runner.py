@@ -36,7 +36,7 @@ from headwater.states import (
     Success,
     TriggerFailed,
 )
-from headwater.utilities.logging import get_logger
+from headwater.utilities.logging import configure_logging, get_logger, iso_timestamp
 
 if TYPE_CHECKING:
     from headwater.core.edge import Edge
@@ -178,8 +178,7 @@ class FlowRunner:
             if s.is_failed() or (isinstance(s, Mapped) and any(c.is_failed() for c in s.map_states)):
                 failed.append(t)
         if failed:
-            names = ", ".join(sorted(t.slug or t.name for t in failed))
-            return Failed(f"Some reference tasks failed: {names}", states)
+            return Failed(failure_summary(self.flow, states, failed), states)
         return Success("All reference tasks succeeded.", states)
 
     def _tick_until_done(self) -> None:
@@ -441,6 +440,7 @@ class FlowRunner:
             if self._cancelled:
                 state = Cancelled("Flow run was cancelled before this task could retry.")
             else:
+                self._log_retry(task, map_index, state)
                 self._record(task, map_index, state) if map_index is None else self._notify(task, state, map_index)
                 heapq.heappush(
                     self._delayed,
@@ -454,6 +454,17 @@ class FlowRunner:
             self._finish(task, state)
         else:
             self._child_done(task, map_index, state)
+
+    def _log_retry(self, task: Task, map_index: int | None, state: Retrying) -> None:
+        """``Task 'x': attempt 1 of 3 failed (...); retrying at <time> (in 2 s).``"""
+        name = task.name if map_index is None else f"{task.name}[{map_index}]"
+        start = state.start_time or time.time()
+        cause = state.result
+        why = _short(cause) if isinstance(cause, BaseException) else (state.message or "RETRY signal")
+        self._logger(task.name).warning(
+            "Task %r: attempt %d of %d failed (%s); retrying at %s (in %.1f s).",
+            name, state.run_count, task.max_retries + 1, why, iso_timestamp(start), max(0.0, start - time.time()),
+        )
 
     def _notify(self, task: Task, state: State, map_index: int | None) -> None:
         if self.on_task_state is not None:
@@ -487,6 +498,57 @@ class FlowRunner:
                 self._ready.append(d)
 
 
+def _short(exc: Any) -> str:
+    from headwater.utilities.logging import mask_secrets
+
+    text = mask_secrets(repr(exc), fresh=True)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def failure_summary(flow: Flow, states: Mapping[Task, State], failed_reference: list[Task] | None = None) -> str:
+    """The root cause first: ``boom-1 raised ValueError('x'); 2 downstream tasks did not run``.
+
+    Tasks that raised (or timed out, or signalled FAIL) are named with what they raised; tasks
+    that did not run because of them (TriggerFailed) are counted.
+    """
+    causes: list[str] = []
+    downstream = 0
+    for task in flow.sorted_tasks():
+        state = states.get(task)
+        if state is None:
+            continue
+        label = task.slug or task.name
+        if isinstance(state, TriggerFailed):
+            downstream += 1
+        elif isinstance(state, Failed):
+            causes.append(_cause(label, state))
+        elif isinstance(state, Mapped):
+            bad = [c for c in state.map_states if c.is_failed() and not isinstance(c, TriggerFailed)]
+            if bad:
+                first = state.map_states.index(bad[0])
+                more = f" (and {len(bad) - 1} more of {len(state.map_states)} mapped runs)" if len(bad) > 1 else ""
+                causes.append(_cause(f"{label}[{first}]", bad[0]) + more)
+            elif any(isinstance(c, TriggerFailed) for c in state.map_states):
+                downstream += 1
+    if not causes:  # e.g. only a reference task's trigger failed on purpose
+        names = ", ".join(sorted(t.slug or t.name for t in failed_reference or []))
+        return f"Some reference tasks failed: {names}"
+    text = "; ".join(causes)
+    if downstream:
+        text += f"; {downstream} downstream task{'s' if downstream != 1 else ''} did not run"
+    return text
+
+
+def _cause(label: str, state: State) -> str:
+    from headwater.states import TimedOut
+
+    if isinstance(state, TimedOut):
+        return f"{label} timed out" + (f" ({state.message})" if state.message else "")
+    if isinstance(state.result, BaseException) and not isinstance(state.result, signals.HeadwaterSignal):
+        return f"{label} raised {_short(state.result)}"
+    return f"{label} failed" + (f": {state.message}" if state.message else "")
+
+
 def _run_on_schedule_default() -> bool:
     """``flows.run_on_schedule`` of the effective configuration (config.toml, HEADWATER__FLOWS__RUN_ON_SCHEDULE)."""
     from headwater.config import get_config
@@ -504,6 +566,7 @@ def run_flow(
     on_task_state: Callable[..., Any] | None = None,
 ) -> State:
     """What ``flow.run()`` does: validate, check parameters, then run once or on the flow's schedule."""
+    configure_logging(only_if_unconfigured=True)  # the application's own logging set-up wins
     flow.validate()
     parameters = dict(parameters or {})
     if run_on_schedule is None:
@@ -553,7 +616,7 @@ def run_flow(
 def _lifecycle_hooks() -> Any:
     """The plugin manager's lifecycle hooks, when any plugin implements them (None otherwise)."""
     try:
-        from headwater.plugins.manager import lifecycle_hooks
+        from headwater.plugins._manager import lifecycle_hooks
     except ImportError:
         return None
     return lifecycle_hooks()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import sys
 import threading
 import time
@@ -25,8 +26,9 @@ from headwater.core.flow import _active_flows
 from headwater.core.task import Task
 from headwater.states import Failed, Pending, Retrying, Running, State, Success, TimedOut
 from headwater.utilities.context import context
+from headwater.utilities.logging import mask_secrets
 
-__all__ = ["run_task", "call_state_handlers", "StateHandlerError"]
+__all__ = ["run_task", "call_state_handlers", "StateHandlerError", "format_task_traceback"]
 
 _NOT_STARTED = Pending()
 
@@ -103,8 +105,13 @@ def run_task(
                 new.traceback = traceback.format_exc()
         except _TimeoutExpired as exc:
             new = TimedOut(str(exc), exc)
+            _task_logger(ctx).error("Task %r: %s", task.name, exc)
         except Exception as exc:
-            new = Failed(f"Error during execution of task: {exc!r}", exc, traceback=traceback.format_exc())
+            formatted = mask_secrets(format_task_traceback(exc), fresh=True)
+            new = Failed(mask_secrets(f"Error during execution of task: {exc!r}"), exc, traceback=formatted)
+            # The traceback goes in the message (not exc_info) so every handler (terminal, API) gets it, masked.
+            _task_logger(ctx).error("Task %r: exception encountered during task execution\n%s", task.name,
+                                    formatted.rstrip("\n"))
         else:
             if isinstance(value, Task):
                 new = Failed(
@@ -131,6 +138,22 @@ def run_task(
     finally:
         _active_flows.reset(flows_token)
         context._reset(token)
+
+
+_ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def format_task_traceback(exc: BaseException) -> str:
+    """The exception's traceback without the engine's own leading frames: it starts in the user's code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(_ENGINE_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _task_logger(ctx: Mapping[str, Any]) -> logging.Logger:
+    """The context logger of the task run (``headwater.<task name>``)."""
+    return ctx.get("logger") or logging.getLogger("headwater.TaskRunner")
 
 
 def _checkpoint(task: Any, state: Success, result: Any, ctx: Mapping[str, Any]) -> State:
