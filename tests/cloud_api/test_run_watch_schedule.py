@@ -180,7 +180,7 @@ def test_two_server_processes_on_one_postgres_database_never_duplicate_a_schedul
 
 def test_without_the_plugin_headwater_run_name_asks_to_install_it(monkeypatch):
     import headwater.plugins
-    from headwater.plugins.registry import Registry
+    from headwater.plugins import Registry
 
     monkeypatch.setattr(headwater.plugins, "registry", lambda kind: Registry(kind, fill=lambda reg: None))
     result = CliRunner().invoke(cli, ["run", "--name", "etl", "--project", "P"])

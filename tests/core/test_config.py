@@ -288,7 +288,7 @@ def test_a_plugin_contributes_its_section_through_the_hook(home: Path) -> None:
         @staticmethod
         @hookimpl
         def register_config_sections(register: Any) -> None:
-            register("s3plug", f"{__name__}:S3Section")  # lazy "module:Class"
+            register(f"{__name__}:S3Section", "s3plug")  # lazy "module:Class"
 
     register_plugin(Plugin(), name="config-test-plugin")
     try:

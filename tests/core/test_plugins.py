@@ -127,16 +127,22 @@ def test_two_distributions_with_one_entry_point_name_are_both_named(sites: dict[
     assert "HEADWATER_BLOCKED_PLUGINS" in failed["error"]
 
 
-def test_tag_conflict_between_two_plugins_names_both(sites: dict[str, Path]) -> None:
+def test_tag_conflict_between_two_plugins_is_an_error_naming_both(sites: dict[str, Path]) -> None:
     records = plugins_json(sites, ["testplugin", "conflict"])
-    for distribution in ("headwater-testplugin", "headwater-conflict"):
-        warnings = record(records, distribution)["warnings"]
-        assert len(warnings) == 1, warnings
-        assert "storage 'TestDir' is registered by both 'conflict'" in warnings[0]
-        assert "and 'testplugin'" in warnings[0]
+    taker, owner = record(records, "headwater-conflict"), record(records, "headwater-testplugin")
+    assert taker["status"] == "failed"
+    assert "storage 'TestDir' is registered by both 'testplugin'" in taker["error"]
+    assert "and 'conflict'" in taker["error"] and "replace=True" in taker["error"]
+    assert "HEADWATER_BLOCKED_PLUGINS=conflict" in taker["error"]
+    assert owner["status"] == "loaded" and len(owner["warnings"]) == 1
+    assert "storage 'TestDir' is registered by both 'testplugin'" in owner["warnings"][0]
     table = run_headwater(["plugins"], _paths(sites, ["testplugin", "conflict"]))
-    assert re.search(r"conflict \(headwater-conflict\): storage 'TestDir' is registered by both", table.stdout)
-    assert re.search(r"testplugin \(headwater-testplugin\): storage 'TestDir' is registered by both", table.stdout)
+    assert re.search(r"conflict \(headwater-conflict\): hook register_storage raised RegistrationConflictError: "
+                     r"storage 'TestDir' is registered by both", table.stdout)
+    done = run_python("from headwater.plugins import registry; print(registry('storage').get('TestDir').__name__)",
+                      _paths(sites, ["testplugin", "conflict"]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["DirStorage"]  # testplugin's registration stands
 
 
 # --- the switches ---------------------------------------------------------------------------
@@ -402,17 +408,38 @@ def test_in_process_conflict_and_failing_hook_are_recorded(plugins: PluginHelper
     pm.register(RaisingStorage(), name="raising")
     pm.register(SecondStorage(), name="second")
     storage = pm.registry("storage")
-    assert storage.get("Shared") is Module  # the later plugin wins, and says so
+    assert storage.get("Shared") is Module  # pluggy calls the later plugin first: its registration stands
     assert storage.get("Local").__name__ == "Local"  # built-ins unaffected by the failing hook
     records = {r.name: r for r in pm.records()}
     assert records["raising"].status == "failed"
     assert records["raising"].error == "hook register_storage raised RuntimeError: no storage today"
-    for name in ("first", "second"):
-        assert records[name].status == "loaded"
-        assert records[name].warnings == [
-            "storage 'Shared' is registered by both 'first' (headwater.storage.local:Local) and 'second'; "
-            "using 'second''s. Uninstall or block one of them (HEADWATER_BLOCKED_PLUGINS)."
-        ]
+    message = (
+        "storage 'Shared' is registered by both 'second' (headwater.storage.module:Module) and 'first' "
+        "(headwater.storage.local:Local). Uninstall or block one of them (HEADWATER_BLOCKED_PLUGINS=first), "
+        "or pass replace=True in 'first' to override on purpose."
+    )
+    assert records["first"].status == "failed"
+    assert records["first"].error == f"hook register_storage raised RegistrationConflictError: {message}"
+    assert records["second"].status == "loaded" and records["second"].warnings == [message]
+
+
+def test_replace_true_takes_over_another_plugins_name(plugins: PluginHelper) -> None:
+    from headwater.storage import Local, Module
+
+    class Owner:
+        @hookimpl
+        def register_storage(self, register: Any) -> None:
+            register("headwater.storage.module:Module", "Shared")
+
+    class Taker:
+        @hookimpl(trylast=True)
+        def register_storage(self, register: Any) -> None:
+            register("headwater.storage.local:Local", "Shared", replace=True)
+
+    plugins.register(Owner(), name="owner")
+    plugins.register(Taker(), name="taker")
+    assert plugins.registry("storage").get("Shared") is Local
+    assert Module is not Local and {r.name: r.status for r in plugins.records()}["taker"] == "loaded"
 
 
 def test_plugin_overriding_a_builtin_is_not_a_conflict(plugins: PluginHelper) -> None:

@@ -234,7 +234,8 @@ def test_an_unregistered_class_cannot_be_serialized() -> None:
         to_dict(BucketStorage())
 
 
-def test_unknown_tag_names_the_tag_the_installed_tags_and_the_distribution() -> None:
+def test_unknown_tag_names_the_tag_the_installed_tags_and_the_distribution(headwater_plugin_manager: Any) -> None:
+    # built-ins only: the plugins that provide S3 and KubernetesRun may be installed in this environment
     with pytest.raises(SerializationError) as info:
         from_dict({"type": "S3", "bucket": "flows"}, "storage")
     message = str(info.value)
@@ -244,10 +245,14 @@ def test_unknown_tag_names_the_tag_the_installed_tags_and_the_distribution() -> 
     assert "pip install headwater-s3" in message
 
     with pytest.raises(SerializationError) as info:
-        from_dict({"type": "KubernetesJob"}, "environment")
+        from_dict({"type": "KubernetesRun"}, "environment")
     message = str(info.value)
-    assert "'KubernetesJob'" in message and "LocalRun" in message and "SubprocessEnvironment" in message
+    assert "'KubernetesRun'" in message and "LocalRun" in message and "SubprocessEnvironment" in message
     assert "pip install headwater-k8s" in message
+
+    with pytest.raises(SerializationError) as info:  # hints match exact names, never substrings
+        from_dict({"type": "DigitalOceanSpaces"}, "storage")
+    assert "pip install" not in str(info.value) and "register_storage hook" in str(info.value)
 
     with pytest.raises(SerializationError, match="'Nowhere'.*Installed storage types: .*Local"):
         from_dict({"type": "Nowhere"}, "storage")

@@ -99,7 +99,8 @@ def test_plugin_manager_fixture_isolates_and_registers(headwater_plugin_manager:
     assert headwater_plugin_manager.registry("storage").get("Memory") is MemoryStorage
     memory = {r.name: r for r in headwater_plugin_manager.records()}["memory"]
     assert memory.hooks == ["register_storage"] and memory.tags == {"storage": ["Memory"]}
-    assert headwater_plugin_manager.hook.register_storage.get_hookimpls()[-1].plugin_name == "memory"
+    impls = headwater_plugin_manager.hook.register_storage.get_hookimpls()
+    assert [i.plugin_name for i in impls] == ["memory", "headwater"]  # pluggy calls from the end: tryfirst built-ins first
 
 
 def test_isolated_plugins_resets_before_and_after(monkeypatch: pytest.MonkeyPatch) -> None:

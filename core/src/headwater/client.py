@@ -25,19 +25,21 @@ class MissingClientResourceError(AttributeError):
 
 
 class Client:
-    """A client of the orchestration API. ``api`` and ``api_key`` default to ``[cloud] api`` / ``api_key``
-    (``HEADWATER__CLOUD__API`` / ``HEADWATER__CLOUD__API_KEY``); other keyword arguments are kept in
-    ``options`` for the transport (e.g. ``timeout``)."""
+    """A client of the orchestration API.
+
+    ``api`` and ``api_key`` default to what the plugin's transport says (headwater-cloud-api:
+    ``[cloud] api`` / ``api_key``, i.e. ``HEADWATER__CLOUD__API`` / ``HEADWATER__CLOUD__API_KEY``);
+    other keyword arguments are kept in ``options`` for the transport (e.g. ``timeout``).
+    """
 
     def __init__(self, api: str | None = None, api_key: str | None = None, **options: Any) -> None:
         if api is None or api_key is None:
-            from headwater.config import get_config
-
-            cloud = get_config().cloud
-            api = api if api is not None else cloud.api
-            api_key = api_key if api_key is not None else cloud.api_key
-            options.setdefault("timeout", getattr(cloud, "request_timeout", 30.0))
-        self.api: str = api
+            defaults = self._transport_defaults()
+            api = api if api is not None else defaults.get("api")
+            api_key = api_key if api_key is not None else defaults.get("api_key")
+            if "timeout" in defaults:
+                options.setdefault("timeout", defaults["timeout"])
+        self.api: str | None = api
         self.api_key: str | None = api_key
         self.options: dict[str, Any] = options
         self._transport: Any = None
@@ -45,17 +47,27 @@ class Client:
     def __repr__(self) -> str:
         return f"<Client api={self.api!r}>"
 
+    @staticmethod
+    def _transport_defaults() -> dict[str, Any]:
+        from headwater.plugins._manager import registry
+
+        reg = registry("client_resource")
+        if "transport" not in reg:
+            return {}
+        defaults = getattr(reg.get("transport"), "defaults", None)
+        return dict(defaults()) if callable(defaults) else {}
+
     # --- nouns --------------------------------------------------------------------------------
 
     @staticmethod
     def resource_names() -> list[str]:
         """The nouns installed plugins provide."""
-        from headwater.plugins.manager import registry
+        from headwater.plugins._manager import registry
 
         return registry("client_resource").names()
 
     def _resource_class(self, name: str) -> Any:
-        from headwater.plugins.manager import registry
+        from headwater.plugins._manager import registry
 
         reg = registry("client_resource")
         if name not in reg:

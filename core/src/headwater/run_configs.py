@@ -10,6 +10,8 @@ that flows in the wild use::
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from headwater.environments.subprocess import SubprocessEnvironment
@@ -30,3 +32,10 @@ class LocalRun(RunConfig):
 @attrs.define
 class UniversalRun(RunConfig):
     """Run on any agent with matching labels; a local agent runs it as a child process with ``env`` added."""
+
+
+def __getattr__(name: str) -> Any:
+    """Plugin-provided environment by exact name (``from headwater.run_configs import DockerRun``), with an install hint."""
+    from headwater.plugins._registry import plugin_attribute
+
+    return plugin_attribute("environment", name, __name__)

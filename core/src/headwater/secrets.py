@@ -88,7 +88,7 @@ def _from_config(name: str) -> tuple[bool, Any, str]:
 def _from_plugins(name: str) -> tuple[bool, Any, str]:
     where = "plugins implementing the get_secret(name) hook"
     try:
-        from headwater.plugins.manager import get_plugin_manager  # type: ignore[import-not-found]
+        from headwater.plugins._manager import get_plugin_manager  # type: ignore[import-not-found]
 
         hook = getattr(get_plugin_manager().hook, "get_secret", None)
     except (ImportError, AttributeError):

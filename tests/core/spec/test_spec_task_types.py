@@ -353,7 +353,7 @@ def test_a_plugin_adds_task_types_through_the_hook(capsys: pytest.CaptureFixture
     class Plugin:
         @hookimpl
         def register_task_types(self, register: Any) -> None:
-            register("greet", lambda task, ctx: print("greetings,", ctx.params["name"]))
+            register(lambda task, ctx: print("greetings,", ctx.params["name"]), "greet")
 
     name = register_plugin(Plugin(), name="spec-test-plugin")
     try:

@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from headwater.plugins.registry import import_string
+from headwater.plugins._registry import import_string
 
-__all__ = ["LazyCommand", "HeadwaterGroup"]
+__all__ = ["LazyCommand", "HeadwaterGroup", "ExtensibleCommand"]
 
 
 class LazyCommand(click.Command):
@@ -25,6 +25,12 @@ class LazyCommand(click.Command):
         return command
 
 
+class ExtensibleCommand(click.Command):
+    """A core command that plugins may add options to (the ``extend_command`` hook)."""
+
+    extensible = True
+
+
 class HeadwaterGroup(click.Group):
     """A click group that resolves :class:`LazyCommand` entries on first use."""
 
@@ -34,6 +40,10 @@ class HeadwaterGroup(click.Group):
             command = command.load()
             command.name = cmd_name
             self.commands[cmd_name] = command
+            if getattr(command, "extensible", False):
+                from headwater.plugins._manager import get_plugin_manager
+
+                get_plugin_manager().hook.extend_command(name=cmd_name, command=command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: Any) -> None:

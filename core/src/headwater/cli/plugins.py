@@ -14,7 +14,7 @@ import click
 @click.option("--hook", "hook", default=None, help="Only plugins implementing this hook.")
 def plugins(show_all: bool, as_json: bool, hook: str | None) -> None:
     """List installed plugins: distribution, version, status, hooks and type tags."""
-    from headwater.plugins.manager import get_plugin_manager, plugin_records
+    from headwater.plugins._manager import get_plugin_manager, plugin_records
 
     if hook is not None and not hasattr(get_plugin_manager().hook, hook):
         known = ", ".join(sorted(n for n in dir(get_plugin_manager().hook) if not n.startswith("_")))

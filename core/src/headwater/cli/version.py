@@ -11,7 +11,7 @@ import click
 def version() -> None:
     """Show the versions of headwater, Python and loaded plugins."""
     from headwater import __version__
-    from headwater.plugins.manager import plugin_records
+    from headwater.plugins._manager import plugin_records
 
     click.echo(f"headwater {__version__}")
     click.echo(f"python {platform.python_version()} ({platform.python_implementation()})")

@@ -20,12 +20,10 @@ from headwater.config.loader import (
 )
 from headwater.config.masking import MASK, is_secret_key
 from headwater.config.sections import (
-    CloudSection,
     ContextSection,
     FlowsSection,
     LoggingSection,
     SectionSpec,
-    ServerSection,
     register_section,
     registered_sections,
     secret_field,
@@ -41,11 +39,9 @@ __all__ = [
     "ConfigWarning",
     "Source",
     "SectionSpec",
-    "CloudSection",
     "ContextSection",
     "FlowsSection",
     "LoggingSection",
-    "ServerSection",
     "config_path",
     "env_var_name",
     "get_config",
@@ -57,3 +53,23 @@ __all__ = [
     "secret_field",
     "unregister_section",
 ]
+
+
+_MOVED = {"CloudSection": "headwater_cloud_api.config", "ServerSection": "headwater_cloud_api.config"}
+
+
+def __getattr__(name: str) -> object:
+    """Deprecated names: ``[cloud]`` and ``[server]`` belong to headwater-cloud-api now."""
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.config' has no attribute {name!r}")
+    import warnings
+
+    warnings.warn(
+        f"headwater.config.{name} moved to the plugin that owns it: from {module} import {name}.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    from headwater.plugins import import_plugin_module
+
+    return getattr(import_plugin_module(module, "headwater-cloud-api", f"The {name}"), name)

@@ -1,9 +1,9 @@
 """Typed configuration sections: attrs classes registered by name, structured from the merged configuration.
 
-The core registers ``[logging]``, ``[flows]``, ``[context]``, ``[cloud]`` and ``[server]``;
-plugins add theirs through the ``register_config_sections(register)`` hook (or by calling
-:func:`register_section`). A plugin may replace a built-in section (the cloud-api plugin owns
-``[cloud]`` and ``[server]``), never another plugin's section unless it says ``replace=True``.
+The core registers ``[logging]``, ``[flows]`` and ``[context]``; plugins add theirs through the
+``register_config_sections(register)`` hook (or by calling :func:`register_section`): the
+cloud-api plugin owns ``[cloud]`` and ``[server]``. A plugin may replace a built-in section,
+never another plugin's section unless it says ``replace=True``.
 
 Values are structured field by field, so an error names ``section.key``, the expected type
 and where the value came from. Keys a typed section does not know are kept in
@@ -42,8 +42,6 @@ __all__ = [
     "LoggingSection",
     "FlowsSection",
     "ContextSection",
-    "CloudSection",
-    "ServerSection",
 ]
 
 ExtraKeys = Literal["warn", "allow", "error"]
@@ -108,29 +106,6 @@ class ContextSection:
     """``[context]``: ``secrets`` for :class:`headwater.secrets.Secret`; other keys are kept as they are."""
 
     secrets: dict[str, Any] = secret_field(factory=dict)
-
-
-@attrs.define
-class CloudSection:
-    """``[cloud]``: how clients and agents reach the orchestration API."""
-
-    api: str = "http://127.0.0.1:4200/graphql"
-    api_key: str | None = secret_field()
-    request_timeout: float = 30.0
-
-
-def _port(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
-    if not 0 <= value <= 65535:
-        raise ValueError(f"'{attribute.name}' must be a TCP port between 0 and 65535, got {value}")
-
-
-@attrs.define
-class ServerSection:
-    """``[server]``: the orchestration API server (``database_url`` unset means SQLite in HEADWATER_HOME)."""
-
-    host: str = "127.0.0.1"
-    port: int = attrs.field(default=4200, validator=_port)
-    database_url: str | None = None
 
 
 # --- the registry ---------------------------------------------------------------------------
@@ -241,7 +216,7 @@ def load_plugin_sections(force: bool = False) -> None:
     """
     global _plugins_key
     try:
-        from headwater.plugins.manager import call_register_hook, get_plugin_manager
+        from headwater.plugins._manager import call_register_hook, get_plugin_manager
     except ImportError:  # the plugin manager is optional for the configuration
         return
     caller = getattr(get_plugin_manager().hook, "register_config_sections", None)
@@ -252,7 +227,12 @@ def load_plugin_sections(force: bool = False) -> None:
         if key == _plugins_key and not force:
             return
         _plugins_key = key
-    call_register_hook("register_config_sections", register_section)
+    call_register_hook("register_config_sections", _section_sink, kind="config_section", swap_legacy_order=True)
+
+
+def _section_sink(obj: type | str, name: str, *, plugin: str, replace: bool = False, **options: Any) -> None:
+    """Where a plugin's ``register(MySection, "name", extra_keys=...)`` lands."""
+    register_section(name, obj, replace=replace, **options)
 
 
 def _describe_cls(cls: type | str) -> str:
@@ -482,7 +462,5 @@ for _name, _cls, _extra in (
     ("logging", LoggingSection, "warn"),
     ("flows", FlowsSection, "warn"),
     ("context", ContextSection, "allow"),
-    ("cloud", CloudSection, "warn"),
-    ("server", ServerSection, "warn"),
 ):
     register_section(_name, _cls, extra_keys=_extra, _builtin=True)  # type: ignore[arg-type]

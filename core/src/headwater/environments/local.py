@@ -30,7 +30,7 @@ def status_of_state(state: Any) -> str:
 
 
 def _tag(environment: Environment) -> str:
-    from headwater.plugins.manager import registry
+    from headwater.plugins._manager import registry
 
     return registry("environment").name_for(type(environment)) or type(environment).__name__
 

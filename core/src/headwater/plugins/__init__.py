@@ -32,24 +32,25 @@ hookspec = pluggy.HookspecMarker("headwater")
 
 _LAZY: dict[str, str] = {
     # the plugin system
-    "PLUGIN_API_VERSION": "headwater.plugins.manager",
-    "PluginRecord": "headwater.plugins.manager",
-    "get_plugin_manager": "headwater.plugins.manager",
-    "reset_plugin_manager": "headwater.plugins.manager",
-    "plugin_records": "headwater.plugins.manager",
-    "register_plugin": "headwater.plugins.manager",
-    "unregister_plugin": "headwater.plugins.manager",
-    "registry": "headwater.plugins.manager",
-    "lifecycle_hooks": "headwater.plugins.manager",
-    "call_register_hook": "headwater.plugins.manager",
-    "Registry": "headwater.plugins.registry",
-    "Registrar": "headwater.plugins.registry",
-    "RegistryKind": "headwater.plugins.registry",
-    "UnknownTypeError": "headwater.plugins.registry",
-    "import_string": "headwater.plugins.registry",
-    "install_hint": "headwater.plugins.registry",
-    "plugin_attribute": "headwater.plugins.registry",
-    "import_plugin_module": "headwater.plugins.registry",
+    "PLUGIN_API_VERSION": "headwater.plugins._manager",
+    "PluginRecord": "headwater.plugins._manager",
+    "get_plugin_manager": "headwater.plugins._manager",
+    "reset_plugin_manager": "headwater.plugins._manager",
+    "plugin_records": "headwater.plugins._manager",
+    "register_plugin": "headwater.plugins._manager",
+    "unregister_plugin": "headwater.plugins._manager",
+    "registry": "headwater.plugins._manager",
+    "lifecycle_hooks": "headwater.plugins._manager",
+    "call_register_hook": "headwater.plugins._manager",
+    "Registry": "headwater.plugins._registry",
+    "RegistrationConflictError": "headwater.plugins._registry",
+    "Registrar": "headwater.plugins._registry",
+    "RegistryKind": "headwater.plugins._registry",
+    "UnknownTypeError": "headwater.plugins._registry",
+    "import_string": "headwater.plugins._registry",
+    "install_hint": "headwater.plugins._registry",
+    "plugin_attribute": "headwater.plugins._registry",
+    "import_plugin_module": "headwater.plugins._registry",
     "known_distribution": "headwater.plugins.known",
     # storage
     "Storage": "headwater.storage.base",
@@ -68,6 +69,7 @@ _LAZY: dict[str, str] = {
     "load_flows_from_file": "headwater.utilities.flow_files",
     "load_flows_from_module": "headwater.utilities.flow_files",
     "atomic_write": "headwater.utilities.files",
+    "DagLayout": "headwater.utilities.visualization",
     # environments and run configs
     "Environment": "headwater.environments.base",
     "RunHandle": "headwater.environments.base",
@@ -131,7 +133,7 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
     from headwater.environments.subprocess import RUN_FROM_ENV_MODULE, SubprocessEnvironment, env_converter
     from headwater.executors.base import ALL_COMPLETED, FIRST_COMPLETED, Executor
     from headwater.plugins.known import known_distribution
-    from headwater.plugins.manager import (
+    from headwater.plugins._manager import (
         PLUGIN_API_VERSION,
         PluginRecord,
         call_register_hook,
@@ -143,8 +145,9 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
         reset_plugin_manager,
         unregister_plugin,
     )
-    from headwater.plugins.registry import (
+    from headwater.plugins._registry import (
         Registrar,
+        RegistrationConflictError,
         Registry,
         RegistryKind,
         UnknownTypeError,
@@ -163,6 +166,7 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
     from headwater.storage.script import flow_from_script, relative_path, script_path, script_source, source_hash
     from headwater.testing.conformance import EnvironmentConformance, ExecutorConformance, StorageConformance
     from headwater.utilities.files import atomic_write
+    from headwater.utilities.visualization import DagLayout
     from headwater.utilities.flow_files import load_flows_from_file, load_flows_from_module
     from headwater.utilities.logging import get_logger
 

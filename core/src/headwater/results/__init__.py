@@ -5,6 +5,8 @@ or ``Flow("name", result=Result(...))``. Serializers decide the bytes: :class:`P
 (the default, cloudpickle), :class:`JSONSerializer`, :class:`TextSerializer`, :class:`BytesSerializer`.
 """
 
+from typing import Any
+
 from headwater.results.result import Result, ResultLocationError, default_results_dir
 from headwater.results.serializers import (
     BytesSerializer,
@@ -26,3 +28,10 @@ __all__ = [
     "BytesSerializer",
     "default_results_dir",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Plugin-provided result by exact name (``from headwater.results import S3Result``), with an install hint."""
+    from headwater.plugins._registry import plugin_attribute
+
+    return plugin_attribute("result", name, __name__)

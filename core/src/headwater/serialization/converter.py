@@ -17,8 +17,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
-from headwater.plugins.manager import registry
-from headwater.plugins.registry import UnknownTypeError
+from headwater.plugins._manager import registry
+from headwater.plugins._registry import UnknownTypeError
 
 __all__ = [
     "converter",
@@ -140,7 +140,7 @@ def _ensure_core_bases(kind: str | None = None) -> None:
         return
     import sys
 
-    from headwater.plugins.registry import import_string
+    from headwater.plugins._registry import import_string
 
     with _lock:
         for name, path in list(_pending_bases.items()):

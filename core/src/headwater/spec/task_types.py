@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from headwater import signals
-from headwater.plugins.registry import import_string
+from headwater.plugins._registry import import_string
 from headwater.spec.model import SpecError, Status
 
 if TYPE_CHECKING:
@@ -119,11 +119,14 @@ def _register_missing(name: str, handler: Handler | str) -> None:
 def _load_plugin_task_types(register: Callable[[str, Handler | str], Any]) -> None:
     """Let plugins add task types through the ``register_task_types(register)`` hook."""
     try:
-        from headwater.plugins.manager import call_register_hook
+        from headwater.plugins._manager import call_register_hook
     except ImportError:
         return
+    def sink(obj: Handler | str, name: str, *, plugin: str, replace: bool = False) -> Any:
+        return register(name, obj)
+
     try:
-        call_register_hook("register_task_types", register)
+        call_register_hook("register_task_types", sink, kind="task_type", swap_legacy_order=True)
     except Exception:  # the plugin system reports broken plugins itself; never fail spec loading over it
         _logger.exception("Loading task types from plugins failed")
 

@@ -97,7 +97,7 @@ class Storage(abc.ABC):
     @property
     def name(self) -> str:
         """The storage's type tag (``Local``, ``FileSystem``, ``S3`` ...)."""
-        from headwater.plugins.manager import registry
+        from headwater.plugins._manager import registry
 
         return registry("storage").name_for(type(self)) or type(self).__name__
 

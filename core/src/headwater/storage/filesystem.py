@@ -56,10 +56,10 @@ class FileSystem(Storage):
         try:
             fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
         except (ImportError, ValueError) as exc:
-            from headwater.plugins.registry import install_hint
+            from headwater.plugins.known import protocol_hint
 
             protocol = self.url.split("://", 1)[0]
-            hint = install_hint(protocol) or f"install the fsspec implementation for {protocol!r}"
+            hint = protocol_hint(protocol) or f"install the fsspec implementation for {protocol!r}"
             raise RuntimeError(f"FileSystem storage cannot open {self.url!r}: {exc}. Fix: {hint}.") from exc
         return fs, root.rstrip("/")
 

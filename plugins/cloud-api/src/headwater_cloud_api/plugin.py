@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater.plugins import hookimpl
+from headwater.plugins import Registrar, hookimpl
 
 HEADWATER_PLUGIN_API = 1
 
@@ -12,7 +12,7 @@ _R = "headwater_cloud_api.client.resources"
 
 
 @hookimpl
-def register_client_resources(register: Any) -> None:
+def register_client_resources(register: Registrar) -> None:
     register("headwater_cloud_api.client.transport:HttpTransport", "transport")
     register("headwater_cloud_api.registration:Registration", "registration")
     register(f"{_R}:ProjectResource", "project")
@@ -24,9 +24,9 @@ def register_client_resources(register: Any) -> None:
 
 
 @hookimpl
-def register_types(register: Any) -> None:
-    # `headwater run --name FLOW --project P` (a core command) delegates to this function.
-    register("api_run", "headwater_cloud_api.cli.run:run_registered_flow", "default")
+def register_config_sections(register: Registrar) -> None:
+    register("headwater_cloud_api.config:CloudSection", "cloud")
+    register("headwater_cloud_api.config:ServerSection", "server")
 
 
 @hookimpl
@@ -42,3 +42,35 @@ def register_commands(cli: Any) -> None:
     cli.add_command(LazyCommand("kv", f"{c}.kv:kv", "The API's key-value store: set, get, delete, list."))
     cli.add_command(LazyCommand("agent", f"{c}.agent:agent", "Agents: claim flow runs and deploy them."))
     cli.add_command(LazyCommand("execute", f"{c}.execute:execute", "Execute a flow run of the API in this process."))
+
+
+@hookimpl
+def extend_command(name: str, command: Any) -> None:
+    """``headwater run --name FLOW --project P [--label L] [--watch]``: run a registered flow through the API."""
+    if name != "run":
+        return
+    import click
+
+    command.params.extend([
+        click.Option(["--name", "flow_name"], default=None, help="With --project: run a registered flow through the API."),
+        click.Option(["--project"], default=None, help="With --name: the project of the registered flow."),
+        click.Option(["--label", "-l", "labels"], multiple=True, help="With --name: a label of the new run (repeatable)."),
+        click.Option(["--watch", "-w"], is_flag=True, help="With --name: follow the run's states and logs until it finishes."),
+    ])
+
+
+@hookimpl
+def run_target(target: str | None, parameters: dict[str, Any], options: dict[str, Any]) -> int | None:
+    """Handle ``headwater run`` when ``--name``/``--project`` are given."""
+    flow_name, project = options.get("flow_name"), options.get("project")
+    if not (flow_name or project):
+        return None
+    import click
+
+    if target is not None:
+        raise click.UsageError("Give either a flow file to run locally, or --name and --project, not both.")
+    if not (flow_name and project):
+        raise click.UsageError("Running a registered flow needs both --name FLOW and --project PROJECT.")
+    from headwater_cloud_api.cli.run import run_registered_flow
+
+    return int(run_registered_flow(flow_name, project, parameters, options.get("labels") or (), bool(options.get("watch"))))

@@ -51,6 +51,14 @@ def _tls_verify(api: str) -> Any:
 class HttpTransport:
     """Sends GraphQL requests to ``client.api`` with ``Authorization: Bearer <client.api_key>`` when set."""
 
+    @staticmethod
+    def defaults() -> dict[str, Any]:
+        """What ``headwater.Client()`` uses when not told: ``[cloud] api``, ``api_key`` and ``request_timeout``."""
+        from headwater.plugins import get_config
+
+        cloud = get_config().cloud
+        return {"api": cloud.api, "api_key": cloud.api_key, "timeout": cloud.request_timeout}
+
     def __init__(self, client: Any) -> None:
         self.api: str = client.api
         headers = {"User-Agent": "headwater-client"}

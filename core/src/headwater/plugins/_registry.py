@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import enum
 import importlib
+import sys
 import threading
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -22,6 +24,9 @@ __all__ = [
     "RegistryKind",
     "Registrar",
     "UnknownTypeError",
+    "RegistrationConflictError",
+    "BUILTIN_PLUGIN",
+    "CLASS_REGISTRIES",
     "install_hint",
     "import_string",
     "plugin_attribute",
@@ -29,7 +34,7 @@ __all__ = [
 ]
 
 
-class RegistryKind(str, enum.Enum):
+class RegistryKind(enum.StrEnum):
     """The registries, each filled by one ``register_*`` hook (the one table of kinds)."""
 
     STORAGE = "storage"
@@ -42,6 +47,7 @@ class RegistryKind(str, enum.Enum):
     SCHEDULE = "schedule"
     CLOCK = "clock"
     SCHEDULE_FILTER = "schedule_filter"
+    CONFIG_SECTION = "config_section"
 
     @property
     def hook(self) -> str:
@@ -66,9 +72,26 @@ _HOOKS: dict[RegistryKind, str] = {
     RegistryKind.RESULT: "register_results",
     RegistryKind.SERIALIZER: "register_serializers",
     RegistryKind.SCHEDULE: "register_schedules",
-    RegistryKind.CLOCK: "register_schedules",
-    RegistryKind.SCHEDULE_FILTER: "register_schedules",
+    RegistryKind.CLOCK: "register_clocks",
+    RegistryKind.SCHEDULE_FILTER: "register_schedule_filters",
+    RegistryKind.CONFIG_SECTION: "register_config_sections",
 }
+
+CLASS_REGISTRIES: tuple[RegistryKind, ...] = (
+    RegistryKind.STORAGE,
+    RegistryKind.ENVIRONMENT,
+    RegistryKind.EXECUTOR,
+    RegistryKind.CLIENT_RESOURCE,
+    RegistryKind.RESULT,
+    RegistryKind.SERIALIZER,
+    RegistryKind.SCHEDULE,
+    RegistryKind.CLOCK,
+    RegistryKind.SCHEDULE_FILTER,
+)
+"""The kinds kept in a :class:`Registry` of named classes (task types and config sections have their own stores)."""
+
+
+_KIND_VALUES = frozenset(k.value for k in RegistryKind)
 
 
 def install_hint(name: str, kind: str | None = None) -> str | None:
@@ -96,7 +119,7 @@ def plugin_attribute(kind: str, name: str, module: str) -> Any:
     if name.startswith("_"):
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
     from headwater.plugins.known import known_distribution
-    from headwater.plugins.manager import registry
+    from headwater.plugins._manager import registry
 
     reg = registry(str(kind))
     if name in reg:
@@ -122,8 +145,67 @@ def import_plugin_module(module: str, distribution: str, what: str) -> Any:
         raise
 
 
+BUILTIN_PLUGIN = "headwater"
+"""The name the core's own implementations register under."""
+
+
 class UnknownTypeError(LookupError):
     """A type tag that no installed plugin registered (names the tag, the known ones and what to install)."""
+
+
+class RegistrationConflictError(ValueError):
+    """Two plugins register one name without ``replace=True`` (the message names both and the fix)."""
+
+
+class Registrar:
+    """What every ``register_*`` hook receives: ``register(obj_or_"module:attr", name=None, *, replace=False)``.
+
+    ``obj`` is a class (or callable) or a lazy ``"module:attr"`` string, imported only when
+    first used; ``name`` defaults to the class name. Calls are attributed to the plugin whose
+    hook implementation made them, so conflicts and ``headwater plugins`` name the right plugin.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        sink: Callable[..., Any],
+        owners: Mapping[Any, str] | None = None,
+        *,
+        swap_legacy_order: bool = False,
+    ) -> None:
+        self.kind = kind
+        """The registry this registrar fills (``storage``, ``config_section``...)."""
+        self._sink = sink
+        self._owners = dict(owners or {})
+        self._swap = swap_legacy_order
+
+    def plugin(self) -> str:
+        """The plugin whose hook implementation is calling (``user`` outside a hook)."""
+        frame = sys._getframe(1)
+        for _ in range(32):
+            if frame is None:
+                break
+            owner = self._owners.get(frame.f_code)
+            if owner is not None:
+                return owner
+            frame = frame.f_back  # type: ignore[assignment]
+        return "user"
+
+    def __call__(self, obj: Any, name: Any = None, *, replace: bool = False, **options: Any) -> Any:
+        if self._swap and isinstance(obj, str) and ":" not in obj and name is not None and (
+            not isinstance(name, str) or ":" in name
+        ):
+            warnings.warn(
+                f"register({obj!r}, {name!r}): the name comes second now: register(obj_or_'module:attr', name). "
+                "The old order still works for now.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            obj, name = name, obj
+        return self._sink(obj, name, plugin=self.plugin(), replace=replace, **options)
+
+    def __repr__(self) -> str:
+        return f"<Registrar {self.kind}>"
 
 
 def import_string(path: str) -> Any:
@@ -188,8 +270,14 @@ class Registry:
             assert self._fill is not None
             self._fill(self)
 
-    def register(self, target: Any, name: str | None = None, *, plugin: str | None = None) -> Any:
-        """Register a class or ``"module:Class"`` under ``name`` (default: the class name). Returns ``target``."""
+    def register(
+        self, target: Any, name: str | None = None, *, plugin: str | None = None, replace: bool = False
+    ) -> Any:
+        """Register a class or ``"module:Class"`` under ``name`` (default: the class name). Returns ``target``.
+
+        A plugin may override a built-in (``headwater``) entry. Taking over a name another plugin
+        registered needs ``replace=True``; otherwise :class:`RegistrationConflictError` names both.
+        """
         if name is None:
             if isinstance(target, str):
                 name = target.rpartition(":")[2].rpartition(".")[2]
@@ -200,25 +288,32 @@ class Registry:
         if isinstance(target, str) and ":" not in target:
             raise ValueError(f"{self.kind} {name!r}: lazy reference {target!r} must look like 'package.module:Class'.")
         plugin = plugin or self._current_plugin
+        reference = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
         with self._lock:
             old = self._entries.get(name)
             overrides = None
-            if old is not None and old.reference != (target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"):
-                if old.plugin == "headwater" or plugin == "user":
-                    overrides = old.plugin
-                elif old.plugin != plugin:
-                    self.conflicts.append(
+            if old is not None and old.reference != reference:
+                overrides = old.plugin
+                if old.plugin not in (BUILTIN_PLUGIN, plugin, "user") and plugin != "user" and not replace:
+                    message = (
                         f"{self.kind} {name!r} is registered by both {old.plugin!r} ({old.reference}) and "
-                        f"{plugin!r}; using {plugin!r}'s. Uninstall or block one of them (HEADWATER_BLOCKED_PLUGINS)."
+                        f"{plugin!r} ({reference}). Uninstall or block one of them "
+                        f"(HEADWATER_BLOCKED_PLUGINS={plugin}), or pass replace=True in {plugin!r} to override on purpose."
                     )
+                    self.conflicts.append(message)
                     self.conflicting.append((name, old.plugin, plugin))
-                    overrides = old.plugin
+                    raise RegistrationConflictError(message)
             self._entries[name] = RegistryEntry(name, target, plugin, overrides)
         return target
 
+    def clear(self) -> None:
+        """Forget every entry (the hooks refill it on the next fill)."""
+        with self._lock:
+            self._entries.clear()
+
     def _registering_as(self, plugin: str) -> Callable[..., Any]:
-        def register(target: Any, name: str | None = None) -> Any:
-            return self.register(target, name, plugin=plugin)
+        def register(target: Any, name: str | None = None, *, replace: bool = False) -> Any:
+            return self.register(target, name, plugin=plugin, replace=replace)
 
         return register
 
@@ -241,11 +336,13 @@ class Registry:
     def _unknown_message(self, name: str) -> str:
         known = ", ".join(sorted(self._entries)) or "none"
         message = f"Unknown {self.kind} type {name!r}. Installed {self.kind} types: {known}."
-        hint = install_hint(name)
+        hint = install_hint(name, self.kind)
         if hint:
             message += f" {name!r} is provided by a plugin: {hint}"
         else:
-            message += f" Install the plugin that provides it, or register it with the register_{self.kind}... hook."
+            hook = _HOOKS.get(RegistryKind(self.kind)) if self.kind in _KIND_VALUES else None
+            how = f"the {hook} hook" if hook else "its plugin's register hook"
+            message += f" Install the plugin that provides it, or register it with {how}."
         return message
 
     def name_for(self, cls: type) -> str | None:

@@ -1,49 +1,72 @@
-"""The core's own implementations, registered through the same hooks as any plugin (first)."""
+"""The core's own implementations, registered through the same hooks as any plugin.
+
+They are ``tryfirst``, so they register before every plugin and a plugin registering the same
+name overrides them (no ``replace=True`` needed to override a built-in).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from headwater.plugins._registry import Registrar
 
 hookimpl = pluggy.HookimplMarker("headwater")
 
 
-@hookimpl
-def register_storage(register: Any) -> None:
+@hookimpl(tryfirst=True)
+def register_storage(register: Registrar) -> None:
     register("headwater.storage.local:Local", "Local")
     register("headwater.storage.module:Module", "Module")
     register("headwater.storage.filesystem:FileSystem", "FileSystem")
 
 
-@hookimpl
-def register_environments(register: Any) -> None:
+@hookimpl(tryfirst=True)
+def register_environments(register: Registrar) -> None:
     register("headwater.environments.local:LocalEnvironment", "LocalEnvironment")
     register("headwater.environments.subprocess:SubprocessEnvironment", "SubprocessEnvironment")
     register("headwater.run_configs:LocalRun", "LocalRun")
     register("headwater.run_configs:UniversalRun", "UniversalRun")
 
 
-@hookimpl
-def register_executors(register: Any) -> None:
+@hookimpl(tryfirst=True)
+def register_executors(register: Registrar) -> None:
     register("headwater.executors.local:LocalExecutor", "LocalExecutor")
     register("headwater.executors.pool:ThreadExecutor", "ThreadExecutor")
     register("headwater.executors.pool:ProcessExecutor", "ProcessExecutor")
 
 
-@hookimpl
-def register_types(register: Any) -> None:
-    register("result", "headwater.results:Result", "Result")
+@hookimpl(tryfirst=True)
+def register_results(register: Registrar) -> None:
+    register("headwater.results:Result", "Result")
+
+
+@hookimpl(tryfirst=True)
+def register_serializers(register: Registrar) -> None:
     for name in ("PickleSerializer", "JSONSerializer", "TextSerializer", "BytesSerializer"):
-        register("serializer", f"headwater.results.serializers:{name}", name)
-    register("schedule", "headwater.schedules:Schedule", "Schedule")
+        register(f"headwater.results.serializers:{name}", name)
+
+
+@hookimpl(tryfirst=True)
+def register_schedules(register: Registrar) -> None:
+    register("headwater.schedules:Schedule", "Schedule")
+
+
+@hookimpl(tryfirst=True)
+def register_clocks(register: Registrar) -> None:
     for name in ("IntervalClock", "CronClock", "DatesClock"):
-        register("clock", f"headwater.schedules.clocks:{name}", name)
+        register(f"headwater.schedules.clocks:{name}", name)
+
+
+@hookimpl(tryfirst=True)
+def register_schedule_filters(register: Registrar) -> None:
     for name in ("IsWeekday", "IsWeekend", "IsMonthStart", "IsMonthEnd", "AtTime", "BetweenTimes", "OnDate", "BetweenDates"):
-        register("schedule_filter", f"headwater.schedules.filters:{name}", name)
+        register(f"headwater.schedules.filters:{name}", name)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def register_commands(cli: Any) -> None:
     from headwater.cli.lazy import LazyCommand
 
