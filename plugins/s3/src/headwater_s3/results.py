@@ -1,0 +1,261 @@
+"""``S3Result``: checkpoint task results to S3 (Prefect 1's ``S3Result``, an S3 flavour of :class:`Result`).
+
+```python
+from headwater.results import S3Result
+
+@task(result=S3Result(bucket="etl-results", location="{flow_name}/{task_name}/{today}.pickle"))
+def extract(): ...
+```
+
+``location`` is the object *key* template inside ``bucket`` (or a full ``s3://bucket/key``
+template). It is formatted with the task run's context (``flow_name``, ``task_name``,
+``task_slug``, ``map_index``, ``today``, ``flow_run_id``, ``task_run_count`` ...), the flow's
+parameters by name, and ``parameters`` itself. Writes are atomic from a reader's point of view:
+small results are one ``PutObject``; results of ``[s3] multipart_threshold`` and more are a
+multipart upload that S3 makes visible only when it completes (a failed upload is aborted), so
+a half-written object is never read as a result.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from headwater.plugins import Result, ResultLocationError, Serializer
+from headwater_s3.connection import Connection, check_client_options
+from headwater_s3.errors import S3ConfigurationError, S3CorruptObjectError, S3Error, S3KeyNotFoundError, translate
+
+__all__ = ["S3Result", "split_s3_url"]
+
+_UNSAFE = re.compile(r"[^\w.\-]+")
+_MIN_PART = 5 * 2**20
+
+
+def split_s3_url(location: str, default_bucket: str | None = None) -> tuple[str, str]:
+    """``("bucket", "key")`` of ``s3://bucket/key``, or of a plain key in ``default_bucket``."""
+    if location.startswith(("s3://", "s3a://")):
+        rest = location.split("://", 1)[1]
+        bucket, _, key = rest.partition("/")
+        if not bucket or not key:
+            raise ResultLocationError(f"S3 location {location!r} must look like s3://bucket/key.")
+        return bucket, key
+    if not default_bucket:
+        raise ResultLocationError(f"S3 location {location!r} is a key but no bucket is known; write s3://bucket/key.")
+    return default_bucket, location.lstrip("/")
+
+
+def _safe(part: Any) -> str:
+    text = _UNSAFE.sub("_", str(part)).strip("_") or "_"
+    return "_" if text in (".", "..") else text
+
+
+def _fields(template: str) -> list[str]:
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ResultLocationError(
+            f"S3Result location {template!r} is not a valid template ({exc}). Write keys as {{key}} and a literal "
+            "brace as {{ or }}."
+        ) from exc
+
+
+def format_location(template: str, context: Mapping[str, Any]) -> str:
+    """``template`` filled from ``context`` (flow parameters are keys too, as in Prefect 1)."""
+    values: dict[str, Any] = {}
+    params = context.get("parameters")
+    if isinstance(params, Mapping):
+        values.update(params)
+    values.update(context)
+    for field in _fields(template):
+        root = re.split(r"[.\[]", field, maxsplit=1)[0]
+        if root == "" or root.isdigit():
+            raise ResultLocationError(
+                f"S3Result location {template!r} has a positional field {{{field}}}; use named keys such as "
+                "{flow_name} or {task_slug}."
+            )
+        if root not in values:
+            available = ", ".join(sorted(str(k) for k in values if k != "logger")) or "none"
+            raise ResultLocationError(
+                f"S3Result location {template!r} uses the key {root!r}, which is not in the task run's context. "
+                f"Available keys: {available}. Change the template, or add the key with "
+                f"flow.run(context={{{root!r}: ...}})."
+            )
+    try:
+        return template.format_map(values)
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError) as exc:
+        raise ResultLocationError(f"S3Result location {template!r} could not be formatted: {exc!r}.") from exc
+
+
+def _has_fields(template: str) -> bool:
+    try:
+        return bool(_fields(template))
+    except ResultLocationError:
+        return False
+
+
+@attrs.define(slots=False, init=False)
+class S3Result(Result):
+    """Task results as objects in an S3 bucket.
+
+    - ``bucket``: the bucket (required);
+    - ``location``: the key template (default ``<flow_name>/<flow_run_id>/<task_slug>[-<map_index>]<ext>``);
+    - ``serializer``: any serializer (default: pickle);
+    - ``boto3_kwargs``: client options such as ``endpoint_url``, ``region_name``, ``verify`` (never credentials);
+    - ``credentials_secret``: the name of a secret with ``ACCESS_KEY`` / ``SECRET_ACCESS_KEY``
+      (/ ``SESSION_TOKEN``); None: ``[s3] credentials_secret``, else the boto credential chain.
+    """
+
+    bucket: str = attrs.field(default="")
+    boto3_kwargs: dict[str, Any] = attrs.field(factory=dict)
+    credentials_secret: str | None = None
+
+    def __init__(
+        self,
+        bucket: str,
+        location: str | None = None,
+        serializer: Serializer | None = None,
+        boto3_kwargs: Mapping[str, Any] | None = None,
+        credentials_secret: str | None = None,
+    ) -> None:
+        if not isinstance(bucket, str) or not bucket.strip():
+            raise ValueError("S3Result needs a bucket name: S3Result(bucket='my-results', location='{flow_name}/...').")
+        if bucket.startswith("s3://") or "/" in bucket:
+            raise ValueError(
+                f"S3Result(bucket={bucket!r}): give the bare bucket name and put the key in location, "
+                "e.g. S3Result(bucket='my-results', location='{flow_name}/{task_name}.pkl')."
+            )
+        self.__attrs_init__(  # type: ignore[attr-defined]
+            location=location,
+            serializer=serializer,
+            bucket=bucket,
+            boto3_kwargs=check_client_options(boto3_kwargs, "S3Result(boto3_kwargs=...)"),
+            credentials_secret=credentials_secret,
+        )
+
+    # --- connection ----------------------------------------------------------------------
+
+    def connection(self) -> Connection:
+        """The resolved S3 settings (endpoint, region, credentials source) for this result."""
+        return Connection.resolve(self.boto3_kwargs, self.credentials_secret, owner="S3Result")
+
+    def _fail(self, exc: BaseException, bucket: str, key: str, action: str, connection: Connection) -> BaseException:
+        return translate(
+            exc, bucket=bucket, key=key, action=action, endpoint=connection.describe_endpoint(),
+            credentials=connection.describe_credentials(),
+            missing_key_fix="nothing was written there, or it was removed; check the location "
+            "(a task's Success state has it as state.location)",
+        )
+
+    # --- locations -----------------------------------------------------------------------
+
+    def format(self, **kwargs: Any) -> str:
+        """The ``s3://bucket/key`` URL for a task run with context ``kwargs``."""
+        if self.location is None:
+            key = self._default_key(kwargs)
+        else:
+            key = format_location(self.location, kwargs)
+        bucket, key = split_s3_url(key, self.bucket)
+        return f"s3://{bucket}/{key}"
+
+    def _default_key(self, ctx: Mapping[str, Any]) -> str:
+        flow = ctx.get("flow_name") or "no-flow"
+        run_id = ctx.get("flow_run_id") or uuid.uuid4().hex
+        name = _safe(ctx.get("task_slug") or ctx.get("task_name") or "result")
+        map_index = ctx.get("map_index")
+        if map_index is not None:
+            name = f"{name}-{_safe(map_index)}"
+        return f"{_safe(flow)}/{_safe(run_id)}/{name}{getattr(self.serializer, 'extension', '')}"
+
+    def _resolve(self, location: str | None, kwargs: Mapping[str, Any]) -> tuple[str, str]:
+        if location is None:
+            return split_s3_url(self.format(**kwargs), self.bucket)
+        if kwargs or _has_fields(location):
+            location = format_location(location, kwargs)
+        return split_s3_url(location, self.bucket)
+
+    # --- reading and writing -------------------------------------------------------------
+
+    def write(self, value: Any, **kwargs: Any) -> S3Result:
+        """Serialize ``value`` and upload it to :meth:`format` ``(**kwargs)``; returns a new S3Result there."""
+        location = self.format(**kwargs)
+        bucket, key = split_s3_url(location)
+        data = self.serializer.serialize(value)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"{type(self.serializer).__name__}.serialize() returned {type(data).__name__}, not bytes: "
+                "a serializer must return bytes."
+            )
+        connection = self.connection()
+        upload(connection, bucket, key, bytes(data) if not isinstance(data, bytes) else data, self)
+        return self._located(location, value)
+
+    def read(self, location: str) -> S3Result:
+        """Download and deserialize the result at ``location`` (``s3://bucket/key`` or a key in ``bucket``)."""
+        bucket, key = split_s3_url(location, self.bucket)
+        connection = self.connection()
+        try:
+            data = connection.filesystem().cat_file(f"{bucket}/{key}")
+        except Exception as exc:
+            raise self._fail(exc, bucket, key, "read the result", connection) from exc
+        try:
+            value = self.serializer.deserialize(data)
+        except Exception as exc:
+            raise S3CorruptObjectError(
+                f"The result at s3://{bucket}/{key} ({len(data)} bytes) cannot be read with "
+                f"{type(self.serializer).__name__}: {exc}. Fix: read it with the serializer it was written with, "
+                "or delete the object so the task runs again.",
+                bucket, key, "Corrupt",
+            ) from exc
+        return self._located(f"s3://{bucket}/{key}", value)
+
+    def exists(self, location: str | None = None, **kwargs: Any) -> bool:
+        """Whether an object exists at ``location`` (a key / URL or template, formatted with ``kwargs``).
+
+        A denied or failed check raises (an error is not taken for "missing").
+        """
+        bucket, key = self._resolve(location, kwargs)
+        connection = self.connection()
+        try:
+            connection.filesystem().call_s3("head_object", Bucket=bucket, Key=key)
+        except Exception as exc:
+            error = self._fail(exc, bucket, key, "check the result", connection)
+            if isinstance(error, (FileNotFoundError, S3KeyNotFoundError)):
+                return False
+            raise error from exc
+        return True
+
+    def _located(self, location: str, value: Any) -> S3Result:
+        new = S3Result(
+            bucket=self.bucket, location=location, serializer=self.serializer, boto3_kwargs=self.boto3_kwargs,
+            credentials_secret=self.credentials_secret,
+        )
+        new.value = value
+        return new
+
+
+def upload(connection: Connection, bucket: str, key: str, data: bytes, owner: Any = None) -> None:
+    """Put ``data`` at ``s3://bucket/key`` atomically: one PUT, or a multipart upload over the threshold.
+
+    A multipart upload is completed only after every part arrived, and aborted when one fails,
+    so readers see the old object (or none) until the new one is whole.
+    """
+    fs = connection.filesystem()
+    size = len(data)
+    try:
+        if size < connection.multipart_threshold:
+            fs.pipe_file(f"{bucket}/{key}", data, chunksize=max(size, _MIN_PART))
+        else:
+            chunk = max(_MIN_PART, min(connection.multipart_chunksize, size // 2))
+            fs.pipe_file(f"{bucket}/{key}", data, chunksize=chunk, max_concurrency=4)
+    except Exception as exc:
+        if isinstance(exc, (S3Error, S3ConfigurationError)):
+            raise
+        raise translate(
+            exc, bucket=bucket, key=key, action="write the result", endpoint=connection.describe_endpoint(),
+            credentials=connection.describe_credentials(),
+        ) from exc

@@ -1,0 +1,109 @@
+"""Helpers of the headwater-s3 tests: moto S3 servers on 127.0.0.1, dummy credentials, boto3 clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PYTHON = sys.executable
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = REPO / "plugins" / "s3"
+CORE = REPO / "core"
+
+DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+"""Dummy credentials for every test process: botocore finds these first and never probes a metadata address."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def boto3_client(endpoint: str, **kwargs: Any) -> Any:
+    """A plain boto3 S3 client for checking what is in the buckets."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **kwargs)
+
+
+def keys(client: Any, bucket: str, prefix: str = "") -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
+
+
+def set_auth(endpoint: str, enabled: bool) -> None:
+    """Switch moto's IAM authentication on (every request must carry a known access key) or off."""
+    value = "0" if enabled else "inf"
+    response = httpx.post(f"{endpoint}/moto-api/reset-auth", content=value.encode(), timeout=10)
+    response.raise_for_status()
+
+
+def reset(endpoint: str) -> None:
+    """Empty every bucket of the moto server (``/moto-api/reset``)."""
+    httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+
+class MotoProcess:
+    """moto's S3 server as an OS process (so a test can kill it)."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log = workdir / f"moto-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoProcess:
+        code = "import sys; from moto.server import main; main(sys.argv[1:])"
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [PYTHON, "-c", code, "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **DUMMY_AWS},
+            )
+
+        def ready() -> bool:
+            assert self.process is not None and self.process.poll() is None, self.log.read_text()
+            try:
+                return httpx.get(f"{self.endpoint}/moto-api/data.json", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 60, 0.1, "moto's server to answer")
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(15)
+        self.process = None
