@@ -1,0 +1,49 @@
+"""One way to get a Docker SDK client: ``base_url`` argument, then ``[docker] base_url``, then ``DOCKER_HOST``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["docker_client", "engine_url", "DockerEngineError"]
+
+
+class DockerEngineError(RuntimeError):
+    """The Docker engine cannot be reached or refused a request (the message says which and how to fix it)."""
+
+
+def engine_url(base_url: str | None = None) -> str | None:
+    """The engine address in effect: the argument, ``[docker] base_url``, ``DOCKER_HOST``, else None (SDK default)."""
+    if base_url:
+        return base_url
+    from headwater_docker.config import docker_settings
+
+    return docker_settings().base_url or os.environ.get("DOCKER_HOST") or None
+
+
+def docker_client(base_url: str | None = None, timeout: float | None = None) -> Any:
+    """A ``docker.DockerClient`` for the selected engine, checked with a ping.
+
+    Raises :class:`DockerEngineError` naming the address when the engine does not answer.
+    """
+    import docker
+    from docker.errors import DockerException
+
+    from headwater_docker.config import docker_settings
+
+    url = engine_url(base_url)
+    timeout = timeout if timeout is not None else docker_settings().timeout
+    try:
+        if url:
+            client = docker.DockerClient(base_url=url, timeout=int(timeout))
+        else:
+            client = docker.from_env(timeout=int(timeout))
+        client.ping()
+    except (DockerException, OSError) as exc:
+        where = url or "the default socket (DOCKER_HOST is not set)"
+        raise DockerEngineError(
+            f"Cannot reach the Docker engine at {where}: {exc}. Start the engine (Docker, or podman with "
+            "`podman system service --time=0 unix:///run/podman/podman.sock`) and point headwater at it with "
+            "[docker] base_url, HEADWATER__DOCKER__BASE_URL or DOCKER_HOST."
+        ) from exc
+    return client

@@ -1,0 +1,382 @@
+"""``DockerRun``: run each flow run in a container (Prefect 1 ``DockerRun``'s arguments).
+
+Any agent (``headwater agent start --label docker``) runs it: the agent restores the run
+config from the ``environment`` registry by its ``"type"`` tag and calls :meth:`DockerRun.execute`.
+
+The container:
+
+* runs the image of ``DockerRun.image`` or else the flow's ``Docker`` storage image, pulled
+  when the engine does not have it (``pull="missing"``; ``"always"``, ``"never"``);
+* runs the agent's command (``python -m headwater.cli execute flow-run --id ID``, with the
+  container's ``python3`` instead of the agent's interpreter), or
+  ``python3 -m headwater.environments.run_from_env`` outside an agent;
+* gets only the variables it needs: ``env``, the run context's ``env`` (the API address and key,
+  the address rewritten for containers, see ``[docker] api_url_for_containers``) and the
+  ``HEADWATER__RUN__*`` variables describing the run;
+* carries labels naming the run (``io.headwater.flow-run-id`` ...), ``host_config`` (the Docker
+  SDK's ``create_host_config`` arguments: ``network_mode``, ``binds``, ``mem_limit`` ...) and ``ports``;
+* has its stdout and stderr followed into the run context's ``stdout`` (the agent's per-run log
+  file, whose tail the agent reports when a run fails before it started) or this process's stdout;
+* is removed once finished and its status read, unless ``keep_container`` (or ``[docker] keep_containers``).
+
+``kill`` stops the container (SIGTERM, SIGKILL after the grace period); ``status`` reads the
+engine's state, so a container killed from outside is seen as ``failed`` and the agent leaves
+the run to the server's reaper.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+from headwater.plugins import RUN_FROM_ENV_MODULE, Environment, RunHandle, env_converter, env_runner_variables
+
+__all__ = ["DockerRun", "DockerRunError", "RUN_LABEL", "container_api_url"]
+
+RUN_LABEL = "io.headwater.flow-run-id"
+"""Label holding the flow run's id on its container (``docker ps --filter label=io.headwater.flow-run-id``)."""
+
+_RUNNING = {"created", "running", "paused", "restarting", "configured", "initialized", "stopping"}
+_FINAL = ("success", "failed", "cancelled")
+_API_VARIABLES = ("HEADWATER__CLOUD__API",)
+
+
+class DockerRunError(RuntimeError):
+    """The engine refused to pull, create or start the flow run's container (the message holds its answer)."""
+
+
+def container_api_url(url: str, network_mode: str | None, configured: str | None, container_host: str) -> str:
+    """The API URL as the container must use it.
+
+    ``[docker] api_url_for_containers`` wins; with the host's network (``network_mode="host"``)
+    the agent's URL works as it is; otherwise a loopback host is replaced by ``container_host``.
+    """
+    if configured:
+        return configured
+    if network_mode == "host":
+        return url
+    parts = urlsplit(url)
+    if parts.hostname in ("127.0.0.1", "localhost", "0.0.0.0", "::1"):  # noqa: S104 - comparing, not binding
+        netloc = container_host + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def _ports(value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    return [int(v) for v in value]
+
+
+@attrs.define
+class _Follower:
+    """The per-handle objects of a container started by this process (not serialized)."""
+
+    client: Any
+    thread: threading.Thread | None = None
+    sink: IO[bytes] | None = None
+    close_sink: bool = False
+    path: Path | None = None
+    finalized: bool = False
+
+
+@attrs.define
+class DockerRun(Environment):
+    """Run flow runs in Docker containers.
+
+    Args (Prefect 1's names first):
+        image: the image (default: the flow's Docker storage image).
+        env: environment variables of the container.
+        labels: agent labels (``--label docker``) that may run it.
+        ports: container ports to expose.
+        host_config: ``create_host_config`` arguments, e.g. ``{"network_mode": "host", "mem_limit": "1g"}``.
+        keep_container: keep the finished container (default: ``[docker] keep_containers``, False).
+        pull: ``missing`` (pull when the engine lacks the image), ``always`` or ``never``.
+        python: the interpreter inside the image that runs headwater (``python3``).
+        base_url: the engine (default: ``[docker] base_url`` / ``DOCKER_HOST``).
+        container_labels: extra labels of the container.
+    """
+
+    image: str | None = None
+    env: dict[str, str] = attrs.field(factory=dict, converter=env_converter)
+    ports: list[int] | None = attrs.field(default=None, converter=_ports)
+    host_config: dict[str, Any] | None = None
+    keep_container: bool | None = None
+    pull: str = attrs.field(default="missing", validator=attrs.validators.in_(("missing", "always", "never")))
+    python: str = "python3"
+    base_url: str | None = None
+    container_labels: dict[str, str] = attrs.field(factory=dict, converter=env_converter)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        from headwater_docker.client import docker_client
+
+        return docker_client(self.base_url)
+
+    def image_for(self, storage: Any) -> str:
+        """``image`` or the storage's built image; an error naming both when there is none."""
+        image = self.image or getattr(storage, "image", None)
+        if not image:
+            raise DockerRunError(
+                f"DockerRun has no image to run: set DockerRun(image=...) or store the flow in Docker storage "
+                f"(this flow's storage is {type(storage).__name__}{'' if storage is None else ''}, which has no image)."
+            )
+        return str(image)
+
+    def _keep(self) -> bool:
+        if self.keep_container is not None:
+            return self.keep_container
+        from headwater_docker.config import docker_settings
+
+        return docker_settings().keep_containers
+
+    def setup(self, storage: Any) -> None:
+        """Nothing to prepare ahead: the image is pulled per run, so each run reports its own pull error."""
+
+    def ensure_image(self, client: Any, image: str) -> None:
+        """Pull ``image`` according to ``pull``; :class:`DockerRunError` with the engine's message when that fails."""
+        from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+        if self.pull != "always":
+            try:
+                client.images.get(image)
+                return
+            except (ImageNotFound, NotFound):
+                if self.pull == "never":
+                    raise DockerRunError(f"Image {image} is not on the Docker engine and DockerRun(pull='never') forbids "
+                                         "pulling it; build or pull it first.") from None
+        repository, tag = _split_tag(image)
+        try:
+            client.images.pull(repository, tag=tag)
+        except (APIError, DockerException) as exc:
+            message = getattr(exc, "explanation", None) or str(exc)
+            raise DockerRunError(
+                f"Could not pull image {image}: {message}. Check the image name and tag, that the registry is reachable "
+                "from the engine (and marked insecure if it is plain HTTP), and that you are logged in to it."
+            ) from None
+
+    def container_command(self, command: Any) -> list[str]:
+        """The container's command: the agent's (its interpreter swapped for ``python``) or run_from_env."""
+        if command is None:
+            return [self.python, "-m", RUN_FROM_ENV_MODULE]
+        if isinstance(command, (str, bytes)):
+            raise TypeError(f"run context 'command' must be a list of arguments, got {command!r}.")
+        argv = [str(part) for part in command]
+        if argv and (argv[0] == sys.executable or Path(argv[0]).name.startswith("python")):
+            argv[0] = self.python
+        return argv
+
+    def container_env(self, storage: Any, flow_location: str, run_context: Mapping[str, Any]) -> dict[str, str]:
+        """The container's variables: ``env``, the run context's ``env`` (API URL rewritten), the run variables."""
+        from headwater_docker.config import docker_settings
+
+        settings = docker_settings()
+        context = dict(run_context.get("context") or {})
+        if run_context.get("flow_run_id") is not None:
+            context.setdefault("flow_run_id", run_context["flow_run_id"])
+        extra = env_converter(run_context.get("env"))
+        network_mode = (self.host_config or {}).get("network_mode")
+        for key in _API_VARIABLES:
+            if key in extra:
+                extra[key] = container_api_url(extra[key], network_mode, settings.api_url_for_containers,
+                                               settings.container_host)
+        return {
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+            **extra,
+            **env_runner_variables(storage, flow_location, run_context.get("parameters"), context),
+        }
+
+    # --- the interface ------------------------------------------------------------------------
+
+    def execute(self, storage: Any, flow_location: str, **run_context: Any) -> RunHandle:
+        """Pull (if needed), create and start the container; returns at once with its id in the handle."""
+        from docker.errors import APIError, DockerException
+
+        client = self._client()
+        image = self.image_for(storage)
+        try:
+            self.ensure_image(client, image)
+            command = self.container_command(run_context.get("command"))
+            env = self.container_env(storage, flow_location, run_context)
+            labels = {"io.headwater.managed": "true", "io.headwater.flow-location": flow_location, **self.container_labels}
+            if run_context.get("flow_run_id") is not None:
+                labels[RUN_LABEL] = str(run_context["flow_run_id"])
+            try:
+                host_config = client.api.create_host_config(**(self.host_config or {}))
+            except (TypeError, DockerException) as exc:
+                raise DockerRunError(f"DockerRun host_config {self.host_config!r} is not valid: {exc}.") from None
+            try:
+                created = client.api.create_container(
+                    image, command=command, environment=env, labels=labels, host_config=host_config,
+                    ports=self.ports, detach=True, stdin_open=False, tty=False,
+                )
+            except (APIError, DockerException) as exc:
+                raise DockerRunError(f"Could not create a container from {image}: "
+                                     f"{getattr(exc, 'explanation', None) or exc}.") from None
+            cid = str(created["Id"])
+            try:
+                client.api.start(cid)
+            except (APIError, DockerException) as exc:
+                message = getattr(exc, "explanation", None) or str(exc)
+                try:
+                    client.api.remove_container(cid, force=True)
+                except DockerException:
+                    pass
+                raise DockerRunError(f"The container of {image} did not start: {message}.") from None
+        except BaseException:
+            client.close()
+            raise
+        follower = _Follower(client=client)
+        self._follow(follower, cid, run_context)
+        pid = None
+        try:
+            pid = int(client.api.inspect_container(cid)["State"].get("Pid") or 0) or None
+        except (DockerException, KeyError, TypeError, ValueError):
+            pass
+        return RunHandle(environment="DockerRun", id=cid, pid=pid, process=follower)
+
+    def _follow(self, follower: _Follower, cid: str, run_context: Mapping[str, Any]) -> None:
+        """Copy the container's output into the run context's ``stdout`` in a daemon thread."""
+        import subprocess
+
+        target = run_context.get("stdout")
+        if target == subprocess.DEVNULL:
+            return
+        if isinstance(target, (str, os.PathLike)):
+            path = Path(target).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            follower.sink, follower.close_sink, follower.path = open(path, "ab"), True, path  # noqa: SIM115 - closed by the thread
+        elif target is not None and hasattr(target, "write"):
+            follower.sink = getattr(target, "buffer", target)
+        else:
+            follower.sink = sys.stdout.buffer
+        sink = follower.sink
+
+        def copy() -> None:
+            from headwater_docker.client import docker_client
+
+            try:
+                api = docker_client(self.base_url, timeout=3600).api  # its own connection: not thread-shared
+                try:
+                    for chunk in api.logs(cid, stream=True, follow=True, stdout=True, stderr=True):
+                        sink.write(chunk)
+                        sink.flush()
+                finally:
+                    api.close()
+            except Exception as exc:  # noqa: BLE001 - the container may be gone; the run's status says what happened
+                try:
+                    sink.write(f"[headwater] stopped following container {cid[:12]}: {exc}\n".encode())
+                except (OSError, ValueError):
+                    pass
+            finally:
+                if follower.close_sink:
+                    try:
+                        sink.close()
+                    except OSError:
+                        pass
+
+        follower.thread = threading.Thread(target=copy, name=f"docker-logs-{cid[:12]}", daemon=True)
+        follower.thread.start()
+
+    def _follower(self, handle: RunHandle) -> _Follower:
+        follower = handle.process
+        if not isinstance(follower, _Follower):  # a handle made in another process
+            follower = _Follower(client=self._client())
+            handle.process = follower
+        return follower
+
+    def status(self, handle: RunHandle) -> str:
+        """``running`` while the container runs; then ``success`` / ``failed`` by exit code (``cancelled`` if we stopped it)."""
+        if handle.status in _FINAL and handle.exit_code is not None:
+            return handle.status
+        from docker.errors import DockerException, NotFound
+
+        follower = self._follower(handle)
+        try:
+            info = follower.client.api.inspect_container(handle.id)
+        except NotFound:  # removed behind our back
+            if handle.status != "cancelled":
+                handle.status = "failed"
+            handle.exit_code = handle.exit_code if handle.exit_code is not None else -1
+            self._finalize(handle, follower, None)
+            return handle.status
+        except DockerException:
+            return handle.status if handle.status in _FINAL else "running"
+        state = info.get("State") or {}
+        if state.get("Running") or str(state.get("Status", "")).lower() in _RUNNING:
+            return "cancelled" if handle.status == "cancelled" else "running"
+        handle.exit_code = int(state.get("ExitCode") or 0)
+        if handle.status != "cancelled":
+            handle.status = "success" if handle.exit_code == 0 else "failed"
+        self._finalize(handle, follower, state)
+        return handle.status
+
+    def _finalize(self, handle: RunHandle, follower: _Follower, state: Mapping[str, Any] | None) -> None:
+        """Once per handle: wait for the output copy, note the engine's error, remove the container."""
+        if follower.finalized:
+            return
+        follower.finalized = True
+        if follower.thread is not None:
+            follower.thread.join(timeout=10)
+        error = (state or {}).get("Error")
+        if state is not None and (error or state.get("OOMKilled")) and follower.sink is not None:
+            note = f"[headwater] container {str(handle.id)[:12]} exited with status {handle.exit_code}: "
+            note += str(error or "killed: out of memory (OOMKilled)")
+            try:
+                if follower.path is not None:  # the thread closed its handle: append again
+                    with open(follower.path, "ab") as fh:
+                        fh.write((note + "\n").encode())
+                else:
+                    follower.sink.write((note + "\n").encode())
+            except (OSError, ValueError):
+                pass
+        if state is not None and not self._keep():
+            from docker.errors import DockerException
+
+            try:
+                follower.client.api.remove_container(handle.id, force=True)
+            except DockerException:
+                pass
+
+    def kill(self, handle: RunHandle, grace_period: float = 10.0) -> None:
+        """Stop the container: SIGTERM, SIGKILL after ``grace_period`` s; marks a running run ``cancelled``."""
+        if self.status(handle) != "running":
+            return
+        from docker.errors import DockerException, NotFound
+
+        handle.status = "cancelled"
+        follower = self._follower(handle)
+        try:
+            follower.client.api.stop(handle.id, timeout=max(0, math.ceil(grace_period)))
+        except NotFound:
+            pass
+        except DockerException:
+            try:
+                follower.client.api.kill(handle.id)
+            except DockerException:
+                pass
+        deadline = time.monotonic() + max(5.0, grace_period) + 10
+        while self.status(handle) == "cancelled" and handle.exit_code is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _split_tag(image: str) -> tuple[str, str | None]:
+    """``("repo", "tag")`` for ``repo:tag`` (a port in the registry host is not a tag)."""
+    if "@" in image:
+        repository, _, digest = image.partition("@")
+        return repository, digest
+    head, sep, tail = image.rpartition(":")
+    if sep and "/" not in tail:
+        return head, tail
+    return image, "latest"
+
