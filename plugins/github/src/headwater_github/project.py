@@ -56,6 +56,16 @@ def with_retries(call: Callable[[], T], what: str, attempts: int | None = None, 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _is_installed(file: str) -> bool:
+    """A module of the Python installation (stdlib, site-packages), never shadowed by a project's own."""
+    import sysconfig
+
+    if not file:
+        return True  # built-in or namespace package without a file
+    prefixes = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return any(file.startswith(p + os.sep) for p in prefixes)
+
+
 def _literal_in(name: str, text: str) -> bool:
     return any(f"{q}{name}{q}" in text for q in ('"', "'"))
 
@@ -260,9 +270,12 @@ class RepoStorage(Storage):
         """
         cache_root = str(self.cache().root.resolve()) + os.sep
         here = str(tree.resolve()) + os.sep
+        tops = {p.stem if p.suffix == ".py" else p.name for d in (workdir, root) for p in d.iterdir()
+                if p.suffix == ".py" or (p.is_dir() and p.name.isidentifier())}
         for mod_name, module in list(sys.modules.items()):
-            file = getattr(module, "__file__", None)
-            if file and file.startswith(cache_root) and not file.startswith(here):
+            file = getattr(module, "__file__", None) or ""
+            shadowed = mod_name.split(".", 1)[0] in tops and not file.startswith(here)  # same name, other code
+            if (file.startswith(cache_root) and not file.startswith(here)) or (shadowed and not _is_installed(file)):
                 del sys.modules[mod_name]
         sys.path[:] = [p for p in sys.path if not (p.startswith(cache_root) and not (p + os.sep).startswith(here))]
         for entry in (str(workdir.resolve()), str(root.resolve())):
