@@ -26,7 +26,8 @@ from headwater.testing.pytest_plugin import PluginHelper, isolated_plugins
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "tests" / "plugins"
 DOCS = ROOT / "docs" / "plugins.md"
-OURS = {"headwater-testplugin", "headwater-brokenplugin", "headwater-oldapi", "headwater-dupname", "headwater-conflict"}
+OURS = {"headwater-testplugin", "headwater-brokenplugin", "headwater-oldapi", "headwater-dupname", "headwater-conflict",
+        "headwater-typo"}
 TESTPLUGIN_HOOKS = ["register_commands", "register_environments", "register_storage", "register_task_types"]
 
 
@@ -113,6 +114,29 @@ def test_incompatible_plugin_api_is_reported_and_not_loaded(sites: dict[str, Pat
     assert "needs plugin API [0]" in oldapi["error"] and "offers 1" in oldapi["error"]
     assert oldapi["hooks"] == []
     assert all("OldApiStorage" not in r["tags"].get("storage", []) for r in records)
+
+
+def test_misspelled_hook_is_reported_broken_with_the_closest_hook(sites: dict[str, Path]) -> None:
+    records = plugins_json(sites, ["typo", "testplugin"])
+    typo = record(records, "headwater-typo")
+    assert typo["status"] == "broken"
+    assert "unknown hook 'register_storages' (did you mean 'register_storage'?)" in typo["error"]
+    assert record(records, "headwater-testplugin")["status"] == "loaded"  # the others still load
+    done = run_python("from headwater.plugins import registry; print('TypoStorage' in registry('storage'))",
+                      _paths(sites, ["typo"]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+    table = run_headwater(["plugins"], _paths(sites, ["typo"]))
+    assert "broken" in table.stdout and "did you mean 'register_storage'?" in table.stdout
+
+
+def test_trace_plugins_logs_every_hook_call_with_its_plugins(sites: dict[str, Path]) -> None:
+    done = run_python("from headwater.plugins import registry; registry('storage').names()",
+                      _paths(sites, ["testplugin"]), HEADWATER_TRACE_PLUGINS="1", HEADWATER_PLUGINS="testplugin")
+    assert done.returncode == 0, done.stderr
+    assert "headwater plugin trace: register_storage(register=Registrar) -> headwater, testplugin\n" in done.stderr
+    quiet = run_python("from headwater.plugins import registry; registry('storage').names()", _paths(sites, ["testplugin"]))
+    assert "plugin trace" not in quiet.stderr
 
 
 def test_two_distributions_with_one_entry_point_name_are_both_named(sites: dict[str, Path]) -> None:
@@ -440,6 +464,95 @@ def test_replace_true_takes_over_another_plugins_name(plugins: PluginHelper) -> 
     plugins.register(Taker(), name="taker")
     assert plugins.registry("storage").get("Shared") is Local
     assert Module is not Local and {r.name: r.status for r in plugins.records()}["taker"] == "loaded"
+
+
+def test_register_hooks_go_through_pluggy_wrappers_and_monitoring(plugins: PluginHelper) -> None:
+    seen: list[str] = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def register_storage(self, register: Any) -> Any:
+            seen.append(f"before {register.kind}")
+            result = yield
+            seen.append("after")
+            return result
+
+    class Adds:
+        @hookimpl
+        def register_storage(self, register: Any) -> None:
+            seen.append("adds")
+            register("headwater.storage.module:Module", "Added")
+
+    plugins.register(Adds(), name="adds")
+    plugins.register(Wrapper(), name="wrapper")
+    calls: list[str] = []
+    plugins.pm.add_hookcall_monitoring(lambda name, impls, kwargs: calls.append(name), lambda *a: None)
+    assert "Added" in plugins.registry("storage")
+    assert seen == ["before storage", "adds", "after"]
+    assert "register_storage" in calls
+    assert {e.name: e.plugin for e in plugins.registry("storage").entries()}["Added"] == "adds"
+
+
+def test_in_process_plugin_with_an_unknown_hook_is_refused(plugins: PluginHelper) -> None:
+    class Typo:
+        @hookimpl
+        def register_executor(self, register: Any) -> None:
+            raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match=r"unknown hook 'register_executor' \(did you mean 'register_executors'\?\)"):
+        plugins.register(Typo(), name="typo")
+    assert "typo" not in {r.name for r in plugins.records()}
+
+
+def test_old_argument_order_still_works_with_a_deprecation_warning(plugins: PluginHelper) -> None:
+    import importlib
+
+    task_types = importlib.import_module("headwater.spec.task_types")
+
+    class Old:
+        @hookimpl
+        def register_task_types(self, register: Any) -> None:
+            register("old_order", "headwater.spec.task_types:get_handler")
+
+    plugins.register(Old(), name="old")
+    with pytest.warns(DeprecationWarning, match="the name comes second now"):
+        task_types._load_plugin_task_types(task_types._register_missing)
+    assert "old_order" in task_types.task_types()
+    task_types.unregister("old_order")
+
+
+def test_deprecated_module_paths_still_work_and_warn() -> None:
+    import headwater.plugins as api
+
+    with pytest.warns(DeprecationWarning, match="import it from headwater.plugins"):
+        from headwater.plugins.manager import registry as old_registry
+    assert old_registry is api.registry
+    with pytest.warns(DeprecationWarning, match="headwater_cloud_api.config"):
+        from headwater.config import CloudSection
+    assert CloudSection.__module__ == "headwater_cloud_api.config"
+    assert callable(api.registry)  # the function is not shadowed by a module of the same name
+
+
+def test_lazy_plugin_names_import_or_give_the_exact_install_hint(plugins: PluginHelper) -> None:
+    import headwater.storage
+
+    with pytest.raises(ImportError, match=r"^GitHub storage is in headwater-github: pip install headwater-github$"):
+        from headwater.storage import GitHub  # noqa: F401  (built-ins only here: the plugin is not loaded)
+    with pytest.raises(ImportError, match=r"DaskExecutor executor is in headwater-dask: pip install headwater-dask"):
+        from headwater.executors import DaskExecutor  # noqa: F401
+    with pytest.raises(ImportError, match="cannot import name 'DigitalOceanSpaces'"):
+        from headwater.storage import DigitalOceanSpaces  # noqa: F401
+    from headwater.plugins import install_hint
+
+    assert install_hint("DigitalOceanSpaces") is None and install_hint("S3", "storage") == "pip install headwater-s3"
+
+    class Provides:
+        @hookimpl
+        def register_storage(self, register: Any) -> None:
+            register("headwater.storage.module:Module", "GitHub")
+
+    plugins.register(Provides(), name="provides")
+    assert headwater.storage.GitHub is headwater.storage.Module
 
 
 def test_plugin_overriding_a_builtin_is_not_a_conflict(plugins: PluginHelper) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from headwater.testing.conformance import StorageConformance
+from headwater.testing import StorageConformance
 from headwater_zip.storage import ZipStorage
 
 

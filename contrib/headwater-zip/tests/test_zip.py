@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from headwater.storage import FlowNotInStorageError
-from headwater.testing.flows import sample_flow
+from headwater.testing import sample_flow
 from headwater_zip import ZipStorage
 
 

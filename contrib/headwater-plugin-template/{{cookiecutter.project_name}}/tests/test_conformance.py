@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from headwater.testing.conformance import StorageConformance
+from headwater.testing import StorageConformance
 from {{ cookiecutter.package_name }}.storage import {{ cookiecutter.storage_class }}
 
 

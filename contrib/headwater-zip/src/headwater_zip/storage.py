@@ -20,8 +20,7 @@ from typing import Any
 
 import attrs
 
-from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, slugify
-from headwater.storage.pickling import dumps_flow, loads_flow
+from headwater.plugins import FlowNotInStorageError, Storage, code_hash, dumps_flow, loads_flow, slugify
 
 __all__ = ["ZipStorage", "COMPRESSIONS"]
 

@@ -205,7 +205,7 @@ def _enable_tracing(pm: pluggy.PluginManager) -> None:
     """``HEADWATER_TRACE_PLUGINS=1``: write every hook call, with the plugins it reaches, to stderr."""
 
     def before(hook_name: str, hook_impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        plugins = ", ".join(impl.plugin_name for impl in hook_impls) or "none"
+        plugins = ", ".join(impl.plugin_name for impl in reversed(hook_impls)) or "none"  # in call order
         arguments = ", ".join(f"{k}={type(v).__name__}" for k, v in kwargs.items())
         sys.stderr.write(f"headwater plugin trace: {hook_name}({arguments}) -> {plugins}\n")
 

@@ -31,7 +31,7 @@ def register_config_sections(register: Registrar) -> None:
 
 @hookimpl
 def register_commands(cli: Any) -> None:
-    from headwater.cli.lazy import LazyCommand
+    from headwater.plugins import LazyCommand
 
     c = "headwater_cloud_api.cli"
     cli.add_command(LazyCommand("server", f"{c}.server:server", "Run and administer the orchestration API server."))
