@@ -561,3 +561,14 @@ class Flow:
             cancel=cancel,
             on_task_state=on_task_state,
         )
+
+    # --- pictures ----------------------------------------------------------------------------
+
+    def visualize(self, flow_state: State | None = None, filename: Any = None, format: str | None = None) -> str:
+        """The DAG schematic as SVG text (the web UI's drawing); colored by ``flow_state`` (a finished run's state).
+
+        ``filename``: also write it there (``.svg``; ``.png``/``.pdf`` or ``format`` need graphviz's ``dot``).
+        """
+        from headwater.utilities.visualization import visualize_flow
+
+        return visualize_flow(self, flow_state, filename, format)

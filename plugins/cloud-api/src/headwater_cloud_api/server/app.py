@@ -92,6 +92,13 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
+def _ui_routes(db: Database, auth: bool) -> list[Any]:
+    """The web UI's pages at ``/ui`` (``headwater_cloud_api.ui``; ``ui=False`` serves the API alone)."""
+    from headwater_cloud_api.ui import ui_routes
+
+    return ui_routes(db, auth)
+
+
 def create_app(
     database_url: str | None = None,
     *,
@@ -107,6 +114,7 @@ def create_app(
     bind_host: str | None = None,
     allowed_hosts: list[str] | tuple[str, ...] = (),
     allowed_origins: list[str] | tuple[str, ...] = (),
+    ui: bool = True,
 ) -> Starlette:
     """The server app. ``database_url`` None: ``[server] database_url`` or SQLite in ``$HEADWATER_HOME``.
 
@@ -124,6 +132,10 @@ def create_app(
 
     async def graphql(request: Request) -> Response:
         if request.method != "POST":
+            if "text/html" in request.headers.get("accept", ""):  # a browser: the GraphQL explorer (ui/, no CDN)
+                from headwater_cloud_api.ui import graphiql_page
+
+                return graphiql_page(request)  # type: ignore[return-value]
             return _error("Send GraphQL requests as POST with a JSON body {\"query\": ..., \"variables\": {...}}.", 405, "METHOD_NOT_ALLOWED")
         if not is_json_content_type(request.headers.get("content-type")):  # text/plain and forms are how CSRF posts
             return _error(f"Content-Type {request.headers.get('content-type')!r} is not accepted: send the GraphQL request "
@@ -172,7 +184,8 @@ def create_app(
             db.dispose()
 
     app = Starlette(
-        routes=[Route("/health", health, methods=["GET"]), Route("/graphql", graphql, methods=["GET", "POST"])],
+        routes=[Route("/health", health, methods=["GET"]), Route("/graphql", graphql, methods=["GET", "POST"]),
+                *(_ui_routes(db, auth) if ui else [])],
         lifespan=lifespan,
         middleware=[Middleware(RequestGuard, allowed_hosts=allowed_host_set(bind_host, split_list(allowed_hosts)),
                                allowed_origins=split_list(allowed_origins))],

@@ -26,10 +26,20 @@ from headwater_cloud_api.server.services import kv as kv_service
 from headwater_cloud_api.server.services import runs as run_service
 from headwater_cloud_api.server.services.projects import get_project
 
-__all__ = ["Query", "FlowHashInput", "MAX_PAGE"]
+__all__ = ["Query", "FlowHashInput", "LogPageType", "MAX_PAGE"]
 
 MAX_PAGE = 1000
 """Most rows one list query returns (``limit`` is capped at this)."""
+
+
+@strawberry.type(name="LogPage")
+class LogPageType:
+    """A page of logs: ``end_cursor`` continues after the last record (the ``after`` given when the page is empty)."""
+
+    logs: list[LogType]
+    start_cursor: str | None
+    end_cursor: str | None
+    has_more: bool
 
 
 @strawberry.input
@@ -165,6 +175,20 @@ class Query:
                 q = q.where(m.Log.timestamp > after)
             q = q.order_by(_order(m.Log, order_by, ("timestamp", "level")), m.Log.id).limit(limit).offset(offset)
             return [LogType.of(r) for r in s.scalars(q)]
+
+    @strawberry.field(description="The run's logs paged by cursor (oldest first): pass `end_cursor` as `after` for the next "
+                                  "page or to follow new records, `start_cursor` as `before` to page backwards.")
+    def log_page(self, info: Info, flow_run_id: str, after: str | None = None, before: str | None = None,
+                 levels: list[str] | None = None, search: str | None = None, task_run_id: str | None = None,
+                 limit: int = 200) -> LogPageType:
+        from headwater_cloud_api.server.services.logs import read_logs
+
+        with db(info).read() as s:
+            run_service.get_flow_run(s, flow_run_id)
+            page = read_logs(s, flow_run_id, after=after, before=before, levels=levels, search=search,
+                             task_run_id=task_run_id, limit=limit)
+            return LogPageType(logs=[LogType.of(r) for r in page.logs], start_cursor=page.start_cursor,
+                               end_cursor=page.end_cursor, has_more=page.has_more)
 
     @strawberry.field(description="Scheduled runs due by `before` (default now) whose labels are a subset of `labels`.")
     def runs_in_queue(self, info: Info, labels: list[str], before: datetime | None = None, limit: int = 100,
