@@ -35,7 +35,7 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 _SCP = re.compile(r"^[\w.-]+@[\w.-]+:(?!//)")
 _AUTH_HINTS = ("authentication failed", "could not read username", "could not read password", "permission denied",
                "403", "401", "terminal prompts disabled", "invalid username or password")
-_MISSING_HINTS = ("not found", "does not appear to be a git repository", "does not exist", "no such file or directory",
+_MISSING_HINTS = ("not found", "no such repository", "does not appear to be a git repository", "does not exist", "no such file or directory",
                   "access denied or repository not exported")
 
 
@@ -149,7 +149,7 @@ class Git(RepoStorage):
             return done.stdout
         stderr = _scrub(done.stderr.strip(), secrets)[-1500:]
         lowered = stderr.lower()
-        hint = f"git failed while {what} of {self.repo_label()} ({self.ref_label()}): {stderr}"
+        hint = f"git failed while {what} of {self.repo_label()}: {stderr}"
         if any(h in lowered for h in _AUTH_HINTS):
             raise RepoAuthError(
                 f"{hint}\nFix: the credentials are missing or wrong: set git_token_secret_name (https) or an ssh key "
