@@ -107,3 +107,87 @@ class MotoProcess:
             self.process.kill()
             self.process.wait(15)
         self.process = None
+
+
+class CuttableProxy:
+    """A TCP proxy on 127.0.0.1 in front of an S3 server that can be cut like a dying server.
+
+    ``cut_after`` bytes sent upstream, every connection is reset and the port stops accepting:
+    from the client's side the server died mid-request, while the server behind it (and what it
+    stored) stays there to be inspected.
+    """
+
+    def __init__(self, upstream_port: int, cut_after: int | None = None) -> None:
+        import threading
+
+        self.upstream_port = upstream_port
+        self.cut_after = cut_after
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self.closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="cuttable-proxy")
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self.closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, upstream: bool) -> None:
+        try:
+            while not self.closed.is_set():
+                data = source.recv(65536)
+                if not data:
+                    break
+                target.sendall(data)
+                if upstream:
+                    with self._lock:
+                        self.sent += len(data)
+                        over = self.cut_after is not None and self.sent >= self.cut_after
+                    if over:
+                        self.cut()
+                        return
+        except OSError:
+            pass
+        finally:
+            try:
+                target.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Reset every connection and stop listening (idempotent)."""
+        import struct
+
+        self.closed.set()
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+                sock.close()
+            except OSError:
+                pass
