@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from github_helpers import FakeGitHub, GitDaemon, Repo, SmartHTTP
-
 from headwater_github.cache import release_held
 
 CONFORMANCE_FLOWS = '''

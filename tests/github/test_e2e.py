@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from github_helpers import AgentProcess, FakeGitHub, Repo, ServerProcess
-
 from headwater.client import Client
 
 TOKEN = "ghp_e2eSecretToken0123456789"
@@ -98,9 +97,15 @@ def test_registered_from_a_deleted_checkout_runs_on_the_agent_and_follows_main(t
             assert "posting: v2 says hello team" in logs2, logs2
             assert any(second in m for m in logs2) and not any(first in m for m in logs2), logs2
             assert f"context commit: {second}" in logs2, logs2
+
+            third = repo.commit(delete=("flows/test/slack.py",), message="move the flow away")
+            run3 = api.flow(name="slack", project="test").create_run()
+            state3 = run3.wait(120)
+            assert state3.name == "Failed", state3
+            assert f"flows/test/slack.py is not in commit {third[:12]} (ref main) of org/etl" in str(state3.message), state3.message
         everything = "\n".join(logs + logs2) + agent.output() + server.log.read_text()
         assert TOKEN not in everything
-        assert fake_github.count("/tarball/") == 2  # one download per commit
+        assert fake_github.count("/tarball/") == 3  # one download per commit
         assert all(r["headers"].get("Authorization") == f"Bearer {TOKEN}" for r in fake_github.requests
                    if r["path"].startswith("/api/"))
     finally:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from github_helpers import FakeGitHub, Repo
-
 from headwater.plugins import from_dict, load_flows_from_file
 from headwater_github import GitHub
 from headwater_github.errors import (

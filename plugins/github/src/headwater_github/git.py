@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -62,7 +61,7 @@ class Git(RepoStorage):
     """
 
     repo: str = attrs.field(default="")
-    flow_path: str = attrs.field(default="", converter=repo_path)  # type: ignore[misc]
+    flow_path: str = attrs.field(default="", converter=repo_path)
     repo_host: str = "github.com"
     flow_name: str | None = None
     git_token_secret_name: str | None = None
@@ -207,7 +206,11 @@ class Git(RepoStorage):
         refspec = self._refspec()
         patterns = [refspec, f"{refspec}^{{}}"] if self.tag else [refspec]
         out = self._git("ls-remote", "--", self.url(), *patterns, what=f"resolving {self.ref_label()}")
-        refs = dict(reversed(line.split("\t", 1)) for line in out.splitlines() if "\t" in line)
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            sha_text, _, name = line.partition("\t")
+            if name:
+                refs[name.strip()] = sha_text.strip()
         sha = refs.get(f"{refspec}^{{}}") or refs.get(refspec)
         if not sha:
             raise RefNotFoundError(

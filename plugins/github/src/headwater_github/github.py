@@ -12,7 +12,7 @@ import base64
 import io
 import re
 import tarfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -62,7 +62,7 @@ class GitHub(RepoStorage):
     """
 
     repo: str = attrs.field(default="", validator=_check_repo)
-    path: str = attrs.field(default="", converter=repo_path)  # type: ignore[misc]
+    path: str = attrs.field(default="", converter=repo_path)
     ref: str | None = None
     access_token_secret: str | None = None
     base_url: str = attrs.field(default=DEFAULT_BASE_URL, converter=_strip_slash)
@@ -147,7 +147,7 @@ class GitHub(RepoStorage):
             when, reset_at = "later", None
             if reset and reset.isdigit():
                 reset_at = float(reset)
-                when = f"at {datetime.fromtimestamp(reset_at, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+                when = f"at {datetime.fromtimestamp(reset_at, UTC):%Y-%m-%d %H:%M:%S} UTC"
             elif response.headers.get("retry-after"):
                 when = f"in {response.headers['retry-after']} s"
             return RateLimitError(
@@ -268,9 +268,3 @@ class GitHub(RepoStorage):
                 f"The tarball of commit {sha[:12]} of {self.repo_label()} is not a valid archive ({exc}); "
                 "it is downloaded again. If this persists, check base_url and any proxy in between."
             ) from None
-        if not (dest / self.path).is_file():
-            raise CorruptDownloadError(
-                f"The tarball of commit {sha[:12]} of {self.repo_label()} has no {self.path}; the download is incomplete."
-            )
-
-
