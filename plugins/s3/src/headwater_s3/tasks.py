@@ -98,12 +98,11 @@ class S3Download(_S3Task):
         bucket = self._bucket(bucket)
         codec = _codec(compression, self.name)
         client, connection = self._client(credentials)
-        stream = io.BytesIO()
-        try:
-            client.download_fileobj(Bucket=bucket, Key=key, Fileobj=stream)
+        try:  # one GET (download_fileobj would HEAD first, and a HEAD's error has no code)
+            response = client.get_object(Bucket=bucket, Key=key)
+            data = response["Body"].read()
         except Exception as exc:
             self._raise(exc, bucket, key, "download", connection, credentials)
-        data = stream.getvalue()
         if codec is not None:
             try:
                 data = codec[1](data)
