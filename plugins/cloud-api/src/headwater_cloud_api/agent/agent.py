@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Agent", "ManagedRun", "flow_run_command"]
+__all__ = ["Agent", "AgentAuthError", "Backoff", "ManagedRun", "flow_run_command", "problem_kind"]
 
 _log = logging.getLogger("headwater.agent")
 _FINISHED = {"Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled", "Finished"}
@@ -64,14 +64,78 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+AUTH_HINT = ("Agents need an API key once the server has one: pass it with HEADWATER__CLOUD__API_KEY (or "
+             "[cloud] api_key) and restart the agent; create keys before starting agents.")
+
+
+class AgentAuthError(RuntimeError):
+    """The API refuses the agent's key (HTTP 401/403)."""
+
+
+def problem_kind(exc: BaseException) -> str:
+    """``"auth"`` (HTTP 401/403), ``"unreachable"`` (no connection, a proxy's 502/503/504) or ``"other"``."""
+    from headwater_cloud_api.client.transport import APIClientError, AuthenticationError
+
+    if isinstance(exc, AuthenticationError):
+        return "auth"
+    if isinstance(exc, APIClientError):
+        text = str(exc)
+        if exc.code in ("UNAUTHENTICATED", "FORBIDDEN", "PERMISSION_DENIED") or "HTTP 401" in text or "HTTP 403" in text:
+            return "auth"
+        if exc.code in ("CONNECTION", "BAD_RESPONSE") or any(f"HTTP {c}" in text for c in (502, 503, 504)):
+            return "unreachable"
+        return "other"
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return "unreachable"
+    return "other"
+
+
+class Backoff:
+    """How long the agent waits after a failed poll: doubling from ``base`` up to ``cap`` on auth/unreachable errors.
+
+    Each distinct error is logged once per backoff step (the first time it is seen at that
+    delay), so a locked-out agent writes a handful of lines, not two per poll.
+    """
+
+    def __init__(self, base: float, cap: float = 60.0) -> None:
+        self.base = max(base, 0.01)
+        self.cap = max(cap, self.base)
+        self.delay = 0.0
+        self.failures = 0
+        self._logged: set[tuple[float, str]] = set()
+
+    def failed(self, exc: BaseException, agent: str) -> float:
+        """Record a failed poll; returns the seconds to wait before the next one (logging the error if new at this step)."""
+        kind = problem_kind(exc)
+        self.failures += 1
+        if kind in ("auth", "unreachable"):
+            self.delay = min(self.cap, max(self.base * 2, self.delay * 2 if self.delay else self.base * 2))
+        else:
+            self.delay = self.base
+        key = (self.delay, f"{kind}: {exc}")
+        if key not in self._logged:
+            self._logged.add(key)
+            hint = f" {AUTH_HINT}" if kind == "auth" else ""
+            _log.warning("Agent %s: %s;%s retrying in %.3g s (backing off up to %.3g s).", agent, exc, hint, self.delay, self.cap)
+        return self.delay
+
+    def succeeded(self, agent: str) -> None:
+        """A poll worked: back to the normal pace."""
+        if self.failures:
+            _log.info("Agent %s: the API answers again after %d failed poll(s).", agent, self.failures)
+        self.delay = 0.0
+        self.failures = 0
+        self._logged.clear()
+
+
 class Agent:
     """``Agent(client, labels=["staging"]).start()`` blocks until SIGTERM/SIGINT or :meth:`stop`."""
 
     def __init__(self, client: Any, labels: list[str] | tuple[str, ...] = (), name: str | None = None,
                  max_concurrent_runs: int = 10, poll_interval: float = 0.5, cancel_grace_period: float = 10.0,
                  kill_grace_period: float = 2.0, accepts_unlabeled: bool | None = None, log_dir: str | Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        from headwater.config import headwater_home
+                 env: dict[str, str] | None = None, max_backoff: float = 60.0) -> None:
+        from headwater.plugins import headwater_home
 
         self.client = client
         self.api = client.agent(name=name or f"agent-{socket.gethostname()}-{os.getpid()}", labels=labels,
@@ -85,6 +149,7 @@ class Agent:
         self.runs: dict[str, ManagedRun] = {}
         self._stop = threading.Event()
         self.deployed = 0
+        self.backoff = Backoff(poll_interval, max_backoff)
 
     @property
     def name(self) -> str:
@@ -101,26 +166,40 @@ class Agent:
         signal.signal(signal.SIGINT, self.stop)
 
     def start(self) -> None:
-        """Register, then poll until stopped; unregister at the end."""
+        """Register, then poll until stopped; unregister at the end.
+
+        A refused key at start raises :class:`AgentAuthError` (one clear line, nothing to retry).
+        While polling, a refused key (HTTP 401/403) or an unreachable API makes the agent back
+        off exponentially (``poll_interval`` doubling up to ``max_backoff``), logging each
+        distinct error once per backoff step; the first answer again resets the pace.
+        """
         from headwater_cloud_api.execution.runner import retrying
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        retrying(self.api.register, f"agent {self.name}: registering", stop=self._stop)
+        try:
+            retrying(self.api.register, f"agent {self.name}: registering", stop=self._stop)
+        except Exception as exc:
+            if problem_kind(exc) == "auth":
+                raise AgentAuthError(f"Agent {self.name} cannot register: {exc}. {AUTH_HINT}") from None
+            raise
         _log.info("Agent %s (%s) started with labels %s; polling every %s s", self.name, self.api.id, self.api.labels, self.poll_interval)
         print(f"Agent {self.name} ({self.api.id}) started, labels {','.join(self.api.labels) or '(none)'}.", flush=True)
         try:
             while not self._stop.is_set():
                 try:
                     self.tick()
-                except Exception as exc:  # the API is down or answered oddly: keep going
-                    _log.warning("Agent %s: %s", self.name, exc)
-                    print(f"Agent {self.name}: {exc}", file=sys.stderr, flush=True)
+                except Exception as exc:  # the API is down, refuses the key, or answered oddly: keep going
+                    self._stop.wait(self.backoff.failed(exc, self.name))
+                    continue
+                self.backoff.succeeded(self.name)
                 self._stop.wait(self.poll_interval)
         finally:
             try:
                 self.api.unregister()
             except Exception as exc:
-                print(f"Agent {self.name}: could not unregister: {exc}", file=sys.stderr, flush=True)
+                why = f"the API refuses this agent's key ({exc}); the server stops listing it as alive once its heartbeats stop" \
+                    if problem_kind(exc) == "auth" else str(exc)
+                _log.warning("Agent %s: could not unregister: %s", self.name, why)
             running = [r for r in self.runs.values() if r.environment.status(r.handle) == "running"]
             print(f"Agent {self.name} stopped; {len(running)} flow run(s) still running on their own.", flush=True)
 
@@ -194,7 +273,7 @@ class Agent:
 
     def environment_for(self, run: dict[str, Any]) -> Any:
         """The run config of the run as an Environment (from the ``environment`` registry; default UniversalRun)."""
-        from headwater.serialization.converter import from_dict
+        from headwater.plugins import from_dict
 
         data = run.get("run_config")
         if not data:
@@ -205,7 +284,7 @@ class Agent:
 
     def deploy(self, run: dict[str, Any]) -> ManagedRun | None:
         """Start the claimed run; on any failure end it Failed with the reason (never left in Submitted)."""
-        from headwater.serialization.converter import from_dict
+        from headwater.plugins import from_dict
 
         rid = run["id"]
         flow = run["flow"]
@@ -234,7 +313,6 @@ class Agent:
             message = (f"Agent {self.name} could not deploy flow run {rid} of flow {flow.get('name')!r} while {stage}: "
                        f"{type(exc).__name__}: {exc}")
             _log.error(message)
-            print(message, file=sys.stderr, flush=True)
             self.api.end_run(rid, "Failed", message)
             return None
         managed = ManagedRun(rid, environment, handle, output)
@@ -243,7 +321,7 @@ class Agent:
         try:
             self.api.log(rid, f"Agent {self.name} deployed flow run {rid} with {type(environment).__name__} (pid {handle.pid}).")
         except Exception as exc:  # the run is started; a lost deploy log is not worth failing it
-            print(f"Agent {self.name}: could not log the deploy of {rid}: {exc}", file=sys.stderr, flush=True)
+            _log.warning("Agent %s: could not log the deploy of %s: %s", self.name, rid, exc)
         return managed
 
 

@@ -23,12 +23,16 @@ def agent() -> None:
               help="Take runs without labels (default: only when the agent has no labels).")
 @click.option("--env", "-e", "env", multiple=True, help="KEY=VALUE added to every flow run's environment (repeatable).")
 @click.option("--api", default=None, help="The API address (default [cloud] api / HEADWATER__CLOUD__API).")
+@click.option("--max-backoff", type=float, default=60.0, show_default=True,
+              help="Longest wait between polls while the API refuses the key or cannot be reached (doubling from --poll-interval).")
 def start(labels: tuple[str, ...], name: str | None, max_concurrent_runs: int, poll_interval: float,
-          cancel_grace_period: float, accept_unlabeled: bool | None, env: tuple[str, ...], api: str | None) -> None:
+          cancel_grace_period: float, accept_unlabeled: bool | None, env: tuple[str, ...], api: str | None,
+          max_backoff: float = 60.0) -> None:
     """Start an agent; it runs until SIGTERM or Ctrl-C, then unregisters (running flow runs continue)."""
-    from headwater.client import Client
+    from headwater import Client
 
     from headwater_cloud_api.agent import Agent
+    from headwater_cloud_api.agent.agent import AgentAuthError
 
     variables = {}
     for item in env:
@@ -39,6 +43,9 @@ def start(labels: tuple[str, ...], name: str | None, max_concurrent_runs: int, p
     with Client(api=api) if api else Client() as client:
         runner = Agent(client, labels=list(labels), name=name, max_concurrent_runs=max_concurrent_runs,
                        poll_interval=poll_interval, cancel_grace_period=cancel_grace_period,
-                       accepts_unlabeled=accept_unlabeled, env=variables)
+                       accepts_unlabeled=accept_unlabeled, env=variables, max_backoff=max_backoff)
         runner.install_signal_handlers()
-        runner.start()
+        try:
+            runner.start()
+        except AgentAuthError as exc:
+            raise click.ClickException(str(exc)) from None

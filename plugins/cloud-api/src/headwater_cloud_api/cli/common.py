@@ -3,21 +3,49 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["client", "api_errors", "console", "table"]
+__all__ = ["client", "api_errors", "console", "table", "make_console", "iso", "log_line"]
 
-console = Console(highlight=False, soft_wrap=True)
+
+def make_console() -> Console:
+    """Stdout as a rich console: the terminal's width on a terminal, full width (no cut columns) when piped."""
+    is_tty = sys.stdout.isatty() if hasattr(sys.stdout, "isatty") else False
+    return Console(highlight=False, soft_wrap=True, width=None if is_tty else 100_000)
+
+
+console = make_console()
+
+
+def iso(timestamp: str | None) -> str:
+    """An API timestamp in the one headwater log format: ``2026-12-01T21:35:58.123Z`` (UTC)."""
+    if not timestamp:
+        return ""
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return timestamp
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def log_line(record: dict[str, Any]) -> str:
+    """A log record of the API as the headwater format prints it: ``<ISO time> <LEVEL> <logger> | <message>``."""
+    return f"{iso(record.get('timestamp'))} {record.get('level') or '':<7} {record.get('name') or ''} | {record.get('message')}"
 
 
 def client() -> Any:
     """A ``headwater.Client`` from ``[cloud] api`` / ``api_key`` (``HEADWATER__CLOUD__API`` ...)."""
-    from headwater.client import Client
+    from headwater import Client
 
     return Client()
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from headwater_cloud_api.cli.common import api_errors, client, console, table
+from headwater_cloud_api.cli.common import api_errors, client, console, iso, log_line, table
 
 __all__ = ["flow_run"]
 
@@ -24,7 +25,7 @@ def logs(id: str, limit: int) -> None:
     with api_errors():
         records = client().flow_run(id=id).logs(limit=limit)
     for r in records:
-        click.echo(f"{r['timestamp'][:23]} {r['level']:<8} {r['name'] or ''} | {r['message']}")
+        click.echo(log_line(r))
 
 
 @flow_run.command()
@@ -36,28 +37,68 @@ def cancel(id: str) -> None:
     click.echo(f"Flow run {id} is {state.name}.")
 
 
+_CONSTANT_TYPES = ("headwater.core.collections:Constant",)
+_TRACEBACK_MARK = "exception encountered during task execution"
+
+
+def task_labels(tasks: list[dict[str, Any]]) -> tuple[dict[str, str], set[str]]:
+    """``({slug: name as written}, {slugs of internal constant tasks})`` from the flow's task metadata.
+
+    A name two tasks share keeps its slug (``double-2``) so rows stay tellable apart.
+    """
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t.get("name") or ""] = counts.get(t.get("name") or "", 0) + 1
+    names = {t["slug"]: (t["name"] if t.get("name") and counts[t["name"]] == 1 else t["slug"]) for t in tasks}
+    constants = {t["slug"] for t in tasks if t.get("type") in _CONSTANT_TYPES or str(t.get("type", "")).endswith(":Constant")}
+    return names, constants
+
+
 @flow_run.command()
 @click.argument("id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def inspect(id: str, as_json: bool) -> None:
-    """The run's details, its state history and its task runs."""
+@click.option("--all-tasks", is_flag=True, help="Also show the internal constant tasks headwater adds for literal arguments.")
+def inspect(id: str, as_json: bool, all_tasks: bool) -> None:
+    """The run's details, its state history, its task runs (names as written) and the tracebacks of failed tasks."""
     with api_errors():
-        info = client().flow_run(id=id).query(
+        run = client().flow_run(id=id)
+        info = run.query(
             "id name parameters labels scheduled_start_time start_time end_time agent_id version "
-            "flow { name version project_name } state { type message } states { type message timestamp version } "
+            "flow { name version project_name tasks } state { type message } states { type message timestamp version } "
             "task_runs { task_slug map_index state { type message } }"
         )
+        failed = [t for t in info["task_runs"] if t["state"]["type"] in ("Failed", "TimedOut")]
+        tracebacks = _tracebacks(run) if failed else []
     if as_json:
+        info["tracebacks"] = tracebacks
         click.echo(json.dumps(info, indent=2, sort_keys=True))
         return
+    names, constants = task_labels(list(info["flow"].get("tasks") or []))
     console.print(f"[bold]Flow run {info['id']}[/bold] of {info['flow']['name']} v{info['flow']['version']} "
-                  f"(project {info['flow']['project_name']}): {info['state']['type']}")
+                  f"(project {info['flow']['project_name']}): {info['state']['type']}", markup=True)
     console.print(f"parameters {json.dumps(info['parameters'])}  labels {','.join(info['labels'])}  "
-                  f"scheduled {info['scheduled_start_time'][:19]}")
+                  f"scheduled {iso(info['scheduled_start_time'])}", markup=False)
     table("States", ["version", "state", "message", "at"],
-          [[s["version"], s["type"], s["message"], s["timestamp"][:23]] for s in info["states"]])
-    table("Task runs", ["task", "map index", "state", "message"],
-          [[t["task_slug"], t["map_index"], t["state"]["type"], t["state"]["message"]] for t in info["task_runs"]])
+          [[s["version"], s["type"], s["message"], iso(s["timestamp"])] for s in info["states"]])
+    rows = []
+    for t in info["task_runs"]:
+        if t["task_slug"] in constants and not all_tasks:
+            continue
+        name = names.get(t["task_slug"], t["task_slug"])
+        if t["map_index"] is not None and t["map_index"] >= 0:
+            name = f"{name}[{t['map_index']}]"
+        message = str(t["state"]["message"] or "").split("\n", 1)[0]
+        rows.append([name, t["state"]["type"], message])
+    table("Task runs", ["task", "state", "message"], rows)
+    for record in tracebacks:
+        console.print(f"\n[bold red]{record['name']}[/bold red] at {iso(record['timestamp'])}:", markup=True)
+        console.print(record["message"], markup=False, highlight=False)
+
+
+def _tracebacks(run: Any, limit: int = 10000) -> list[dict[str, Any]]:
+    """The ERROR log records that carry a task's traceback (the engine logs one per exception)."""
+    records = run.logs(limit=limit)
+    return [r for r in records if r.get("level") in ("ERROR", "CRITICAL") and _TRACEBACK_MARK in (r.get("message") or "")]
 
 
 @flow_run.command()
@@ -71,7 +112,7 @@ def explain(id: str, alive_within: float) -> None:
             "{ state labels scheduled_start_time due agents reasons } }", {"id": id, "a": alive_within},
         )["explain_flow_run"]
     console.print(f"Flow run {id}: {e['state']}, labels {','.join(e['labels']) or '(none)'}, "
-                  f"scheduled {e['scheduled_start_time'][:19]}{'' if e['due'] else ' (not due yet)'}")
+                  f"scheduled {iso(e['scheduled_start_time'])}{'' if e['due'] else ' (not due yet)'}")
     for reason in e["reasons"]:
         console.print(f"- {reason}")
     table("Agents", ["name", "labels", "alive", "can run it", "why", "last seen"],

@@ -22,33 +22,72 @@ _FOLLOW = (
 )
 
 
-def follow_flow_run(client: Any, flow_run_id: str, *, poll_interval: float = 1.0, timeout: float | None = None,
-                    echo: Callable[[str], None] = click.echo) -> Any:
-    """Print the run's states and logs as they appear until it is finished; returns its final state.
+_EXPLAIN = (
+    "query($id: String!, $a: Float!) { explain_flow_run(id: $id, alive_within: $a) { state labels due reasons } }"
+)
+_WAITING = ("Scheduled", "Submitted")
 
-    ``TimeoutError`` after ``timeout`` seconds (None: wait as long as it takes).
+
+def follow_flow_run(client: Any, flow_run_id: str, *, poll_interval: float = 1.0, timeout: float | None = None,
+                    echo: Callable[[str], None] = click.echo, explain_after: float = 5.0,
+                    alive_within: float = 60.0) -> Any:
+    """Print the run's states and logs, in the order they happened, until it is finished; returns its final state.
+
+    While the run waits (Scheduled or Submitted) for more than ``explain_after`` seconds, the
+    ``flow-run explain`` answer is printed (no live agent, missing labels, not due yet), again
+    whenever it changes, and following goes on. ``TimeoutError`` after ``timeout`` seconds
+    (None: wait as long as it takes).
     """
+    from headwater_cloud_api.cli.common import iso, log_line
     from headwater_cloud_api.client.resources import state_from_api
 
     seen_states = 0
     seen_logs = 0
     deadline = None if timeout is None else time.monotonic() + timeout
+    waiting_since: float | None = None
+    explained: list[str] | None = None
     while True:
         data = client.graphql(_FOLLOW, {"id": flow_run_id, "o": seen_logs})
         states = data["flow_run"]["states"]
+        # One poll's new states and logs, merged by time: the final state comes after the run's last logs.
+        lines: list[tuple[str, int, str]] = []
         for s in states[seen_states:]:
-            echo(f"{s['timestamp'][:23]} state    {s['type']}" + (f": {s['message']}" if s["message"] else ""))
+            lines.append((iso(s["timestamp"]), 0, f"{iso(s['timestamp'])} state    {s['type']}"
+                          + (f": {s['message']}" if s["message"] else "")))
+        for i, record in enumerate(data["logs"]):
+            lines.append((iso(record["timestamp"]), 1 + i, log_line(record)))
+        for _, _, line in sorted(lines, key=lambda item: (item[0], item[1])):
+            echo(line)
         seen_states = len(states)
-        for record in data["logs"]:
-            echo(f"{record['timestamp'][:23]} {record['level']:<8} {record['name'] or ''} | {record['message']}")
         seen_logs += len(data["logs"])
         final = state_from_api(states[-1])
         if final.is_finished() and len(data["logs"]) < 500:
             return final
+        if final.name in _WAITING:
+            waiting_since = waiting_since if waiting_since is not None else time.monotonic()
+            if time.monotonic() - waiting_since >= explain_after:
+                reasons = _explain(client, flow_run_id, alive_within)
+                if reasons and reasons != explained:
+                    echo(f"Flow run {flow_run_id} is still {final.name} after {explain_after:g} s:")
+                    for reason in reasons:
+                        echo(f"  - {reason}")
+                    echo("  (still watching; Ctrl-C stops watching, the run stays)")
+                    explained = reasons
+        else:
+            waiting_since, explained = None, None
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"Flow run {flow_run_id} is still {final.name} after {timeout} s.")
         if len(data["logs"]) < 500:  # a full page: more logs are waiting, fetch them at once
             time.sleep(poll_interval)
+
+
+def _explain(client: Any, flow_run_id: str, alive_within: float) -> list[str]:
+    """The reasons of ``flow-run explain`` (empty when the API cannot say)."""
+    try:
+        answer = client.graphql(_EXPLAIN, {"id": flow_run_id, "a": alive_within})["explain_flow_run"]
+    except Exception as exc:  # an older server, or a hiccup: watching goes on
+        return [f"(could not ask the API why: {exc})"]
+    return list(answer.get("reasons") or [])
 
 
 def run_registered_flow(name: str, project: str, parameters: dict[str, Any] | None = None, labels: Iterable[str] = (),
@@ -62,7 +101,7 @@ def run_registered_flow(name: str, project: str, parameters: dict[str, Any] | No
     from headwater_cloud_api.cli.common import api_errors
 
     if client is None:
-        from headwater.client import Client
+        from headwater import Client
 
         client = Client()
     labels = list(labels)

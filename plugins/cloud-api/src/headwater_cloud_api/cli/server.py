@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from headwater_cloud_api.cli.common import console, table
@@ -9,10 +11,13 @@ from headwater_cloud_api.cli.common import console, table
 __all__ = ["server"]
 
 
-def _database(url: str | None):  # noqa: ANN202
-    from headwater_cloud_api.server.db.session import Database, default_database_url
+def _database(url: str | None) -> Any:
+    from headwater_cloud_api.server.db.session import Database, MissingDriverError, default_database_url
 
-    return Database(url or default_database_url())
+    try:
+        return Database(url or default_database_url())
+    except MissingDriverError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 database_option = click.option(
@@ -47,19 +52,30 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
           scheduler_interval: float, log_level: str, heartbeat_lease: float = 30.0, max_resurrections: int = 3,
           allowed_hosts: tuple[str, ...] = (), allowed_origins: tuple[str, ...] = ()) -> None:
     """Start the API server (migrates the database first)."""
-    from headwater.config import get_config
+    from headwater.plugins import get_config
 
     from headwater_cloud_api.server.db.session import default_database_url
     from headwater_cloud_api.server.run import serve
 
     cfg = get_config().server
     url = database_url or default_database_url()
+    _check_driver(url)
     console.print(f"headwater API on http://{host or cfg.host}:{port if port is not None else cfg.port}/graphql, database {url.split('@')[-1]}")
     serve(host=host or cfg.host, port=port if port is not None else cfg.port, log_level=log_level, database_url=url,
           auth=auth, scheduler=not no_scheduler, scheduler_interval=scheduler_interval,
           heartbeat_lease=heartbeat_lease, max_resurrections=max_resurrections,
           allowed_hosts=[*allowed_hosts, *(getattr(cfg, "allowed_hosts", None) or [])],
           allowed_origins=[*allowed_origins, *(getattr(cfg, "allowed_origins", None) or [])])
+
+
+def _check_driver(url: str) -> None:
+    """One clean line (``pip install 'headwater-cloud-api[postgres]'``) when the URL's driver is missing."""
+    from headwater_cloud_api.server.db.session import Database, MissingDriverError
+
+    try:
+        Database(url).dispose()
+    except MissingDriverError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @server.group("api-key")
@@ -85,7 +101,10 @@ def api_key_create(name: str, database_url: str | None) -> None:
     finally:
         db.dispose()
     click.echo(key)
-    click.echo(f"Store it now (e.g. HEADWATER__CLOUD__API_KEY); it is not shown again. Requests now need a key.", err=True)
+    click.echo("Store it now (e.g. HEADWATER__CLOUD__API_KEY); it is not shown again. Requests now need a key.", err=True)
+    click.echo("Warning: agents and flow runs already running without a key are refused from now on (HTTP 401; agents "
+               "back off and log it): restart them with HEADWATER__CLOUD__API_KEY set. Create keys before starting agents.",
+               err=True)
 
 
 @api_key.command("list")

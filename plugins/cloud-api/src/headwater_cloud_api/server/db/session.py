@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "default_database_url", "upgrade_database", "MIGRATIONS_DIR"]
+__all__ = ["Database", "MissingDriverError", "default_database_url", "upgrade_database", "MIGRATIONS_DIR"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def default_database_url() -> str:
     """``[server] database_url`` (or ``HEADWATER__SERVER__DATABASE_URL``), else SQLite in ``$HEADWATER_HOME/server.db``."""
-    from headwater.config import get_config, headwater_home
+    from headwater.plugins import get_config, headwater_home
 
     url = get_config().server.database_url
     if url:
@@ -53,6 +53,22 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+_DRIVER_EXTRAS = {"psycopg": "postgres", "psycopg2": "postgres"}
+
+
+class MissingDriverError(ImportError):
+    """The database URL names a driver that is not installed; the message says what to install."""
+
+    @classmethod
+    def for_url(cls, url: str, exc: ModuleNotFoundError) -> MissingDriverError:
+        module = (exc.name or "").split(".")[0] or "the database driver"
+        scheme = url.split("://", 1)[0]
+        extra = _DRIVER_EXTRAS.get(module)
+        fix = f"pip install 'headwater-cloud-api[{extra}]'" if extra else f"pip install {module}"
+        return cls(f"The database URL {scheme}://... needs the Python package {module}, which is not installed: {fix}",
+                   name=module)
+
+
 class Database:
     """The server's database: ``read()`` and ``write()`` give a session in one transaction."""
 
@@ -63,7 +79,10 @@ class Database:
             self.write_engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
         else:
-            self.write_engine = self.read_engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            try:
+                self.write_engine = self.read_engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            except ModuleNotFoundError as exc:
+                raise MissingDriverError.for_url(url, exc) from None
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         # SQLite has one writer at a time. Threads of this process queue here and start the moment the
