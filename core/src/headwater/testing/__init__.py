@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "StorageConformance",
     "EnvironmentConformance",
+    "ExecutorConformance",
     "sample_flow",
     "failing_flow",
     "slow_flow",
@@ -32,6 +33,7 @@ __all__ = [
 _LAZY = {
     "StorageConformance": "headwater.testing.conformance",
     "EnvironmentConformance": "headwater.testing.conformance",
+    "ExecutorConformance": "headwater.testing.conformance",
     "sample_flow": "headwater.testing.flows",
     "failing_flow": "headwater.testing.flows",
     "slow_flow": "headwater.testing.flows",

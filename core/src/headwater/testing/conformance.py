@@ -317,3 +317,409 @@ class EnvironmentConformance:
         assert environment.wait(handle, timeout=RUN_TIMEOUT) == "cancelled"
         assert environment.status(handle) == "cancelled"
         assert not out.exists(), "the killed run went on to its last task"
+
+
+# --- executors --------------------------------------------------------------------------------
+# The functions and tasks below live at module level of an installed module, so every executor
+# (threads, spawned processes, Dask workers) can import them. State that must survive a process
+# boundary (attempt counters) goes through files.
+
+
+def _conformance_add(x: int, y: int = 0) -> int:
+    return x + y
+
+
+def _conformance_sleep_then(value: Any, seconds: float) -> Any:
+    import time
+
+    time.sleep(seconds)
+    return value
+
+
+def _conformance_raise(message: str) -> None:
+    raise ValueError(message)
+
+
+def _bump(path: str) -> int:
+    """Count one call in the file ``path`` (safe across processes on one machine); the new count."""
+    import fcntl
+
+    with open(path, "a+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        count = len(fh.read()) + 1
+        fh.write("x")
+    return count
+
+
+from datetime import timedelta as _timedelta  # noqa: E402 - the executor kit's section starts here
+
+from headwater import triggers as _triggers  # noqa: E402
+from headwater.core.task import task as _task  # noqa: E402
+from headwater.utilities.context import context as _context  # noqa: E402
+
+
+@_task(name="kit_flaky", max_retries=2, retry_delay=_timedelta(0))
+def kit_flaky(path: str, fail_times: int) -> int:
+    attempt = _bump(path)
+    if attempt <= fail_times:
+        raise RuntimeError(f"attempt {attempt} fails on purpose")
+    return int(_context.get("task_run_count"))
+
+
+@_task(name="kit_slow", timeout=0.5)
+def kit_slow(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "finished"
+
+
+@_task(name="kit_items")
+def kit_items(n: int) -> list[int]:
+    return list(range(n))
+
+
+@_task(name="kit_inverse")
+def kit_inverse(x: int, bad: int) -> float:
+    if x == bad:
+        raise ZeroDivisionError(f"item {x} fails on purpose")
+    return 1 / (x + 1)
+
+
+@_task(name="kit_total")
+def kit_total(xs: list[float]) -> float:
+    return sum(xs)
+
+
+@_task(name="kit_collect", trigger=_triggers.always_run)
+def kit_collect(xs: list[Any]) -> int:
+    return len(xs)
+
+
+@_task(name="kit_where")
+def kit_where(x: int) -> dict[str, Any]:
+    keys = ("flow_name", "flow_run_id", "task_name", "task_full_name", "map_index", "task_run_count", "kit_custom")
+    return {key: _context.get(key) for key in keys} | {"x": x, "parameter": _context.get("parameters", {}).get("n")}
+
+
+@_task(name="kit_talk")
+def kit_talk(word: str) -> str:
+    _context.get("logger").info("kit says %s", word)
+    return word
+
+
+@_task(name="kit_print", log_stdout=True)
+def kit_print(word: str) -> str:
+    print(f"kit prints {word}")
+    return word
+
+
+@_task(name="kit_counted")
+def kit_counted(path: str) -> int:
+    return _bump(path)
+
+
+@_task(name="kit_step")
+def kit_step(previous: int, seconds: float) -> int:
+    import time
+
+    time.sleep(seconds)
+    return previous + 1
+
+
+class _Records:
+    """Log records that reach the ``headwater`` logger of this (the flow-run) process."""
+
+    def __init__(self) -> None:
+        import logging
+
+        self.messages: list[tuple[str, str]] = []
+        records = self.messages
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                records.append((record.name, record.getMessage()))
+
+        self.handler = _Handler(logging.DEBUG)
+        self.logger = logging.getLogger("headwater")
+
+    def __enter__(self) -> list[tuple[str, str]]:
+        import logging
+
+        self.level = self.logger.level
+        self.logger.addHandler(self.handler)
+        if self.logger.getEffectiveLevel() > logging.INFO:
+            self.logger.setLevel(logging.INFO)
+        return self.messages
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
+class ExecutorConformance:
+    """Tests of the Executor interface and of flows run on it. Provide an ``executor`` fixture.
+
+    The first tests drive the interface directly (``start``/``submit``/``wait``); the rest run
+    flows with ``flow.run(executor=...)`` and check that every task run gets exactly the states
+    it gets on the :class:`~headwater.executors.LocalExecutor`: retries, timeouts, mapping with
+    per-item states, triggers, caching, checkpointed results, ``headwater.context`` and the
+    context logger. The kit's callables live in this module, so process and cluster executors
+    can import them on their workers.
+
+    ``forwards_logs = False`` says task logs do not reach the flow-run process's loggers (the
+    log tests then xfail instead of failing).
+    """
+
+    forwards_logs: bool = True
+
+    @pytest.fixture
+    def executor(self) -> Any:
+        raise NotImplementedError("Subclasses of ExecutorConformance provide an `executor` fixture (a fresh executor).")
+
+    # --- the interface ---------------------------------------------------------------------------
+
+    def test_is_an_executor_with_a_repr(self, executor: Any) -> None:
+        from headwater.plugins import Executor
+
+        assert isinstance(executor, Executor)
+        assert type(executor).__name__ in repr(executor)
+
+    def test_submit_then_wait_for_all(self, executor: Any) -> None:
+        from headwater.plugins import ALL_COMPLETED
+
+        with executor.start():
+            futures = [executor.submit(_conformance_add, i, y=10) for i in range(4)]
+            done, not_done = executor.wait(futures, timeout=RUN_TIMEOUT, return_when=ALL_COMPLETED)
+            assert done == set(futures) and not not_done
+            assert [f.result() for f in futures] == [10, 11, 12, 13]
+            assert all(f.done() for f in futures)
+
+    def test_wait_first_completed_splits_the_futures(self, executor: Any) -> None:
+        from headwater.plugins import ALL_COMPLETED, FIRST_COMPLETED
+
+        with executor.start():
+            slow = executor.submit(_conformance_sleep_then, "slow", 0.5)
+            fast = executor.submit(_conformance_add, 1)
+            done, not_done = executor.wait([slow, fast], timeout=RUN_TIMEOUT, return_when=FIRST_COMPLETED)
+            assert done and done | not_done == {slow, fast} and not done & not_done
+            assert all(f.done() for f in done)
+            done, not_done = executor.wait([slow, fast], timeout=RUN_TIMEOUT, return_when=ALL_COMPLETED)
+            assert done == {slow, fast} and not not_done
+            assert (slow.result(), fast.result()) == ("slow", 1)
+
+    def test_wait_with_a_timeout_returns_every_future_once(self, executor: Any) -> None:
+        from headwater.plugins import ALL_COMPLETED
+
+        with executor.start():
+            future = executor.submit(_conformance_sleep_then, "late", 1.0)
+            done, not_done = executor.wait([future], timeout=0.01, return_when=ALL_COMPLETED)
+            assert done | not_done == {future} and not done & not_done
+            done, _ = executor.wait([future], timeout=RUN_TIMEOUT, return_when=ALL_COMPLETED)
+            assert done == {future} and future.result() == "late"
+
+    def test_an_error_in_the_callable_is_raised_by_result(self, executor: Any) -> None:
+        from headwater.plugins import ALL_COMPLETED
+
+        with executor.start():
+            future = executor.submit(_conformance_raise, "kit error")
+            executor.wait([future], timeout=RUN_TIMEOUT, return_when=ALL_COMPLETED)
+            with pytest.raises(ValueError, match="kit error"):
+                future.result()
+
+    def test_one_executor_runs_several_flow_runs(self, executor: Any) -> None:
+        flow = sample_flow("conformance-executor-twice")
+        for x in (1, 5):
+            state = flow.run(parameters={"x": x}, executor=executor, run_on_schedule=False)
+            assert state.is_successful(), state
+            assert result_of(flow, state) == expected_result(x)
+
+    # --- flows: states and results -----------------------------------------------------------------
+
+    def test_flow_runs_with_the_same_results_as_locally(self, executor: Any) -> None:
+        from headwater.executors import LocalExecutor
+
+        flow = sample_flow("conformance-executor-flow")
+        here = flow.run(parameters={"x": 3}, executor=executor, run_on_schedule=False)
+        local = flow.run(parameters={"x": 3}, executor=LocalExecutor(), run_on_schedule=False)
+        assert here.is_successful(), here
+        assert {t.name: (type(s).__name__, s.result) for t, s in here.result.items()} == {
+            t.name: (type(s).__name__, s.result) for t, s in local.result.items()
+        }
+
+    def test_failing_task_fails_the_flow_with_its_error(self, executor: Any) -> None:
+        flow = failing_flow("conformance-executor-failing")
+        state = flow.run(executor=executor, run_on_schedule=False)
+        assert state.is_failed()
+        [task_state] = state.result.values()
+        assert type(task_state).__name__ == "Failed"
+        assert "boom" in task_state.message
+
+    def test_retries_give_retrying_states_then_success(self, executor: Any, tmp_path: Path) -> None:
+        from headwater.core.flow import Flow
+
+        seen: list[tuple[str, str, int | None]] = []
+        with Flow("conformance-executor-retries") as flow:
+            kit_flaky(str(tmp_path / "attempts"), 2)
+        state = flow.run(executor=executor, run_on_schedule=False,
+                         on_task_state=lambda t, s, i: seen.append((t.name, type(s).__name__, i)))
+        assert state.is_successful(), state
+        [task_state] = state.result.values()
+        assert task_state.result == 3, "the third attempt must see task_run_count == 3"
+        assert seen == [("kit_flaky", "Retrying", None), ("kit_flaky", "Retrying", None), ("kit_flaky", "Success", None)]
+        assert (tmp_path / "attempts").read_text() == "xxx"
+
+    def test_retries_run_out_into_failed(self, executor: Any, tmp_path: Path) -> None:
+        from headwater.core.flow import Flow
+
+        with Flow("conformance-executor-retries-out") as flow:
+            kit_flaky(str(tmp_path / "attempts"), 5)
+        state = flow.run(executor=executor, run_on_schedule=False)
+        [task_state] = state.result.values()
+        assert type(task_state).__name__ == "Failed" and "attempt 3 fails" in task_state.message
+        assert (tmp_path / "attempts").read_text() == "xxx", "max_retries=2 means three attempts"
+
+    def test_timeout_ends_the_task_run_timed_out(self, executor: Any) -> None:
+        from headwater.core.flow import Flow
+
+        with Flow("conformance-executor-timeout") as flow:
+            slow = kit_slow(3.0)
+            quick = kit_slow(0.0)
+        state = flow.run(executor=executor, run_on_schedule=False)
+        assert type(state.result[slow]).__name__ == "TimedOut"
+        assert "timed out" in state.result[slow].message
+        assert type(state.result[quick]).__name__ == "Success" and state.result[quick].result == "finished"
+        assert state.is_failed()
+
+    def test_mapping_gives_each_item_its_own_state(self, executor: Any) -> None:
+        from headwater.core.flow import Flow
+
+        seen: dict[int, str] = {}
+        with Flow("conformance-executor-map") as flow:
+            mapped = kit_inverse.map(kit_items(6), bad=_unmapped(2))
+            total = kit_total(mapped)
+            collected = kit_collect(mapped)
+
+        def record(t: Any, s: Any, i: int | None) -> None:
+            if t.name == "kit_inverse" and i is not None:
+                seen[i] = type(s).__name__
+
+        state = flow.run(executor=executor, run_on_schedule=False, on_task_state=record)
+        parent = state.result[mapped]
+        assert type(parent).__name__ == "Mapped"
+        names = [type(c).__name__ for c in parent.map_states]
+        assert names == ["Success", "Success", "Failed", "Success", "Success", "Success"]
+        assert seen == dict(enumerate(names)), "every item's state must reach on_task_state with its map_index"
+        assert [c.result for i, c in enumerate(parent.map_states) if i != 2] == [1 / (x + 1) for x in (0, 1, 3, 4, 5)]
+        assert "item 2 fails" in parent.map_states[2].message
+        assert type(state.result[total]).__name__ == "TriggerFailed"
+        assert state.result[collected].result == 6, "always_run gets the whole list, failed item included"
+
+    def test_mapping_over_many_items_keeps_order(self, executor: Any) -> None:
+        from headwater.core.flow import Flow
+
+        with Flow("conformance-executor-map-many") as flow:
+            mapped = kit_inverse.map(kit_items(60), bad=_unmapped(-1))
+            total = kit_total(mapped)
+        state = flow.run(executor=executor, run_on_schedule=False)
+        assert state.is_successful(), state
+        assert state.result[total].result == pytest.approx(sum(1 / (x + 1) for x in range(60)))
+
+    def test_context_reaches_every_task_run(self, executor: Any) -> None:
+        from headwater.core.flow import Flow
+        from headwater.core.parameter import Parameter
+
+        with Flow("conformance-executor-context") as flow:
+            n = Parameter("n", default=3)
+            where = kit_where.map(kit_items(n))
+        state = flow.run(parameters={"n": 3}, executor=executor, run_on_schedule=False, context={"kit_custom": "yes"})
+        assert state.is_successful(), state
+        children = [c.result for c in state.result[where].map_states]
+        run_ids = {c["flow_run_id"] for c in children}
+        assert len(run_ids) == 1 and None not in run_ids
+        for i, got in enumerate(children):
+            assert got == {
+                "flow_name": "conformance-executor-context", "flow_run_id": got["flow_run_id"], "task_name": "kit_where",
+                "task_full_name": f"kit_where[{i}]", "map_index": i, "task_run_count": 1, "kit_custom": "yes",
+                "x": i, "parameter": 3,
+            }
+
+    def test_context_logger_records_reach_the_flow_run_process(self, executor: Any) -> None:
+        from headwater.core.flow import Flow
+
+        import uuid
+
+        word = uuid.uuid4().hex[:8]
+        with Flow("conformance-executor-logs") as flow:
+            kit_talk(word)
+            kit_print(word)
+        with _Records() as records:
+            state = flow.run(executor=executor, run_on_schedule=False)
+        assert state.is_successful(), state
+        expected = [("headwater.kit_talk", f"kit says {word}"), ("headwater.kit_print", f"kit prints {word}")]
+        if not self.forwards_logs and not set(expected) <= set(records):
+            pytest.xfail(f"{type(executor).__name__} does not forward task logs (forwards_logs = False)")
+        assert ("headwater.kit_talk", f"kit says {word}") in records
+        assert ("headwater.kit_print", f"kit prints {word}") in records
+
+    def test_cached_task_runs_once(self, executor: Any, tmp_path: Path) -> None:
+        import uuid
+        from datetime import timedelta
+
+        from headwater.core.flow import Flow
+
+        counted = kit_counted.copy(cache_for=timedelta(minutes=5), cache_key=f"kit-{uuid.uuid4().hex}")
+        with Flow("conformance-executor-cache") as flow:
+            counted(str(tmp_path / "calls"))
+        first = flow.run(executor=executor, run_on_schedule=False)
+        second = flow.run(executor=executor, run_on_schedule=False)
+        [a], [b] = first.result.values(), second.result.values()
+        assert type(a).__name__ == "Success" and type(b).__name__ == "Cached"
+        assert a.result == b.result == 1
+        assert (tmp_path / "calls").read_text() == "x", "a cached task must not run again"
+
+    def test_checkpointed_result_is_written(self, executor: Any, tmp_path: Path) -> None:
+        from headwater.core.flow import Flow
+        from headwater.results import Result
+
+        where = tmp_path / "results"
+        items = kit_items.copy(result=Result(str(where / "{task_slug}.pkl")), checkpoint=True)
+        with Flow("conformance-executor-results") as flow:
+            out = items(4)
+        state = flow.run(executor=executor, run_on_schedule=False)
+        assert state.is_successful(), state
+        location = state.result[out].location
+        assert location and location.endswith(".pkl")
+        assert Result(str(where / "{task_slug}.pkl")).read(location).value == [0, 1, 2, 3]
+
+    def test_cancel_ends_tasks_not_started_cancelled(self, executor: Any) -> None:
+        import threading
+
+        from headwater.core.flow import Flow
+
+        with Flow("conformance-executor-cancel") as flow:
+            count: Any = 0
+            for _ in range(30):
+                count = kit_step(count, 0.05)
+        cancel = threading.Event()
+
+        def on_state(t: Any, s: Any, i: int | None) -> None:
+            if type(s).__name__ == "Success":
+                cancel.set()
+
+        state = flow.run(executor=executor, run_on_schedule=False, cancel=cancel, on_task_state=on_state)
+        assert type(state).__name__ == "Cancelled", state
+        names = [type(s).__name__ for s in state.result.values()]
+        assert "Success" in names and "Cancelled" in names
+        assert set(names) <= {"Success", "Cancelled"}
+        assert names.count("Success") < 30
+
+
+def _unmapped(value: Any) -> Any:
+    from headwater.core.edge import unmapped
+
+    return unmapped(value)
+
+
+__all__.append("ExecutorConformance")

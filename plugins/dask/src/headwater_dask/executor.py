@@ -310,7 +310,10 @@ class DaskTaskFuture:
         return self._future
 
     def done(self) -> bool:
-        return self._resolved or self._future.done()
+        if self._resolved:
+            return True
+        run = self._run
+        return self._future.done() or (run is not None and self._future.key in run.cancelled_keys)
 
     def result(self, timeout: float | None = None) -> Any:
         if not self._resolved:
@@ -372,7 +375,6 @@ class _DaskRun:
         self.counter = itertools.count()
         self.level = logging.getLogger("headwater").getEffectiveLevel()
         self.cond = threading.Condition()
-        self.done_keys: set[str] = set()
         self.in_flight: dict[str, DaskTaskFuture] = {}
         self.cancelled_keys: set[str] = set()
         self.closed = False
@@ -446,7 +448,6 @@ class _DaskRun:
 
     def _on_done(self, future: Any) -> None:
         with self.cond:
-            self.done_keys.add(future.key)
             self.cond.notify_all()
 
     # --- wait ---------------------------------------------------------------------------------------
@@ -454,10 +455,8 @@ class _DaskRun:
     def _split(self, futures: list[Any]) -> tuple[set[Any], set[Any]]:
         done: set[Any] = set()
         not_done: set[Any] = set()
-        done_keys = self.done_keys
         for f in futures:
-            inner = getattr(f, "_future", None)
-            if getattr(f, "_resolved", False) or (inner is not None and inner.key in done_keys):
+            if f.done():
                 done.add(f)
             else:
                 not_done.add(f)
@@ -477,32 +476,31 @@ class _DaskRun:
                 if remaining is not None and remaining <= 0:
                     break
                 self.cond.wait(remaining)
+            in_flight = self.in_flight
             for f in done:
-                inner = getattr(f, "_future", None)
+                inner = f._future if isinstance(f, DaskTaskFuture) else None
                 if inner is not None:
-                    self.in_flight.pop(inner.key, None)
-                    self.done_keys.discard(inner.key)
+                    in_flight.pop(inner.key, None)
         return done, not_done
 
     # --- cancel and close -------------------------------------------------------------------------
 
     def cancel(self) -> int:
         with self.cond:
-            pending = [w for k, w in self.in_flight.items() if k not in self.done_keys]
+            pending = [w for w in self.in_flight.values() if w._future is not None and not w._future.done()]
             keys = [w._future.key for w in pending if w._future is not None]
             self.cancelled_keys.update(keys)
         if pending:
             self.client.cancel([w._future for w in pending if w._future is not None], force=True)
             logger.info("Cancelled %d task run(s) running on Dask.", len(pending))
         with self.cond:
-            self.done_keys.update(keys)
             self.cond.notify_all()
         return len(pending)
 
     def close(self) -> None:
         with self.cond:
             self.closed = True
-            leftover = [w._future for k, w in self.in_flight.items() if w._future is not None and k not in self.done_keys]
+            leftover = [w._future for w in self.in_flight.values() if w._future is not None and not w._future.done()]
             self.cond.notify_all()
         try:
             if leftover:
