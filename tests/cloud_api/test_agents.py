@@ -304,6 +304,6 @@ def test_runner_buffers_while_the_server_restarts(tmp_path, agents):
             assert len(steps) == 30
             for t in steps:  # nothing lost: every step has its Running and its Success
                 kinds = [s["type"] for s in t["states"]]
-                assert kinds[0] == "Running" and kinds[-1] == "Success" and set(kinds) == {"Running", "Success"}
+                assert kinds[0] == "Running" and kinds[-1] == "Success" and set(kinds) == {"Running", "Success"}, (t, history)
     finally:
         server.stop()

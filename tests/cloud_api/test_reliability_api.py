@@ -115,3 +115,114 @@ def test_deeply_nested_json_is_a_bad_request_not_a_500(server: ServerThread, dep
     raw = b'{"query": "{ hello }", "variables": {"v": ' + b"[" * depth + b"]" * depth + b"}}"
     response = post(server, "", raw=raw)
     assert response.status_code == 400 and "nested" in response.json()["errors"][0]["message"]
+
+
+# --- #5 the state machine ---------------------------------------------------------------------------
+
+HISTORY = 'query($id: String!) { flow_run(id: $id) { version attempt state { type } states { type } task_runs { task_slug version state { type } states { type } } } }'
+
+
+def _agent(server: ServerThread) -> str:
+    return data(server, 'mutation { register_agent(name: "a", labels: []) { id } }')["register_agent"]["id"]
+
+
+def _claim(server: ServerThread, agent: str) -> list[dict[str, Any]]:
+    return data(server, f'mutation {{ claim_flow_runs(agent_id: "{agent}", limit: 10) {{ id attempt version }} }}')["claim_flow_runs"]
+
+
+def test_a_finished_run_is_not_set_back_to_scheduled_nor_run_again(server: ServerThread) -> None:
+    run = make_run(server, make_flow(server))["id"]
+    data(server, SET_FLOW, {"s": [{"flow_run_id": run, "state": {"type": "Running"}}, {"flow_run_id": run, "state": {"type": "Success"}}]})
+    for target in ("Scheduled", "Success", "Running", "Failed"):
+        err = error(server, SET_FLOW, {"s": [{"flow_run_id": run, "state": {"type": target}}]})
+        assert err["extensions"]["code"] == "INVALID_TRANSITION" and "is Success, a finished state" in err["message"]
+        assert "restart" in err["message"]
+    assert _claim(server, _agent(server)) == []
+    info = data(server, HISTORY, {"id": run})["flow_run"]
+    assert [s["type"] for s in info["states"]] == ["Scheduled", "Running", "Success"]
+
+
+@pytest.mark.parametrize("abstract", ["State", "Finished"])
+def test_abstract_states_are_refused(server: ServerThread, abstract: str) -> None:
+    run = make_run(server, make_flow(server))["id"]
+    err = error(server, SET_FLOW, {"s": [{"flow_run_id": run, "state": {"type": abstract}}]})
+    assert err["extensions"]["code"] == "INVALID_TRANSITION" and "abstract" in err["message"]
+    err = error(server, SET_TASK, {"s": [{"flow_run_id": run, "task_slug": "t", "state": {"type": abstract}}]})
+    assert err["extensions"]["code"] == "INVALID_TRANSITION"
+    assert data(server, HISTORY, {"id": run})["flow_run"]["task_runs"] == []
+
+
+def test_cancelling_only_ends(server: ServerThread) -> None:
+    run = make_run(server, make_flow(server))["id"]
+    data(server, SET_FLOW, {"s": [{"flow_run_id": run, "state": {"type": "Running"}}]})
+    data(server, f'mutation {{ cancel_flow_run(id: "{run}") {{ state }} }}')
+    assert error(server, SET_FLOW, {"s": [{"flow_run_id": run, "state": {"type": "Running"}}]})["extensions"]["code"] == "INVALID_TRANSITION"
+    data(server, SET_FLOW, {"s": [{"flow_run_id": run, "state": {"type": "Cancelled"}}]})
+
+
+def test_an_explicit_restart_reopens_a_finished_run_as_a_new_attempt(server: ServerThread) -> None:
+    run = make_run(server, make_flow(server))["id"]
+    agent = _agent(server)
+    [claimed] = _claim(server, agent)
+    assert claimed["attempt"] == 1
+    data(server, SET_FLOW, {"s": [{"flow_run_id": run, "attempt": 1, "state": {"type": "Failed"}}]})
+    data(server, SET_TASK, {"s": [{"flow_run_id": run, "task_slug": "t", "attempt": 1, "state": {"type": "Failed"}}]})
+    err = error(server, f'mutation {{ restart_flow_run(id: "{make_run(server, make_flow_id(server))["id"]}") {{ state }} }}')
+    assert err["extensions"]["code"] == "INVALID_TRANSITION"  # an unfinished run is not "restarted"
+    assert data(server, f'mutation {{ restart_flow_run(id: "{run}") {{ status state }} }}')["restart_flow_run"] == {
+        "status": "SUCCESS", "state": "Scheduled"}
+    [again] = [r for r in _claim(server, agent) if r["id"] == run]
+    assert again["attempt"] == 3  # restart and claim each start a new attempt
+    # the new attempt may run the task run that the old one finished
+    data(server, SET_TASK, {"s": [{"flow_run_id": run, "task_slug": "t", "attempt": 3, "state": {"type": "Running"}},
+                                  {"flow_run_id": run, "task_slug": "t", "attempt": 3, "state": {"type": "Success"}}]})
+    info = data(server, HISTORY, {"id": run})["flow_run"]
+    assert [s["type"] for s in info["task_runs"][0]["states"]] == ["Failed", "Running", "Success"]
+
+
+def make_flow_id(server: ServerThread) -> str:
+    return data(server, "{ flows { id } }")["flows"][0]["id"]
+
+
+# --- #4 fencing ----------------------------------------------------------------------------------
+
+
+def test_writes_from_a_superseded_attempt_are_refused(server: ServerThread) -> None:
+    from headwater_cloud_api.server.services.agents import end_flow_run
+
+    run = make_run(server, make_flow(server))["id"]
+    agent = _agent(server)
+    [claimed] = _claim(server, agent)
+    data(server, SET_FLOW, {"s": [{"flow_run_id": run, "attempt": 1, "state": {"type": "Running"}}]})
+    data(server, SET_TASK, {"s": [{"flow_run_id": run, "task_slug": "t", "attempt": 1, "state": {"type": "Success"}}]})
+    with server.app.state.db.write() as s:  # what the reaper does when the lease expires
+        end_flow_run(s, run, "Scheduled", "lost", only_if=["Running"])
+    [second] = _claim(server, agent)
+    assert second["attempt"] == 3
+    data(server, SET_FLOW, {"s": [{"flow_run_id": run, "attempt": 3, "state": {"type": "Running"}}]})
+    data(server, SET_TASK, {"s": [{"flow_run_id": run, "task_slug": "t", "attempt": 3, "state": {"type": "Running"}}]})
+    # the zombie (attempt 1) comes back: every write is refused, nothing of it lands
+    for query, item in ((SET_FLOW, {"flow_run_id": run, "attempt": 1, "state": {"type": "Success"}}),
+                        (SET_TASK, {"flow_run_id": run, "task_slug": "t", "attempt": 1, "state": {"type": "Cancelled"}}),
+                        (SET_TASK, {"flow_run_id": run, "task_slug": "u", "attempt": 1, "state": {"type": "Running"}})):
+        err = error(server, query, {"s": [item]})
+        assert err["extensions"]["code"] == "SUPERSEDED" and "attempt 3" in err["message"]
+    beat = data(server, f'mutation {{ flow_run_heartbeat(flow_run_id: "{run}", attempt: 1) {{ attempt state }} }}')
+    assert beat["flow_run_heartbeat"] == {"attempt": 3, "state": "Running"}
+    info = data(server, HISTORY, {"id": run})["flow_run"]
+    assert info["state"]["type"] == "Running" and [t["task_slug"] for t in info["task_runs"]] == ["t"]
+    assert info["task_runs"][0]["state"]["type"] == "Running"
+
+
+def test_a_retried_write_is_not_applied_twice(server: ServerThread) -> None:
+    run = make_run(server, make_flow(server))["id"]
+    flow_batch = {"s": [{"flow_run_id": run, "write_id": "w1", "state": {"type": "Running"}},
+                        {"flow_run_id": run, "write_id": "w2", "state": {"type": "Success"}}]}
+    task_batch = {"s": [{"flow_run_id": run, "task_slug": "t", "write_id": "t1", "state": {"type": "Running"}},
+                        {"flow_run_id": run, "task_slug": "t", "write_id": "t2", "state": {"type": "Success"}}]}
+    for _ in range(3):  # the answer was lost and the runner sends the same request again
+        assert [r["status"] for r in data(server, SET_FLOW, flow_batch)["set_flow_run_states"]] == ["SUCCESS", "SUCCESS"]
+        assert [r["status"] for r in data(server, SET_TASK, task_batch)["set_task_run_states"]] == ["SUCCESS", "SUCCESS"]
+    info = data(server, HISTORY, {"id": run})["flow_run"]
+    assert [s["type"] for s in info["states"]] == ["Scheduled", "Running", "Success"]
+    assert [s["type"] for s in info["task_runs"][0]["states"]] == ["Running", "Success"]

@@ -61,10 +61,14 @@ def test_one_request_writes_flow_and_task_states_in_order_and_reports_stale_item
     # the stale first write still names its task run: it exists, untouched, at version 0
     assert tasks[("c-1", -1)]["version"] == 0 and tasks[("c-1", -1)]["states"] == []
 
-    again = api.graphql(SET_STATES, {"t": [{"flow_run_id": run, "task_slug": "a-1", "version": 2, "state": {"type": "Failed"}},
-                                           {"flow_run_id": run, "task_run_id": tasks[("b-1", 3)]["id"], "version": 1,
-                                            "state": {"type": "Failed"}}]})["set_states"]
-    assert [(r["status"], r["version"]) for r in again["task_runs"]] == [("SUCCESS", 3), ("SUCCESS", 2)]
+    # a finished task run stays finished (issue 10 #5): the write is refused with a clear error, nothing is written
+    with pytest.raises(APIClientError) as refused:
+        api.graphql(SET_STATES, {"t": [{"flow_run_id": run, "task_slug": "a-1", "version": 2, "state": {"type": "Failed"}},
+                                       {"flow_run_id": run, "task_run_id": tasks[("b-1", 3)]["id"], "version": 1,
+                                        "state": {"type": "Failed"}}]})
+    assert refused.value.code == "INVALID_TRANSITION" and "is Success, a finished state" in str(refused.value)
+    again = api.graphql(HISTORY, {"id": run})["flow_run"]
+    assert {t["task_slug"]: t["version"] for t in again["task_runs"]} == {"a-1": 2, "b-1": 1, "c-1": 0}
 
 
 def test_a_bad_item_anywhere_fails_the_whole_batch_and_writes_nothing(api):

@@ -18,22 +18,32 @@ While it runs:
 
 When the API is unreachable every request is retried with exponential backoff and the outbox
 keeps what it has; nothing is dropped unless the API rejects it as invalid (printed on stderr).
+
+Fencing (issue 10): every write carries the run's ``attempt`` (the server bumps it on each claim,
+reschedule and restart) and a ``write_id`` (so a retried request is not applied twice). A
+write refused as SUPERSEDED, a heartbeat answering another attempt, or a lease that could not be
+renewed for longer than the lease itself all mean the run is no longer ours: no new task starts,
+nothing more is written, and the process exits with status 1.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from headwater.plugins import hookimpl
 
-__all__ = ["FlowRunExecution", "Outbox", "Heartbeat", "execute_flow_run", "retrying", "EXIT_CANNOT_LOAD"]
+__all__ = ["FlowRunExecution", "Outbox", "Heartbeat", "RunSuperseded", "execute_flow_run", "retrying", "classify",
+           "truncate_log", "EXIT_CANNOT_LOAD"]
 
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
@@ -43,7 +53,7 @@ EXIT_NOT_RUNNABLE = 3
 _FINISHED = {"Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled", "Finished"}
 _RUN_QUERY = (
     "query($id: String!) { flow_run(id: $id) { id version state { type message } parameters context "
-    "scheduled_start_time agent_id flow { id name storage } } }"
+    "scheduled_start_time agent_id attempt flow { id name storage } } }"
 )
 _FLOW_STATE = "mutation($s: [FlowRunStateInput!]!) { set_flow_run_states(states: $s) { status version state } }"
 
@@ -52,21 +62,49 @@ def _stderr(message: str) -> None:
     print(f"headwater execute: {message}", file=sys.stderr, flush=True)
 
 
-def _transient(exc: BaseException) -> bool:
-    """Worth retrying: the API is unreachable or answered with a server-side failure."""
+MAX_SERVER_ERROR_RETRIES = 3
+"""How often a request answered with a server-side error (INTERNAL, HTTP 5xx) is retried: such errors are often deterministic."""
+
+
+def classify(exc: BaseException) -> str:
+    """``"unreachable"`` (retry while it lasts), ``"server"`` (retry a few times), or ``"rejected"`` (never retry).
+
+    Connection errors, timeouts, HTTP 502/503/504/429 and non-JSON answers (a proxy, a restarting
+    server) are ``unreachable``; INTERNAL and other 5xx are ``server``; every other API error
+    (BAD_INPUT, PAYLOAD_TOO_LARGE, SUPERSEDED, INVALID_TRANSITION, ...) is the payload's fault.
+    """
     from headwater_cloud_api.client.transport import APIClientError
 
     if not isinstance(exc, APIClientError):
-        return isinstance(exc, (ConnectionError, OSError, TimeoutError))
-    return exc.code in ("CONNECTION", "BAD_RESPONSE", "HTTP_ERROR", "INTERNAL")
+        return "unreachable" if isinstance(exc, (ConnectionError, OSError, TimeoutError)) else "rejected"
+    if exc.code in ("CONNECTION", "BAD_RESPONSE"):
+        return "unreachable"
+    if exc.code == "HTTP_ERROR":
+        match = re.search(r"HTTP (\d{3})", str(exc))
+        status = int(match.group(1)) if match else 500
+        if status in (429, 502, 503, 504):
+            return "unreachable"
+        return "server" if status >= 500 else "rejected"
+    if exc.code == "INTERNAL":
+        return "server"
+    return "rejected"
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: the API is unreachable or answered with a server-side failure."""
+    return classify(exc) != "rejected"
 
 
 def retrying(call: Callable[[], Any], what: str, stop: threading.Event | None = None, max_wait: float = 3600.0,
-             backoff: tuple[float, float] = (0.2, 5.0)) -> Any:
-    """``call()`` until it succeeds, backing off on transient errors (up to ``max_wait`` s); other errors raise."""
+             backoff: tuple[float, float] = (0.2, 5.0), max_server_errors: int = MAX_SERVER_ERROR_RETRIES) -> Any:
+    """``call()`` until it succeeds, backing off while the API is unreachable (up to ``max_wait`` s).
+
+    A server-side error is retried ``max_server_errors`` times, then raised; a rejected payload raises at once.
+    """
     delay, cap = backoff
     deadline = time.monotonic() + max_wait
     warned = False
+    server_errors = 0
     while True:
         try:
             result = call()
@@ -74,7 +112,11 @@ def retrying(call: Callable[[], Any], what: str, stop: threading.Event | None = 
                 _stderr(f"{what}: the API answers again.")
             return result
         except Exception as exc:
-            if not _transient(exc) or time.monotonic() > deadline or (stop is not None and stop.is_set()):
+            kind = classify(exc)
+            if kind == "server":
+                server_errors += 1
+            if (kind == "rejected" or (kind == "server" and server_errors > max_server_errors)
+                    or time.monotonic() > deadline or (stop is not None and stop.is_set())):
                 raise
             if not warned:
                 _stderr(f"{what}: {exc}; retrying with backoff (nothing is lost meanwhile).")
@@ -83,16 +125,45 @@ def retrying(call: Callable[[], Any], what: str, stop: threading.Event | None = 
             delay = min(cap, delay * 2)
 
 
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""Largest request the outbox sends (the server refuses bodies over 5 MiB with HTTP 413)."""
+MAX_LOG_CHARS = 256 * 1024
+"""Longest log message sent; a longer one keeps its start and end around a marker saying how much was cut."""
+
+
+def truncate_log(message: str, limit: int = MAX_LOG_CHARS) -> str:
+    """``message`` cut to ``limit`` characters with a visible marker (head and tail kept); NUL becomes U+FFFD."""
+    if "\x00" in message:
+        message = message.replace("\x00", "\ufffd")
+    if len(message) <= limit:
+        return message
+    cut = len(message) - limit
+    marker = f"\n... [headwater: {cut} characters of this log message were truncated] ...\n"
+    head = (limit - len(marker)) * 3 // 4
+    tail = limit - len(marker) - head
+    return message[:head] + marker + message[len(message) - tail:]
+
+
+def _size(item: dict[str, Any]) -> int:
+    import json
+
+    return len(json.dumps(item, ensure_ascii=False).encode()) + 2
+
+
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 class Outbox:
     """Task-run states and logs waiting to be sent; a thread sends them in batches, in order, with retries."""
 
-    def __init__(self, client: Any, flow_run_id: str, flush_interval: float = 0.25, batch_size: int = 1000) -> None:
+    def __init__(self, client: Any, flow_run_id: str, flush_interval: float = 0.25, batch_size: int = 1000,
+                 attempt: int | None = None, lost: threading.Event | None = None) -> None:
         self.client = client
         self.flow_run_id = flow_run_id
+        self.attempt = attempt
+        self.lost = lost if lost is not None else threading.Event()
+        """Set when the API refused a write as SUPERSEDED (the run is no longer ours): nothing more is sent."""
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self._states: list[dict[str, Any]] = []
@@ -104,6 +175,7 @@ class Outbox:
         self.sent_states = 0
         self.sent_logs = 0
         self.requests = 0
+        self.rejected = 0
 
     def start(self) -> Outbox:
         self._thread.start()
@@ -111,7 +183,8 @@ class Outbox:
 
     def task_state(self, task_slug: str, map_index: int | None, state: str, message: str | None) -> None:
         item = {"flow_run_id": self.flow_run_id, "task_slug": task_slug, "map_index": -1 if map_index is None else map_index,
-                "state": {"type": state, "message": None if message is None else str(message)[:10000]}}
+                "state": {"type": state, "message": None if message is None else str(message)[:10000]},
+                "attempt": self.attempt, "write_id": uuid.uuid4().hex}
         with self._lock:
             self._states.append(item)
             if len(self._states) >= self.batch_size:
@@ -119,7 +192,7 @@ class Outbox:
 
     def log(self, level: str, name: str, message: str, created: float) -> None:
         with self._lock:
-            self._logs.append({"flow_run_id": self.flow_run_id, "level": level, "name": name, "message": message[:100000],
+            self._logs.append({"flow_run_id": self.flow_run_id, "level": level, "name": name, "message": truncate_log(message),
                                "timestamp": _iso(created)})
             if len(self._logs) >= self.batch_size:
                 self._wake.set()
@@ -137,36 +210,78 @@ class Outbox:
             if closing and not self.pending():
                 return
 
-    def flush(self) -> None:
-        """Send what is queued now (retrying while the API is unreachable)."""
+    def _batch(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The next states and logs to send: at most ``batch_size`` of each and :data:`MAX_REQUEST_BYTES` in all."""
+        budget = MAX_REQUEST_BYTES - 1024
+        with self._lock:
+            states, logs = [], []
+            for queue, out in ((self._states, states), (self._logs, logs)):
+                for item in queue[: self.batch_size]:
+                    size = _size(item)
+                    if out and size > budget:
+                        break
+                    budget -= size
+                    out.append(item)
+                    if budget <= 0:
+                        break
+        return states, logs
+
+    def _send(self, states: list[dict[str, Any]], logs: list[dict[str, Any]]) -> bool:
+        """Send one batch; a rejected batch is split until the offending item is alone (and only it is dropped).
+
+        Returns False when the API stayed unreachable (nothing was dropped: the items stay queued).
+        """
         from headwater_cloud_api.client.transport import APIClientError
 
-        while True:
-            with self._lock:
-                states = self._states[: self.batch_size]
-                logs = self._logs[: self.batch_size]
+        if self.lost.is_set() or (not states and not logs):
+            return True
+        decl, fields, variables = [], [], {}
+        if states:
+            decl.append("$t: [TaskRunStateInput!]!")
+            fields.append("set_task_run_states(states: $t) { status }")
+            variables["t"] = states
+        if logs:
+            decl.append("$l: [LogInput!]!")
+            fields.append("write_logs(logs: $l)")
+            variables["l"] = logs
+        query = f"mutation({', '.join(decl)}) {{ {' '.join(fields)} }}"
+        try:
+            self.requests += 1
+            retrying(lambda: self.client.graphql(query, variables), "sending task states and logs")
+            self.sent_states += len(states)
+            self.sent_logs += len(logs)
+            return True
+        except APIClientError as exc:
+            if exc.code == "SUPERSEDED":  # the run was rescheduled: this process's writes must not land
+                _stderr(f"flow run {self.flow_run_id}: {exc}")
+                self.lost.set()
+                return True
+            if classify(exc) == "unreachable":
+                return False
+            if len(states) + len(logs) <= 1:  # the one item the API refuses (the reason is printed; nothing else is lost)
+                self.rejected += 1
+                what = f"task state {states[0]['state']['type']} of {states[0]['task_slug']}" if states else "a log record"
+                _stderr(f"the API rejected {what}: {exc}")
+                return True
+            if len(states) > 1 or len(logs) > 1:
+                hs, hl = (len(states) + 1) // 2, (len(logs) + 1) // 2
+                return self._send(states[:hs], logs[:hl]) and self._send(states[hs:], logs[hl:])
+            return self._send(states, []) and self._send([], logs)
+
+    def flush(self) -> None:
+        """Send what is queued now: batches that fit the server's request limit, retried while the API is unreachable."""
+        while not self.lost.is_set():
+            states, logs = self._batch()
             if not states and not logs:
                 return
-            decl, fields, variables = [], [], {}
-            if states:
-                decl.append("$t: [TaskRunStateInput!]!")
-                fields.append("set_task_run_states(states: $t) { status }")
-                variables["t"] = states
-            if logs:
-                decl.append("$l: [LogInput!]!")
-                fields.append("write_logs(logs: $l)")
-                variables["l"] = logs
-            query = f"mutation({', '.join(decl)}) {{ {' '.join(fields)} }}"
-            try:
-                retrying(lambda: self.client.graphql(query, variables), "sending task states and logs")
-            except APIClientError as exc:  # rejected as invalid: retrying cannot help
-                _stderr(f"the API rejected {len(states)} task state(s) and {len(logs)} log record(s): {exc}")
-            self.requests += 1
+            if not self._send(states, logs):
+                return  # still unreachable: keep everything queued and try again on the next flush
             with self._lock:
                 del self._states[: len(states)]
                 del self._logs[: len(logs)]
-            self.sent_states += len(states)
-            self.sent_logs += len(logs)
+        with self._lock:  # superseded: what is queued belongs to an attempt that no longer counts
+            self._states.clear()
+            self._logs.clear()
 
     def close(self, timeout: float | None = None) -> None:
         """Flush everything and stop the sender (waits while the API is unreachable, up to ``timeout``)."""
@@ -178,12 +293,16 @@ class Outbox:
 class Heartbeat:
     """Renews the run's lease from a daemon thread; ``cancel`` is set when the run is Cancelling (or no longer ours)."""
 
-    def __init__(self, client: Any, flow_run_id: str, cancel: threading.Event, interval: float | None = None) -> None:
+    def __init__(self, client: Any, flow_run_id: str, cancel: threading.Event, interval: float | None = None,
+                 attempt: int | None = None, lost: threading.Event | None = None) -> None:
         self.client = client
         self.flow_run_id = flow_run_id
         self.cancel = cancel
         self.interval = interval
-        self.lost = threading.Event()
+        self.attempt = attempt
+        self.lease: float | None = None
+        self.last_renewed = time.monotonic()
+        self.lost = lost if lost is not None else threading.Event()
         self.running = threading.Event()
         """Set once this process wrote Running: from then on a state other than Running/Cancelling means the run is not ours."""
         self._stop = threading.Event()
@@ -192,12 +311,19 @@ class Heartbeat:
 
     def beat(self) -> dict[str, Any]:
         data = self.client.graphql(
-            "mutation($r: String!) { flow_run_heartbeat(flow_run_id: $r) { state version message lease } }", {"r": self.flow_run_id}
+            "mutation($r: String!, $a: Int) { flow_run_heartbeat(flow_run_id: $r, attempt: $a) { state version message lease attempt } }",
+            {"r": self.flow_run_id, "a": self.attempt},
         )["flow_run_heartbeat"]
         self.beats += 1
+        self.lease = float(data["lease"])
         if self.interval is None:
-            self.interval = max(0.1, float(data["lease"]) / 3)
+            self.interval = max(0.1, self.lease / 3)
         state = data["state"]
+        if self.attempt is not None and data.get("attempt") not in (None, self.attempt):  # rescheduled: another process owns it
+            self.lost.set()
+            self.cancel.set()
+            return data
+        self.last_renewed = time.monotonic()
         if state in ("Cancelling", "Cancelled"):
             self.cancel.set()
         elif self.running.is_set() and state != "Running":  # rescheduled by the reaper, or ended by someone else
@@ -215,6 +341,37 @@ class Heartbeat:
                 self.beat()
             except Exception as exc:  # the API is down: keep trying at the same pace; the reaper allows one lease
                 _stderr(f"heartbeat of flow run {self.flow_run_id} failed: {exc}")
+            if self.lost.is_set():
+                return
+
+    def lease_expired(self) -> bool:
+        """True while the lease has not been renewed for longer than the lease: the API may have given the run to another process."""
+        return self.lease is not None and time.monotonic() - self.last_renewed > self.lease
+
+    def wait_for_lease(self, max_wait: float = 3600.0) -> None:
+        """Block (before a task starts) while the lease is expired; raise :class:`RunSuperseded` once the run is not ours.
+
+        A server restart is waited out (the server grants one lease of grace after it starts, so the
+        renewal succeeds); a partition during which the run was rescheduled ends here: the heartbeat
+        then answers another attempt, and no further task starts.
+        """
+        started = time.monotonic()
+        announced = False
+        while self.lease_expired() and not self.lost.is_set():
+            if not announced:
+                _stderr(f"flow run {self.flow_run_id}: lease not renewed for {self.lease:.0f} s; no new task starts until the API "
+                        "confirms this process still owns the run.")
+                announced = True
+            if time.monotonic() - started > max_wait:
+                self.lost.set()
+                self.cancel.set()
+                break
+            self._stop.wait(0.1)
+        if self.lost.is_set():
+            raise RunSuperseded(f"Flow run {self.flow_run_id}: this process's attempt {self.attempt} was superseded (or its lease "
+                                "could not be renewed): it starts no more tasks and exits without writing states.")
+        if announced:
+            _stderr(f"flow run {self.flow_run_id}: lease renewed; tasks start again.")
 
     def stop(self) -> None:
         self._stop.set()
@@ -240,14 +397,21 @@ class _LogHandler(logging.Handler):
             self.handleError(record)
 
 
-class _TaskRunningHook:
-    """Lifecycle plugin registered in the flow-run process only: a task run submitted is Running."""
+class RunSuperseded(RuntimeError):
+    """Raised before a task would start in a process whose flow-run attempt is no longer the current one."""
 
-    def __init__(self, outbox: Outbox) -> None:
+
+class _TaskRunningHook:
+    """Lifecycle plugin registered in the flow-run process only: a task run submitted is Running (if the run is still ours)."""
+
+    def __init__(self, outbox: Outbox, heartbeat: Heartbeat | None = None) -> None:
         self.outbox = outbox
+        self.heartbeat = heartbeat
 
     @hookimpl
     def before_task_run(self, task: Any, map_index: int | None, context: dict[str, Any]) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.wait_for_lease()  # fencing: no task starts while the lease is expired or after the run was taken
         run_count = context.get("task_run_count", 1)
         self.outbox.task_state(task.slug, map_index, "Running", f"Running (attempt {run_count})." if run_count > 1 else "Running.")
 
@@ -262,22 +426,44 @@ class FlowRunExecution:
         self.flush_interval = flush_interval
         self.version: int | None = None
         self.cancel = threading.Event()
+        self.lost = threading.Event()
+        """Set once the API says this process's attempt was superseded (or the lease could not be renewed)."""
+        env_attempt = os.environ.get("HEADWATER_FLOW_RUN_ATTEMPT")
+        self.attempt: int | None = int(env_attempt) if env_attempt and env_attempt.isdigit() else None
 
     # --- flow-run states -------------------------------------------------------------------
 
     def _read(self) -> dict[str, Any]:
-        return retrying(lambda: self.client.graphql(_RUN_QUERY, {"id": self.flow_run_id}), "reading the flow run")["flow_run"]
+        info = retrying(lambda: self.client.graphql(_RUN_QUERY, {"id": self.flow_run_id}), "reading the flow run")["flow_run"]
+        if self.attempt is None:  # the agent may pass the attempt it claimed (HEADWATER_FLOW_RUN_ATTEMPT); else the current one
+            self.attempt = int(info.get("attempt") or 0)
+        return info  # type: ignore[no-any-return]
 
     def _write(self, state: str, message: str | None, version: int | None) -> dict[str, Any]:
-        variables = {"s": [{"flow_run_id": self.flow_run_id, "version": version, "state": {"type": state, "message": message}}]}
-        result = retrying(lambda: self.client.graphql(_FLOW_STATE, variables), f"writing state {state}")["set_flow_run_states"][0]
+        from headwater_cloud_api.client.transport import APIClientError
+
+        if message is not None and "\x00" in message:
+            message = message.replace("\x00", "\ufffd")
+        variables = {"s": [{"flow_run_id": self.flow_run_id, "version": version, "attempt": self.attempt,
+                            "write_id": uuid.uuid4().hex, "state": {"type": state, "message": message and message[:100000]}}]}
+        try:
+            result = retrying(lambda: self.client.graphql(_FLOW_STATE, variables), f"writing state {state}")["set_flow_run_states"][0]
+        except APIClientError as exc:
+            if exc.code != "SUPERSEDED":
+                raise
+            _stderr(f"flow run {self.flow_run_id}: {exc}")
+            self.lost.set()
+            self.cancel.set()
+            return {"status": "SUPERSEDED", "state": "Superseded", "version": version}
         if result["status"] == "SUCCESS":
             self.version = result["version"]
-        return result
+        return result  # type: ignore[no-any-return]
 
     def _write_final(self, state: str, message: str | None, lost: bool = False) -> str:
         """The final state, unless the run meanwhile finished, was rescheduled, or is no longer ours."""
         for _ in range(10):
+            if self.lost.is_set():
+                return "Superseded"
             result = self._write(state, message, self.version)
             if result["status"] == "SUCCESS":
                 return state
@@ -292,8 +478,8 @@ class FlowRunExecution:
 
     def run(self) -> int:
         from headwater import states as st
-        from headwater.plugins.manager import register_plugin, unregister_plugin
-        from headwater.serialization.converter import from_dict
+        from headwater.plugins import register_plugin, unregister_plugin
+        from headwater.plugins import from_dict
 
         info = self._read()
         self.version = info["version"]
@@ -323,8 +509,11 @@ class FlowRunExecution:
             self._write_final("Failed", message)
             return EXIT_CANNOT_LOAD
 
-        heartbeat = Heartbeat(self.client_factory(), self.flow_run_id, self.cancel)
-        heartbeat.beat()
+        heartbeat = Heartbeat(self.client_factory(), self.flow_run_id, self.cancel, attempt=self.attempt, lost=self.lost)
+        retrying(heartbeat.beat, "the first heartbeat")  # the API may be restarting right now: same backoff as every send
+        if self.lost.is_set():
+            _stderr(f"flow run {self.flow_run_id} belongs to a newer attempt than {self.attempt}: not running it.")
+            return EXIT_NOT_RUNNABLE
         result = self._write("Running", f"Running flow {flow.name!r}.", self.version)
         if result["status"] != "SUCCESS":
             if result["state"] == "Cancelling":
@@ -334,13 +523,13 @@ class FlowRunExecution:
             return EXIT_NOT_RUNNABLE
         heartbeat.running.set()
         heartbeat.start()
-        outbox = Outbox(self.client_factory(), self.flow_run_id, self.flush_interval).start()
+        outbox = Outbox(self.client_factory(), self.flow_run_id, self.flush_interval, attempt=self.attempt, lost=self.lost).start()
         handler = _LogHandler(outbox)
         root = logging.getLogger("headwater")
         root.addHandler(handler)
         if root.level == logging.NOTSET or root.level > logging.INFO:
             root.setLevel(logging.INFO)
-        plugin_name = register_plugin(_TaskRunningHook(outbox), name=f"headwater-cloud-api-runner-{self.flow_run_id}")
+        plugin_name = register_plugin(_TaskRunningHook(outbox, heartbeat), name=f"headwater-cloud-api-runner-{self.flow_run_id}")
 
         def on_task_state(task: Any, state: Any, map_index: int | None) -> None:
             outbox.task_state(task.slug, map_index, type(state).__name__, state.message)
@@ -358,10 +547,10 @@ class FlowRunExecution:
         finally:
             root.removeHandler(handler)
             unregister_plugin(plugin_name)
-        outbox.close()
+        outbox.close(timeout=10 if self.lost.is_set() else None)
         heartbeat.stop()
         name = type(final).__name__
-        if heartbeat.lost.is_set():
+        if self.lost.is_set():
             _stderr(f"flow run {self.flow_run_id} was taken from this process (no longer Running in the API): "
                     f"its result {name} is not written.")
             return EXIT_FAILED
@@ -383,7 +572,7 @@ class FlowRunExecution:
 
 
 def _default_client() -> Any:
-    from headwater.client import Client
+    from headwater import Client
 
     return Client()
 

@@ -162,6 +162,8 @@ class FlowRun(Base):
     times_resurrected: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The fencing token: +1 on every claim, reschedule and restart; writes from an older attempt are refused."""
 
 
 class FlowRunState(Base):
@@ -177,6 +179,8 @@ class FlowRunState(Base):
     message: Mapped[str | None] = mapped_column(Text)
     serialized: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    write_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The client's id for this write: a retried write with a known id is not applied twice."""
 
 
 class TaskRun(Base):
@@ -194,6 +198,8 @@ class TaskRun(Base):
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The flow-run attempt that last wrote it: a newer attempt may run a finished task run again."""
 
 
 class TaskRunState(Base):
@@ -207,6 +213,8 @@ class TaskRunState(Base):
     message: Mapped[str | None] = mapped_column(Text)
     serialized: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    write_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The client's id for this write: a retried write with a known id is not applied twice."""
 
 
 class Log(Base):

@@ -37,10 +37,11 @@ class RunStatusType:
     version: int
     message: str | None
     lease: float
+    attempt: int = 0
 
     @classmethod
     def of(cls, s: agent_service.RunStatus) -> RunStatusType:
-        return cls(id=s.id, state=s.state, version=s.version, message=s.message, lease=s.lease)
+        return cls(id=s.id, state=s.state, version=s.version, message=s.message, lease=s.lease, attempt=s.attempt)
 
 
 @strawberry.type(name="Explanation")
@@ -84,9 +85,9 @@ class AgentMutation:
             return agent_service.unregister_agent(s, agent_id)
 
     @strawberry.mutation(description="The flow-run process is alive: renews its lease and returns the run's state (Cancelling: stop).")
-    def flow_run_heartbeat(self, info: Info, flow_run_id: str) -> RunStatusType:
+    def flow_run_heartbeat(self, info: Info, flow_run_id: str, attempt: int | None = None) -> RunStatusType:
         with db(info).write() as s:
-            return RunStatusType.of(agent_service.flow_run_heartbeat(s, flow_run_id, _lease(info)))
+            return RunStatusType.of(agent_service.flow_run_heartbeat(s, flow_run_id, _lease(info), attempt))
 
     @strawberry.mutation(description="End an unfinished run as Failed or Cancelled (with its unfinished task runs) and log why.")
     def end_flow_run(self, info: Info, flow_run_id: str, state: str, message: str, task_state: str | None = None) -> RunStatusType:

@@ -71,6 +71,8 @@ class FlowRunStateInput:
     flow_run_id: str
     state: StateInput
     version: int | None = None
+    attempt: int | None = strawberry.field(default=None, description="The writer's attempt (fencing token): writes from a superseded attempt are refused.")
+    write_id: str | None = strawberry.field(default=None, description="A client id for this write: a retried write is not applied twice.")
 
 
 @strawberry.input
@@ -81,6 +83,8 @@ class TaskRunStateInput:
     map_index: int = -1
     task_run_id: str | None = None
     version: int | None = None
+    attempt: int | None = None
+    write_id: str | None = None
 
 
 @strawberry.input
@@ -140,12 +144,14 @@ class SetStatesResult:
 
 
 def _flow_write(i: FlowRunStateInput) -> run_service.StateWrite:
-    return run_service.StateWrite(i.flow_run_id, i.state.type, i.state.message, i.version, _serialized(i.state.serialized))
+    return run_service.StateWrite(i.flow_run_id, i.state.type, i.state.message, i.version, _serialized(i.state.serialized),
+                                  i.attempt, i.write_id)
 
 
 def _task_write(i: TaskRunStateInput) -> run_service.TaskStateWrite:
     return run_service.TaskStateWrite(
-        i.flow_run_id, i.state.type, i.task_slug, i.map_index, i.task_run_id, i.state.message, i.version, _serialized(i.state.serialized)
+        i.flow_run_id, i.state.type, i.task_slug, i.map_index, i.task_run_id, i.state.message, i.version,
+        _serialized(i.state.serialized), i.attempt, i.write_id,
     )
 
 
@@ -209,22 +215,13 @@ class Mutation:
 
     @strawberry.mutation(description="Batched, version-checked flow-run state writes (STALE results were not written).")
     def set_flow_run_states(self, info: Info, states: list[FlowRunStateInput]) -> list[WriteResultType]:
-        writes = [
-            run_service.StateWrite(i.flow_run_id, i.state.type, i.state.message, i.version, _serialized(i.state.serialized))
-            for i in states
-        ]
+        writes = [_flow_write(i) for i in states]
         with db(info).write() as s:
             return [WriteResultType(id=r.id, status=r.status, version=r.version, state=r.state) for r in run_service.set_flow_run_states(s, writes)]
 
     @strawberry.mutation(description="Batched, version-checked task-run state writes; a task run is created on its first write.")
     def set_task_run_states(self, info: Info, states: list[TaskRunStateInput]) -> list[WriteResultType]:
-        writes = [
-            run_service.TaskStateWrite(
-                i.flow_run_id, i.state.type, i.task_slug, i.map_index, i.task_run_id, i.state.message, i.version,
-                _serialized(i.state.serialized),
-            )
-            for i in states
-        ]
+        writes = [_task_write(i) for i in states]
         with db(info).write() as s:
             return [WriteResultType(id=r.id, status=r.status, version=r.version, state=r.state) for r in run_service.set_task_run_states(s, writes)]
 
@@ -239,6 +236,11 @@ class Mutation:
         with db(info).write() as s:
             flows, tasks = run_service.set_states(s, flow_writes, task_writes)
         return SetStatesResult(_flows=flows, _tasks=tasks)
+
+    @strawberry.mutation(description="Restart a finished flow run: it becomes Scheduled again as a new attempt (the state machine's only way out of a finished state).")
+    def restart_flow_run(self, info: Info, id: str) -> WriteResultType:
+        with db(info).write() as s:
+            return _result(run_service.restart_flow_run(s, id))
 
     @strawberry.mutation(description="Cancel a run: Scheduled -> Cancelled at once, running -> Cancelling, finished runs unchanged.")
     def cancel_flow_run(self, info: Info, id: str) -> WriteResultType:

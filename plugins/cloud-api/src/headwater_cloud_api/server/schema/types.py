@@ -142,6 +142,7 @@ class FlowRunType:
     times_resurrected: int
     created: datetime
     state: StateType
+    attempt: int = 0
 
     @classmethod
     def of(cls, row: m.FlowRun) -> FlowRunType:
@@ -152,6 +153,7 @@ class FlowRunType:
             start_time=row.start_time, end_time=row.end_time, agent_id=row.agent_id, heartbeat=row.heartbeat,
             times_resurrected=row.times_resurrected, created=row.created,
             state=StateType(type=row.state, message=row.state_message, timestamp=row.state_timestamp, version=row.version),
+            attempt=row.attempt or 0,
         )
 
     @strawberry.field

@@ -58,6 +58,7 @@ class RunStatus:
     version: int
     message: str | None = None
     lease: float = DEFAULT_HEARTBEAT_LEASE
+    attempt: int = 0
 
 
 @attrs.define
@@ -133,7 +134,7 @@ def claim_flow_runs(session: Session, agent_id: str, limit: int, now: datetime |
             update(FlowRun)
             .where(FlowRun.id == run_id, FlowRun.state == "Scheduled", FlowRun.version == version)
             .values(state="Submitted", state_message=message, state_timestamp=now, version=version + 1,
-                    agent_id=agent_id, heartbeat=now, updated=now)
+                    agent_id=agent_id, heartbeat=now, updated=now, attempt=FlowRun.attempt + 1)
         ).rowcount
         if done:
             _history(session, run_id, version + 1, "Submitted", message, now)
@@ -192,14 +193,23 @@ def unregister_agent(session: Session, agent_id: str) -> bool:
     return bool(session.execute(delete(Agent).where(Agent.id == agent_id)).rowcount)
 
 
-def flow_run_heartbeat(session: Session, flow_run_id: str, lease: float = DEFAULT_HEARTBEAT_LEASE) -> RunStatus:
-    """The flow-run process is alive: renews the lease while the run is active; returns its state (Cancelling: stop)."""
+def flow_run_heartbeat(session: Session, flow_run_id: str, lease: float = DEFAULT_HEARTBEAT_LEASE,
+                       attempt: int | None = None) -> RunStatus:
+    """The flow-run process is alive: renews the lease while the run is active; returns its state (Cancelling: stop).
+
+    With ``attempt`` the lease is renewed only for that attempt: a superseded process (the returned
+    ``attempt`` differs from its own) renews nothing and must stop.
+    """
     now = utcnow()
-    session.execute(update(FlowRun).where(FlowRun.id == flow_run_id, FlowRun.state.in_(ACTIVE_STATES)).values(heartbeat=now))
-    row = session.execute(select(FlowRun.id, FlowRun.state, FlowRun.version, FlowRun.state_message).where(FlowRun.id == flow_run_id)).first()
+    renew = update(FlowRun).where(FlowRun.id == flow_run_id, FlowRun.state.in_(ACTIVE_STATES))
+    if attempt is not None:
+        renew = renew.where(FlowRun.attempt == attempt)
+    session.execute(renew.values(heartbeat=now))
+    row = session.execute(select(FlowRun.id, FlowRun.state, FlowRun.version, FlowRun.state_message, FlowRun.attempt)
+                          .where(FlowRun.id == flow_run_id)).first()
     if row is None:
         raise NotFound(f"Flow run {flow_run_id!r} does not exist (deleted?); the flow-run process should stop.")
-    return RunStatus(row.id, row.state, row.version, row.state_message, lease)
+    return RunStatus(row.id, row.state, row.version, row.state_message, lease, row.attempt)
 
 
 def end_flow_run(session: Session, flow_run_id: str, state: str, message: str, task_state: str | None = None,
@@ -221,7 +231,8 @@ def end_flow_run(session: Session, flow_run_id: str, state: str, message: str, t
     if state in _FINISHED:
         values["end_time"] = now
     if state == "Scheduled":
-        values.update(agent_id=None, heartbeat=None, scheduled_start_time=now, times_resurrected=FlowRun.times_resurrected + 1)
+        values.update(agent_id=None, heartbeat=None, scheduled_start_time=now, times_resurrected=FlowRun.times_resurrected + 1,
+                      attempt=FlowRun.attempt + 1)  # fences off the lost process: its writes are refused from now on
     done = session.execute(update(FlowRun).where(FlowRun.id == flow_run_id, FlowRun.version == row.version).values(**values)).rowcount
     if not done:  # pragma: no cover - a concurrent writer; the caller retries on its next pass
         return RunStatus(row.id, row.state, row.version, row.state_message)

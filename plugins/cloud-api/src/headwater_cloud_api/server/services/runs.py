@@ -27,7 +27,7 @@ from headwater_cloud_api.server.db.models import (
     new_id,
     utcnow,
 )
-from headwater_cloud_api.server.errors import MAX_BATCH, BadInput, NotFound
+from headwater_cloud_api.server.errors import MAX_BATCH, APIError, BadInput, NotFound
 from headwater_cloud_api.server.services.flows import get_flow
 
 __all__ = [
@@ -42,6 +42,11 @@ __all__ = [
     "set_task_run_states",
     "set_states",
     "cancel_flow_run",
+    "restart_flow_run",
+    "check_transition",
+    "check_writable_state",
+    "InvalidTransition",
+    "Superseded",
     "write_logs",
     "runs_in_queue",
     "register_agent",
@@ -62,12 +67,50 @@ FINISHED_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if c.
 RUNNING_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if issubclass(c, _CLASSES["Running"]))
 SCHEDULED_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if issubclass(c, _CLASSES["Pending"]))
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ABSTRACT_STATES: frozenset[str] = frozenset({"State", "Finished"})
+"""Base classes: a run is never *in* one of these (they may still be used to filter queries)."""
+WRITABLE_STATES: frozenset[str] = STATE_NAMES - ABSTRACT_STATES
+
+
+class InvalidTransition(APIError):
+    """A state write the state machine forbids (a finished run changing state, an abstract state)."""
+
+    code = "INVALID_TRANSITION"
+
+
+class Superseded(APIError):
+    """A write from an attempt of a flow run that has since been rescheduled or restarted (a zombie runner)."""
+
+    code = "SUPERSEDED"
 
 
 def check_state(name: str) -> str:
     if name not in STATE_NAMES:
         raise BadInput(f"Unknown state {name!r}; states are: {', '.join(sorted(STATE_NAMES))}.")
     return name
+
+
+def check_writable_state(name: str) -> str:
+    """A state a run may be set to: a known, concrete state (not ``State`` or ``Finished``)."""
+    check_state(name)
+    if name in ABSTRACT_STATES:
+        raise InvalidTransition(f"{name!r} is an abstract state; set a concrete one ({', '.join(sorted(WRITABLE_STATES))}).")
+    return name
+
+
+def check_transition(kind: str, run_id: str, current: str, new: str, fresh: bool = False) -> None:
+    """The orchestrator's promise: a finished run stays finished (unless restarted: ``fresh``); Cancelling only ends.
+
+    ``kind`` is "Flow run" or "Task run" (for the message).
+    """
+    if fresh:
+        return
+    if current in FINISHED_STATES:
+        how = ("restart the flow run (the restart_flow_run mutation) to run it again" if kind == "Flow run"
+               else "only a new attempt of its flow run (a restart or reschedule) runs it again")
+        raise InvalidTransition(f"{kind} {run_id} is {current}, a finished state, and cannot become {new}; {how}.")
+    if current == "Cancelling" and new not in FINISHED_STATES and new != "Cancelling":
+        raise InvalidTransition(f"{kind} {run_id} is Cancelling; it can only end (Cancelled, or a finished state), not become {new}.")
 
 
 @attrs.define
@@ -79,6 +122,10 @@ class StateWrite:
     message: str | None = None
     version: int | None = None
     serialized: dict[str, Any] | None = None
+    attempt: int | None = None
+    """The writer's attempt (fencing token); None: no check (an operator's write)."""
+    write_id: str | None = None
+    """The client's id of this write: a retried write with an id already in the history is not applied again."""
 
 
 @attrs.define
@@ -93,6 +140,8 @@ class TaskStateWrite:
     message: str | None = None
     version: int | None = None
     serialized: dict[str, Any] | None = None
+    attempt: int | None = None
+    write_id: str | None = None
 
 
 @attrs.define
@@ -157,7 +206,7 @@ def create_flow_run(
     now = utcnow()
     values = dict(
         id=new_id(), flow_id=flow.id, flow_group_id=flow.flow_group_id, name=run_name,
-        parameters={**defaults, **params}, context=dict(context or {}),
+        parameters={**defaults, **params}, context=dict(context or {}), attempt=0,
         labels=sorted(set(flow.labels if labels is None else labels)),
         run_config=flow.serialized.get("run_config"), idempotency_key=idempotency_key, auto_scheduled=auto_scheduled,
         scheduled_start_time=scheduled_start_time or now, state="Scheduled", state_message=None, state_timestamp=now, version=1,
@@ -174,7 +223,7 @@ def _check_batch(writes: Sequence[Any]) -> None:
     if len(writes) > MAX_BATCH:
         raise BadInput(f"{len(writes)} state writes in one request; the limit is {MAX_BATCH}. Split the batch.")
     for w in writes:
-        check_state(w.state)
+        check_writable_state(w.state)
 
 
 # Prebuilt Core statements (compiled once, cached by SQLAlchemy, run with executemany).
@@ -186,6 +235,7 @@ def _update_current(table: Any) -> Any:
     values = {
         "state": bindparam("b_state"), "state_message": bindparam("b_message"), "state_timestamp": bindparam("b_ts"),
         "version": bindparam("b_version"), "start_time": bindparam("b_start"), "end_time": bindparam("b_end"),
+        "attempt": bindparam("b_attempt"),
     }
     if "updated" in table.c:
         values["updated"] = bindparam("b_ts")
@@ -210,12 +260,14 @@ class _Current:
     message: str | None
     start_time: datetime | None
     end_time: datetime | None
+    attempt: int = 0
     written: bool = False
 
 
 def _resolve(
     session: Session, writes: Sequence[Any], ids: Sequence[str], current: dict[str, _Current], update_stmt: Any,
     history_stmt: Any, history_key: str, now: datetime, new_rows: dict[str, dict[str, Any]] | None = None,
+    flow_attempts: dict[str, int] | None = None,
 ) -> list[WriteResult]:
     """Apply ``writes`` (in order) to ``current`` in memory, then write with one executemany UPDATE and one INSERT.
 
@@ -224,14 +276,41 @@ def _resolve(
     ``FOR UPDATE``), so the in-memory check is the database's. The UPDATE still checks the version read,
     and a mismatch (impossible under the lock) fails the whole transaction rather than writing part of it.
     Runs in ``new_rows`` (task runs this batch creates) are inserted with their final state instead.
+
+    Fencing: a write carrying an ``attempt`` other than its flow run's current attempt raises
+    :class:`Superseded` (nothing is written). ``flow_attempts`` (task writes) maps flow run id to
+    its attempt; a task write from a newer attempt than the task run's may leave a finished state.
+    A write whose ``write_id`` is already in the history was applied before: it is answered, not repeated.
     """
     results: list[WriteResult] = []
     history: list[dict[str, Any]] = []
+    kind = "Task run" if flow_attempts is not None else "Flow run"
+    write_ids = sorted({w.write_id for w in writes if w.write_id is not None})
+    seen: set[str] = set()
+    if write_ids:
+        table = history_stmt.table
+        seen = set(session.connection().execute(select(table.c.write_id).where(table.c.write_id.in_(write_ids))).scalars())
     for w, run_id in zip(writes, ids, strict=True):
         row = current[run_id]
+        if w.write_id is not None and w.write_id in seen:  # a retried request: already applied
+            results.append(WriteResult(run_id, "SUCCESS", row.version, row.state))
+            continue
+        fresh = False
+        if w.attempt is not None:
+            owner_attempt = row.attempt if flow_attempts is None else flow_attempts[w.flow_run_id]
+            if w.attempt != owner_attempt:
+                raise Superseded(
+                    f"Flow run {w.flow_run_id} is at attempt {owner_attempt}; this write comes from attempt {w.attempt}, which "
+                    "was superseded (the run was rescheduled or restarted). Nothing was written; the writing process must stop."
+                )
+            if flow_attempts is not None and w.attempt > row.attempt:
+                fresh, row.attempt = True, w.attempt
         if w.version is not None and w.version != row.version:
             results.append(WriteResult(run_id, "STALE", row.version, row.state))
             continue
+        check_transition(kind, run_id, row.state, w.state, fresh)
+        if w.write_id is not None:
+            seen.add(w.write_id)
         row.version += 1
         row.state, row.message, row.written = w.state, w.message, True
         if w.state in RUNNING_STATES and row.start_time is None:
@@ -239,18 +318,18 @@ def _resolve(
         if w.state in FINISHED_STATES:
             row.end_time = now
         history.append({history_key: run_id, "version": row.version, "state": w.state, "message": w.message,
-                        "serialized": w.serialized, "timestamp": now})
+                        "serialized": w.serialized, "timestamp": now, "write_id": w.write_id})
         results.append(WriteResult(run_id, "SUCCESS", row.version, w.state))
     conn = session.connection()
     if new_rows:  # one INSERT of the task runs created by this batch, in their final state
         for run_id, values in new_rows.items():
             row = current[run_id]
             values.update(state=row.state, state_message=row.message, version=row.version, start_time=row.start_time,
-                          end_time=row.end_time, state_timestamp=now)
+                          end_time=row.end_time, state_timestamp=now, attempt=row.attempt)
         conn.execute(_INSERT_TASK_RUN, list(new_rows.values()))
     updates = [
         {"b_id": run_id, "b_expected": row.read_version, "b_state": row.state, "b_message": row.message, "b_ts": now,
-         "b_version": row.version, "b_start": row.start_time, "b_end": row.end_time}
+         "b_version": row.version, "b_start": row.start_time, "b_end": row.end_time, "b_attempt": row.attempt}
         for run_id, row in current.items() if row.written and not (new_rows and run_id in new_rows)
     ]
     if updates:
@@ -278,9 +357,9 @@ def set_flow_run_states(session: Session, writes: Sequence[StateWrite]) -> list[
     if not writes:
         return []
     ids = sorted({w.flow_run_id for w in writes})
-    query = select(_FR.c.id, _FR.c.version, _FR.c.state, _FR.c.state_message, _FR.c.start_time, _FR.c.end_time)
+    query = select(_FR.c.id, _FR.c.version, _FR.c.state, _FR.c.state_message, _FR.c.start_time, _FR.c.end_time, _FR.c.attempt)
     rows = session.connection().execute(_lock(query.where(_FR.c.id.in_(ids)).order_by(_FR.c.id), session)).all()
-    current = {r.id: _Current(r.version, r.version, r.state, r.state_message, r.start_time, r.end_time) for r in rows}
+    current = {r.id: _Current(r.version, r.version, r.state, r.state_message, r.start_time, r.end_time, r.attempt) for r in rows}
     missing = [i for i in ids if i not in current]
     if missing:
         raise NotFound(f"Flow run(s) {', '.join(map(repr, missing))} do not exist; nothing was written.")
@@ -302,21 +381,24 @@ def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite]) -> l
             raise BadInput("A task-run state write names its task run by 'task_run_id' or by 'task_slug' (+ 'map_index').")
     conn = session.connection()
     run_ids = sorted({w.flow_run_id for w in writes})
-    found = set(conn.execute(select(_FR.c.id).where(_FR.c.id.in_(run_ids))).scalars())
-    missing = [i for i in run_ids if i not in found]
+    owners = select(_FR.c.id, _FR.c.attempt).where(_FR.c.id.in_(run_ids)).order_by(_FR.c.id)
+    if session.get_bind().dialect.name == "postgresql":  # a reschedule waits until these writes are fenced and done
+        owners = owners.with_for_update(read=True)
+    flow_attempts = {r.id: r.attempt for r in conn.execute(owners)}
+    missing = [i for i in run_ids if i not in flow_attempts]
     if missing:
         raise NotFound(f"Flow run(s) {', '.join(map(repr, missing))} do not exist; nothing was written.")
     by_slug = [w for w in writes if w.task_run_id is None]
     by_id = sorted({w.task_run_id for w in writes if w.task_run_id is not None})
     columns = (_TR.c.id, _TR.c.flow_run_id, _TR.c.task_slug, _TR.c.map_index, _TR.c.version, _TR.c.state,
-               _TR.c.state_message, _TR.c.start_time, _TR.c.end_time)
+               _TR.c.state_message, _TR.c.start_time, _TR.c.end_time, _TR.c.attempt)
     current: dict[str, _Current] = {}
     owner: dict[str, str] = {}
     keys: dict[tuple[str, str, int], str] = {}
 
     def read(where: Any) -> None:
         for r in conn.execute(_lock(select(*columns).where(where).order_by(_TR.c.id), session)):
-            current[r.id] = _Current(r.version, r.version, r.state, r.state_message, r.start_time, r.end_time)
+            current[r.id] = _Current(r.version, r.version, r.state, r.state_message, r.start_time, r.end_time, r.attempt)
             owner[r.id] = r.flow_run_id
             keys[(r.flow_run_id, r.task_slug, r.map_index)] = r.id
 
@@ -333,7 +415,7 @@ def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite]) -> l
     created: dict[str, dict[str, Any]] = {}
     if new_keys:  # one INSERT for every task run written for the first time
         new_rows = [{"id": new_id(), "flow_run_id": f, "task_slug": s, "map_index": m, "state": "Pending", "state_message": None,
-                     "version": 0, "state_timestamp": now, "start_time": None, "end_time": None, "created": now}
+                     "version": 0, "state_timestamp": now, "start_time": None, "end_time": None, "created": now, "attempt": 0}
                     for f, s, m in new_keys]
         if session.get_bind().dialect.name == "postgresql":  # another server may create the same task run at once
             from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -347,7 +429,8 @@ def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite]) -> l
                 keys[key] = row["id"]
                 created[row["id"]] = row
     ids = [w.task_run_id if w.task_run_id is not None else keys[(w.flow_run_id, w.task_slug, w.map_index)] for w in writes]
-    return _resolve(session, writes, ids, current, _UPDATE_TASK_RUN, _INSERT_TASK_RUN_STATE, "task_run_id", now, created)
+    return _resolve(session, writes, ids, current, _UPDATE_TASK_RUN, _INSERT_TASK_RUN_STATE, "task_run_id", now, created,
+                    flow_attempts)
 
 
 def set_states(session: Session, flow_runs: Sequence[StateWrite], task_runs: Sequence[TaskStateWrite]) -> tuple[list[WriteResult], list[WriteResult]]:
@@ -355,6 +438,26 @@ def set_states(session: Session, flow_runs: Sequence[StateWrite], task_runs: Seq
     if len(flow_runs) + len(task_runs) > MAX_BATCH:
         raise BadInput(f"{len(flow_runs) + len(task_runs)} state writes in one request; the limit is {MAX_BATCH}. Split the batch.")
     return set_flow_run_states(session, flow_runs), set_task_run_states(session, task_runs)
+
+
+def restart_flow_run(session: Session, id: str, message: str | None = None) -> WriteResult:
+    """The explicit restart: a finished flow run becomes Scheduled again, as a new attempt (its old runner is fenced off)."""
+    row = get_flow_run(session, id)
+    session.refresh(row)
+    if row.state not in FINISHED_STATES:
+        raise InvalidTransition(f"Flow run {id} is {row.state}, not finished; only a finished run is restarted (cancel it first).")
+    now, version, attempt = utcnow(), row.version, row.attempt  # read before the UPDATE (it refreshes ``row``)
+    message = message or f"Restarted (attempt {attempt + 1})."
+    done = session.execute(
+        update(FlowRun).where(FlowRun.id == id, FlowRun.version == version).values(
+            state="Scheduled", state_message=message, state_timestamp=now, version=version + 1, attempt=attempt + 1,
+            agent_id=None, heartbeat=None, scheduled_start_time=now, end_time=None, updated=now)
+    ).rowcount
+    if not done:
+        raise BadInput(f"Flow run {id!r} changed while being restarted; try again.", "CONFLICT")
+    session.execute(_INSERT_FLOW_RUN_STATE, {"flow_run_id": id, "version": version + 1, "state": "Scheduled",
+                                             "message": message, "serialized": None, "timestamp": now, "write_id": None})
+    return WriteResult(id, "SUCCESS", version + 1, "Scheduled")
 
 
 def cancel_flow_run(session: Session, id: str) -> WriteResult:

@@ -35,7 +35,7 @@ def _insert(db: Database) -> Any:
 
 def schedule_flow_runs(db: Database, now: datetime | None = None, max_runs: int = MAX_SCHEDULED_RUNS) -> int:
     """Create the missing upcoming runs of every active schedule; returns how many were created."""
-    from headwater.serialization.converter import from_dict
+    from headwater.plugins import from_dict
 
     now = now or utcnow()
     insert = _insert(db)
