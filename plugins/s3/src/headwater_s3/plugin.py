@@ -29,6 +29,13 @@ def register_results(register: Any) -> None:
 
 
 @hookimpl
+def register_task_types(register: Any) -> None:
+    """Flow-spec task types running the task library: ``s3_download``, ``s3_upload``, ``s3_list``."""
+    for name in ("s3_download", "s3_upload", "s3_list"):
+        register(f"headwater_s3.tasks:{name}_task", name)
+
+
+@hookimpl
 def register_config_sections(register: Any) -> None:
     """The ``[s3]`` section (endpoint_url, region_name, credentials_secret, retries, multipart sizes)."""
     from headwater_s3.config import S3Section

@@ -200,3 +200,38 @@ class S3List(_S3Task):
         except Exception as exc:
             self._raise(exc, bucket, prefix or None, "list", connection, credentials)
         return keys
+
+
+# --- declarative flow specs: task_type "s3_download" / "s3_upload" / "s3_list" -------------------
+
+_INIT_PARAMS = ("bucket", "boto_kwargs", "credentials_secret")
+
+
+def _run_spec(cls: type[_S3Task], type_name: str, params: Mapping[str, Any]) -> Any:
+    import inspect
+
+    allowed = [p for p in inspect.signature(cls.run).parameters if p != "self"]
+    unknown = sorted(set(params) - set(allowed) - set(_INIT_PARAMS))
+    if unknown:
+        raise ValueError(
+            f"task_type {type_name!r}: unknown task_params {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(sorted({*allowed, *_INIT_PARAMS}))}."
+        )
+    init = {k: params[k] for k in _INIT_PARAMS if k in params}
+    run = {k: v for k, v in params.items() if k not in _INIT_PARAMS}
+    return cls(**init).run(**run)
+
+
+def s3_download_task(task: Any, ctx: Any) -> Any:
+    """Spec task type ``s3_download``: :class:`S3Download` with ``task_params`` as its arguments."""
+    return _run_spec(S3Download, "s3_download", ctx.params)
+
+
+def s3_upload_task(task: Any, ctx: Any) -> Any:
+    """Spec task type ``s3_upload``: :class:`S3Upload` with ``task_params`` as its arguments."""
+    return _run_spec(S3Upload, "s3_upload", ctx.params)
+
+
+def s3_list_task(task: Any, ctx: Any) -> Any:
+    """Spec task type ``s3_list``: :class:`S3List` with ``task_params`` as its arguments."""
+    return _run_spec(S3List, "s3_list", ctx.params)
