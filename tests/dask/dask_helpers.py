@@ -78,5 +78,5 @@ def shout(word: str) -> str:
 
 
 @task
-def whoami() -> int:
+def whoami(i: int = 0) -> int:
     return os.getpid()

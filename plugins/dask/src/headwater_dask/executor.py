@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from headwater.plugins import FIRST_COMPLETED, Executor, import_string
+from headwater_dask._cancel import cancelling_cancels
 from headwater_dask.worker import (
     UnpicklableArgumentError,
     describe_unpicklable,
@@ -217,7 +218,8 @@ class DaskExecutor(Executor):
         else:
             logger.info("Dask executor on %s (no dashboard)", where)
         try:
-            yield self
+            with cancelling_cancels(run.cancel):
+                yield self
         finally:
             self._run = None
             run.close()

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from headwater.plugins import FIRST_COMPLETED, Executor
+from headwater_dask._cancel import cancelling_cancels
 from headwater_dask.worker import (
     UnpicklableArgumentError,
     describe_unpicklable,
@@ -93,7 +94,8 @@ class LocalDaskExecutor(Executor):
             self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         self._state = _LocalRun(self)
         try:
-            yield self
+            with cancelling_cancels(self._state.cancel):
+                yield self
         finally:
             state, self._state = self._state, None
             state.close()
