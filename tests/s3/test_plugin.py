@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from s3_helpers import CORE, PLUGIN, REPO
-
 from headwater.testing.distributions import install_distributions, run_headwater, run_python
+from s3_helpers import CORE, PLUGIN, REPO
 
 
 def test_headwater_plugins_lists_storage_result_task_types_and_section(home: Path) -> None:
@@ -111,8 +110,10 @@ def test_flow_spec_task_types(bucket: str, moto_endpoint: str) -> None:
     flow = engine.flow_spec_to_flow(spec)
     engine.tick_flow_until_has_no_pending(flow)
     assert str(flow.status).endswith("COMPLETED"), flow.status
-    assert flow.task_by_slug("down").data["result"] == "from a spec"
-    assert flow.task_by_slug("ls").data["result"] == ["spec/a.txt"]
+    down: Any = flow.task_by_slug("down")
+    listed: Any = flow.task_by_slug("ls")
+    assert down.data["result"] == "from a spec"
+    assert listed.data["result"] == ["spec/a.txt"]
     bad = FlowEngine().flow_spec_to_flow(
         {"label": "bad", "tasks": [{"key": "x", "task_type": "s3_list", "task_params": {"bucket": bucket, "prefx": "a"}}]}
     )

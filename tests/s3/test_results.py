@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from s3_helpers import CuttableProxy, keys, set_auth
-
 from headwater import Flow, Parameter, task
 from headwater.plugins import ResultLocationError, from_dict, to_dict
 from headwater.results import JSONSerializer, S3Result
 from headwater_s3.errors import S3AccessDeniedError, S3BucketNotFoundError, S3ConnectionError, S3KeyNotFoundError
+from s3_helpers import CuttableProxy, keys, set_auth
 
 
 def _result(bucket: str, endpoint: str, **kwargs: Any) -> S3Result:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from s3_helpers import set_auth
-
 from headwater import Flow, task
 from headwater.tasks.aws.s3 import S3Download, S3List, S3Upload
 from headwater_s3.errors import S3AccessDeniedError, S3BucketNotFoundError, S3KeyNotFoundError
+from s3_helpers import set_auth
 
 
 def test_upload_download_list_in_a_flow(bucket: str, moto_endpoint: str, s3_client: Any) -> None:
@@ -65,7 +64,7 @@ def test_list_prefix_delimiter_max_items_and_time_window(bucket: str, moto_endpo
     assert listing.run(prefix="a/") == ["a/1.txt", "a/2.txt", "a/sub/3.txt"]
     assert listing.run(prefix="a/", delimiter="/") == ["a/1.txt", "a/2.txt", "a/sub/"]
     assert listing.run(prefix="", max_items=2, page_size=1) == ["a/1.txt", "a/2.txt"]
-    future = datetime.now(timezone.utc) + timedelta(days=1)
+    future = datetime.now(UTC) + timedelta(days=1)
     assert listing.run(prefix="", last_modified_begin=future.isoformat()) == []
     assert len(listing.run(prefix="", last_modified_end=future)) == 4
 

@@ -30,7 +30,24 @@ _LAZY = {
     "S3ConfigurationError": "headwater_s3.errors",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "__version__",
+    "S3",
+    "S3FlowNotFoundError",
+    "S3Result",
+    "S3Download",
+    "S3Upload",
+    "S3List",
+    "S3Section",
+    "Connection",
+    "S3Error",
+    "S3BucketNotFoundError",
+    "S3KeyNotFoundError",
+    "S3AccessDeniedError",
+    "S3ConnectionError",
+    "S3CorruptObjectError",
+    "S3ConfigurationError",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from headwater_s3.config import S3Section

@@ -23,7 +23,7 @@ __all__ = ["S3Section", "s3_settings", "MiB"]
 MiB = 2**20
 
 
-def _positive(_: Any, attribute: attrs.Attribute[int], value: int) -> None:
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"[s3] {attribute.name} must be a positive number, got {value!r}.")
 

@@ -203,7 +203,7 @@ class Connection:
     def client(self, credentials: Any = None, **extra: Any) -> Any:
         """A boto3 S3 client for these settings (cached; boto3 clients are thread-safe)."""
         creds = self.credentials(credentials)
-        cache_key = (self, creds, tuple(sorted(extra.items(), key=lambda kv: kv[0])) if extra else ())
+        cache_key: Any = (self, creds, tuple(sorted(extra.items(), key=lambda kv: kv[0])) if extra else ())
         try:
             cached = _clients.get(cache_key)
         except TypeError:  # unhashable client options: build a new client

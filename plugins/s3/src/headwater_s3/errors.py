@@ -102,7 +102,7 @@ def error_code(exc: BaseException) -> tuple[str | None, int | None]:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    names = set()
+    names: set[str] = set()
     current: BaseException | None = exc
     seen: set[int] = set()
     while current is not None and id(current) not in seen:

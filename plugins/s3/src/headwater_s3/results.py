@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-
 from headwater.plugins import Result, ResultLocationError, Serializer
+
 from headwater_s3.connection import Connection, check_client_options
 from headwater_s3.errors import S3ConfigurationError, S3CorruptObjectError, S3Error, S3KeyNotFoundError, translate
 
@@ -129,7 +129,7 @@ class S3Result(Result):
                 f"S3Result(bucket={bucket!r}): give the bare bucket name and put the key in location, "
                 "e.g. S3Result(bucket='my-results', location='{flow_name}/{task_name}.pkl')."
             )
-        self.__attrs_init__(  # type: ignore[attr-defined]
+        self.__attrs_init__(
             location=location,
             serializer=serializer,
             bucket=bucket,

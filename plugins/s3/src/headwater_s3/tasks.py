@@ -22,10 +22,11 @@ import io
 import lzma
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from headwater.plugins import Task
+
 from headwater_s3.connection import Connection, check_client_options
 from headwater_s3.errors import translate
 
@@ -154,14 +155,14 @@ def _utc(value: str | datetime | None, what: str) -> datetime | None:
         except ValueError as exc:
             raise ValueError(f"S3List: {what} must be an ISO date/time such as '2026-01-31T00:00:00', got {value!r}.") from exc
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value
 
 
 class S3List(_S3Task):
     """List the keys under a prefix (optionally only those modified in a time window)."""
 
-    def run(  # type: ignore[override]
+    def run(
         self,
         prefix: str = "",
         delimiter: str = "",

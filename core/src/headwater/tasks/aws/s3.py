@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["S3Download", "S3Upload", "S3List"]
+__all__ = ["S3Download", "S3Upload", "S3List"]  # noqa: F822 - resolved by __getattr__ from headwater-s3
 
 
 def __getattr__(name: str) -> Any:
