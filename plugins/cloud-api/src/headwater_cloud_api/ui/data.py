@@ -222,7 +222,7 @@ def flow_page(s: Session, flow_id: str) -> dict[str, Any]:
         "schedule": schedule_text(flow.serialized.get("schedule")), "has_schedule": bool(flow.serialized.get("schedule")),
         "versions": versions, "runs": run_list, "counts": sorted(counts.items(), key=lambda kv: -kv[1]),
         "fields": parameter_fields(flow.serialized), "run_config": flow.serialized.get("run_config") or {},
-        "storage": (flow.serialized.get("storage") or {}).get("type"), "dag_svg": layout.svg(standalone=False, title=flow.name),
+        "storage": (flow.serialized.get("storage") or {}).get("type"), "dag_svg": layout.svg(standalone=False, title=flow.name), "dag_fit": layout.width <= 1800,
         "task_count": len(flow.serialized.get("tasks") or []),
     }
 
@@ -281,8 +281,9 @@ def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[
         layout = DagLayout.from_metadata(flow.serialized, dag_states)
         order = [n.slug for n in layout.nodes]
         dag_svg = layout.svg(standalone=False, title=flow.name, link=lambda n: f"#task-{n.slug}")
+        dag_fit = layout.width <= 1800
     except ValueError as exc:  # a malformed registration must not hide the rest of the page
-        dag_svg = f"<p class='muted'>The DAG cannot be drawn: {exc}</p>"
+        dag_svg, dag_fit = f"<p class='muted'>The DAG cannot be drawn: {exc}</p>", True
     rank = {slug: i for i, slug in enumerate(order)}
     gantt = aggregate(rows, now, names, order, run.start_time, run.end_time if run.state in FINISHED else None)
     task_table = sorted(per_slug.values(), key=lambda e: (rank.get(e["slug"], len(rank)), e["slug"]))
@@ -300,7 +301,7 @@ def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[
     failed_tasks = sum(n for st, n in totals.items() if st in ("Failed", "TimedOut", "TriggerFailed", "Cancelled"))
     return {
         "run": run, "flow": flow, "project": s.scalar(select(Project.name).where(Project.id == flow.project_id)),
-        "states": states, "dag_svg": dag_svg, "gantt": gantt, "tasks": task_table, "not_run": not_run,
+        "states": states, "dag_svg": dag_svg, "dag_fit": dag_fit, "gantt": gantt, "tasks": task_table, "not_run": not_run,
         "task_total": len(rows), "totals": sorted(totals.items(), key=lambda kv: -kv[1]), "explanation": explanation,
         "agent": agent, "finished": run.state in FINISHED, "can_cancel": run.state not in FINISHED and run.state != "Cancelling",
         "can_restart": run.state in ("Failed", "TimedOut", "TriggerFailed", "Cancelled") or (run.state in FINISHED and failed_tasks > 0),

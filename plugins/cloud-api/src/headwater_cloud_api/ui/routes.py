@@ -156,7 +156,7 @@ class UI:
         """A POST: login, CSRF check, then ``func(request, form, session)`` in a write transaction."""
 
         async def endpoint(request: Request) -> Response:
-            form = await request.form()
+            form = await read_form(request)
 
             def work() -> Response:
                 try:
@@ -315,7 +315,7 @@ class UI:
         next_url = _safe_next(request.query_params.get("next"))
         if request.method == "GET":
             return self.html(request, "login.html", next=next_url, error=None, nav="login")
-        form = await request.form()
+        form = await read_form(request)
         try:
             check_csrf(request, form)
         except CSRFError as exc:
@@ -333,7 +333,7 @@ class UI:
         return response
 
     async def logout(self, request: Request) -> Response:
-        form = await request.form()
+        form = await read_form(request)
         try:
             check_csrf(request, form)
         except CSRFError as exc:
@@ -374,6 +374,25 @@ class UI:
             Route(f"{PREFIX}/static/states.css", self.states_css, methods=["GET"]),
             Mount(f"{PREFIX}/static", app=StaticFiles(directory=str(STATIC)), name="ui-static"),
         ]
+
+
+MAX_FORM_BYTES = 1_000_000
+"""The UI's forms are small (parameters, a KV value); larger bodies are refused."""
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body as ``{name: value}`` (the last value wins; no multipart needed)."""
+    from urllib.parse import parse_qsl
+
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        return {}
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _safe_next(value: str | None) -> str:
@@ -437,6 +456,10 @@ def restart_from_failed(session: Any, run_id: str) -> int:
     rows = session.execute(select(TaskRun.id, TaskRun.version).where(TaskRun.flow_run_id == run_id, TaskRun.state.in_(bad))).all()
     if not rows and run.state not in bad:
         raise BadInput(f"Flow run {run_id} is {run.state} and has no failed task runs: there is nothing to restart.")
+    restart = getattr(run_service, "restart_flow_run", None)
+    if restart is not None:  # the API's restart: a new attempt (the old runner is fenced off); its task writes replace the failed ones
+        restart(session, run_id, f"Restarted from {len(rows)} failed task run(s).")
+        return len(rows)
     task_writes = [run_service.TaskStateWrite(run_id, "Pending", task_run_id=r.id, version=r.version,
                                               message="Restarted from failed") for r in rows]
     for start in range(0, len(task_writes), 1000):
