@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from github_helpers import FakeGitHub, Repo
-
 from headwater.testing.distributions import install_distributions, run_headwater
 
 ROOT = Path(__file__).resolve().parents[2]

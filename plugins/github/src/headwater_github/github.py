@@ -12,6 +12,7 @@ import base64
 import io
 import re
 import tarfile
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ DEFAULT_BASE_URL = "https://api.github.com"
 DEFAULT_TOKEN_SECRET = "GITHUB_ACCESS_TOKEN"
 """The secret used when ``access_token_secret`` is not given and it exists (like Prefect 1)."""
 
+_CLIENTS: dict[tuple[str, str], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -123,15 +126,28 @@ class GitHub(RepoStorage):
         return str(value).strip() or None
 
     def _client(self) -> Any:
+        """A shared HTTP client per API and token (connections and TLS set-up are reused across requests)."""
+        import hashlib
+
+        token = self._token()
+        key = (self.base_url, hashlib.sha256((token or "").encode()).hexdigest())
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.get(key)
+            if client is None or client.is_closed:
+                client = _CLIENTS[key] = self._new_client(token)
+            return client
+
+    def _new_client(self, token: str | None) -> Any:
         import httpx
 
         headers = {
             "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28", "User-Agent": "headwater-github",
         }
-        token = self._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=section().timeout, follow_redirects=True)
+        plain = self.base_url.startswith("http://")  # no TLS: skip loading the CA bundle
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=section().timeout, follow_redirects=True,
+                            verify=not plain)
 
     def _fail(self, response: Any, what: str) -> RepoStorageError:
         """The error for a non-2xx answer (never showing the token)."""
@@ -173,8 +189,7 @@ class GitHub(RepoStorage):
         import httpx
 
         try:
-            with self._client() as client:
-                return client.get(url, **kwargs)
+            return self._client().get(url, **kwargs)
         except httpx.HTTPError as exc:
             raise RepoNetworkError(
                 f"Cannot reach GitHub at {self.base_url} while {what} of {self.repo}: {type(exc).__name__}: {exc}. "
@@ -238,7 +253,7 @@ class GitHub(RepoStorage):
 
         what = f"downloading commit {sha[:12]}"
         try:
-            with self._client() as client, client.stream("GET", f"/repos/{self.repo}/tarball/{sha}") as response:
+            with self._client().stream("GET", f"/repos/{self.repo}/tarball/{sha}") as response:
                 if response.status_code != 200:
                     response.read()
                     raise self._fail(response, what)
