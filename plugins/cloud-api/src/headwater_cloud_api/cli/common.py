@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["client", "api_errors", "console", "table", "make_console", "iso", "log_line"]
@@ -67,5 +68,5 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         is_id = column == "id"  # ids are copied into other commands: never wrapped
         t.add_column(column, no_wrap=is_id, min_width=36 if is_id else None)
     for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+        t.add_row(*["" if v is None else escape(str(v)) for v in row])  # values are text, not rich markup
     console.print(t)

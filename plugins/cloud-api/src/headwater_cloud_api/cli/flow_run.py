@@ -67,13 +67,15 @@ def inspect(id: str, as_json: bool, all_tasks: bool) -> None:
             "flow { name version project_name tasks } state { type message } states { type message timestamp version } "
             "task_runs { task_slug map_index state { type message } }"
         )
-        failed = [t for t in info["task_runs"] if t["state"]["type"] in ("Failed", "TimedOut")]
-        tracebacks = _tracebacks(run) if failed else []
+        failed = {t["task_slug"] for t in info["task_runs"] if t["state"]["type"] in ("Failed", "TimedOut")}
+        tasks = list(info["flow"].get("tasks") or [])
+        loggers = {f"headwater.{t['name']}" for t in tasks if t["slug"] in failed}
+        tracebacks = [r for r in _tracebacks(run) if r.get("name") in loggers] if failed else []
     if as_json:
         info["tracebacks"] = tracebacks
         click.echo(json.dumps(info, indent=2, sort_keys=True))
         return
-    names, constants = task_labels(list(info["flow"].get("tasks") or []))
+    names, constants = task_labels(tasks)
     console.print(f"[bold]Flow run {info['id']}[/bold] of {info['flow']['name']} v{info['flow']['version']} "
                   f"(project {info['flow']['project_name']}): {info['state']['type']}", markup=True)
     console.print(f"parameters {json.dumps(info['parameters'])}  labels {','.join(info['labels'])}  "
