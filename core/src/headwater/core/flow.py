@@ -6,7 +6,8 @@ import contextvars
 import copy as _copy
 import functools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from headwater.core.edge import Edge
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from headwater.executors.base import Executor
     from headwater.states import State
 
-__all__ = ["Flow", "FlowValidationError", "CycleError"]
+__all__ = ["Flow", "FlowGraph", "FlowValidationError", "CycleError"]
 
 _active_flows: contextvars.ContextVar[tuple[Flow, ...]] = contextvars.ContextVar("headwater_active_flows", default=())
 
@@ -70,6 +71,26 @@ def _atomic(method: _F) -> _F:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+class FlowGraph:
+    """A read-only view of a flow's graph, without copies (the public way to walk it fast).
+
+    ``tasks`` and ``edges`` are in insertion order; ``upstream[task]`` and ``downstream[task]``
+    are the edges into and out of ``task``, in the order they were added. Do not mutate them:
+    change a flow through ``add_task`` / ``add_edge`` / ``set_dependencies``.
+    """
+
+    __slots__ = ("tasks", "edges", "upstream", "downstream")
+
+    def __init__(self, flow: Flow) -> None:
+        self.tasks: KeysView[Task] = flow._tasks.keys()
+        self.edges: KeysView[Edge] = flow._edges.keys()
+        self.upstream: Mapping[Task, Sequence[Edge]] = MappingProxyType(flow._upstream)
+        self.downstream: Mapping[Task, Sequence[Edge]] = MappingProxyType(flow._downstream)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
 
 
 class Flow:
@@ -162,6 +183,11 @@ class Flow:
         self.run_config = value
 
     # --- tasks and edges ------------------------------------------------------------------
+
+    @property
+    def graph(self) -> FlowGraph:
+        """A read-only view of the graph (no copies): for engines, storage and plugins that walk it."""
+        return FlowGraph(self)
 
     @property
     def tasks(self) -> set[Task]:

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -184,11 +184,11 @@ class FlowRunner:
     def _tick_until_done(self) -> None:
         flow = self.flow
         self._cancelled = False
-        self._upstream: dict[Task, list[Edge]] = flow._upstream
-        self._downstream: dict[Task, list[Edge]] = flow._downstream
+        self._upstream: Mapping[Task, Sequence[Edge]] = flow.graph.upstream
+        self._downstream: Mapping[Task, Sequence[Edge]] = flow.graph.downstream
         self._mapped_tasks = {t for t, edges in self._upstream.items() if any(e.mapped for e in edges)}
         self._remaining = {t: len({e.upstream_task for e in edges}) for t, edges in self._upstream.items()}
-        self._ready: deque[Task] = deque(t for t in flow._tasks if self._remaining[t] == 0)
+        self._ready: deque[Task] = deque(t for t in flow.graph.tasks if self._remaining[t] == 0)
         self._running: dict[Any, tuple[Task, int | None, dict[str, Any], int]] = {}
         self._delayed: list[tuple[float, int, Task, int | None, dict[str, Any], int, State]] = []
         self._seq = itertools.count()
@@ -243,7 +243,7 @@ class FlowRunner:
             for i, child in enumerate(children):
                 if child is None and (task, i) not in running:
                     self._child_done(task, i, Cancelled(message))
-        for task in self.flow._tasks:
+        for task in self.flow.graph.tasks:
             state = self.task_states.get(task)
             if (state is None or not state.is_finished()) and task not in self._map_states and (task, None) not in running:
                 self._record(task, None, Cancelled(message))

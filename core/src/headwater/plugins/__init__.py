@@ -91,6 +91,7 @@ _LAZY: dict[str, str] = {
     # the authoring model
     "Task": "headwater.core.task",
     "Flow": "headwater.core.flow",
+    "FlowGraph": "headwater.core.flow",
     "Parameter": "headwater.core.parameter",
     "Edge": "headwater.core.edge",
     # serialization
@@ -126,7 +127,7 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
     from headwater.config.masking import mask_tree, mask_url
     from headwater.config.sections import secret_field
     from headwater.core.edge import Edge
-    from headwater.core.flow import Flow
+    from headwater.core.flow import Flow, FlowGraph
     from headwater.core.parameter import Parameter
     from headwater.core.task import Task
     from headwater.environments.base import Environment, RunHandle, labels_converter

@@ -124,17 +124,17 @@ def flow_metadata(flow: Any) -> FlowMetadata:
             cache_for=t.cache_for,
             cache_key=t.cache_key,
             checkpoint=t.checkpoint,
-            mapped=any(e.mapped for e in flow._upstream.get(t, ())),
+            mapped=any(e.mapped for e in flow.graph.upstream.get(t, ())),
             inputs=sorted(t.inputs()),
             result=to_dict(t.result) if t.result is not None else None,
             parameter={"default": _jsonable(t.default), "required": t.required} if isinstance(t, Parameter) else None,
         )
-        for t in sorted(flow._tasks, key=lambda t: t.slug or "")
+        for t in sorted(flow.graph.tasks, key=lambda t: t.slug or "")
     ]
     edges = sorted(
         (
             EdgeMetadata(e.upstream_task.slug, e.downstream_task.slug, e.key, e.mapped, e.flattened)
-            for e in flow._edges
+            for e in flow.graph.edges
         ),
         key=lambda e: (e.upstream, e.downstream, e.key or ""),
     )

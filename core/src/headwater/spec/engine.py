@@ -42,6 +42,7 @@ from headwater.states import Failed, Retrying, Running, Skipped, State, Success,
 
 if TYPE_CHECKING:
     from headwater.core.flow import Flow
+    from headwater.spec.model import SpecFlow
     from headwater.spec.store import FlowStore
 
 __all__ = ["FlowEngine", "TickContext", "FlowFailedError", "TickLimitError"]
@@ -52,10 +53,10 @@ logger = logging.getLogger("headwater.spec")
 class FlowFailedError(RuntimeError):
     """``run_flow`` ended with the flow FAILED; ``flow`` is the failed flow, its errors are in the message."""
 
-    def __init__(self, flow: Flow) -> None:
-        errors = flow.data.get("errors") or []  # type: ignore[attr-defined]
+    def __init__(self, flow: SpecFlow) -> None:
+        errors = flow.data.get("errors") or []
         detail = "".join(f"\n  task {e.get('task')!r}: {e.get('message')}" for e in errors)
-        super().__init__(f"Flow {_flow_name(flow)} FAILED: {flow.state.message}{detail}")  # type: ignore[attr-defined]
+        super().__init__(f"Flow {_flow_name(flow)} FAILED: {flow.state.message}{detail}")
         self.flow = flow
 
 
@@ -63,7 +64,7 @@ class TickLimitError(RuntimeError):
     """The flow did not finish within ``max_ticks`` ticks."""
 
 
-def _flow_name(flow: Flow) -> str:
+def _flow_name(flow: SpecFlow) -> str:
     return repr(getattr(flow, "label", None) or getattr(flow, "key", None) or flow.name)
 
 
@@ -76,7 +77,7 @@ class TickContext:
     ``ctx.wait_for_child(key)`` and ``ctx.finished_child(key)`` run child flows.
     """
 
-    def __init__(self, engine: FlowEngine, flow: Flow, task: SpecTask) -> None:
+    def __init__(self, engine: FlowEngine, flow: SpecFlow, task: SpecTask) -> None:
         self.engine = engine
         self.flow = flow
         self.task = task
@@ -114,13 +115,13 @@ class TickContext:
 
     def successors(self) -> list[str]:
         """Keys of the tasks that come right after this one, in edge order."""
-        return list(dict.fromkeys(e.downstream_task.key for e in self.flow._downstream[self.task]))  # type: ignore[attr-defined]
+        return [k for k in dict.fromkeys(e.downstream_task.slug for e in self.flow.graph.downstream[self.task]) if k]
 
     def skip_task(self, key: str, message: str) -> None:
         """Mark task ``key`` SKIPPED if it has not started (a branch not taken)."""
         task = self.flow.task_by_slug(key)
-        if task.status is Status.PENDING:  # type: ignore[attr-defined]
-            task.state = Skipped(message)  # type: ignore[attr-defined]
+        if isinstance(task, SpecTask) and task.status is Status.PENDING:
+            task.state = Skipped(message)
 
     def keep_running(self, message: str | None = None) -> NoReturn:
         """Leave this task RUNNING: the engine ticks it again in the next tick."""
@@ -137,24 +138,24 @@ class TickContext:
         from headwater.spec.spec import flow_from_spec
 
         flow = self.flow
-        if flow.key is None:  # type: ignore[attr-defined]
-            flow.key = new_flow_key()  # type: ignore[attr-defined]
+        if flow.key is None:
+            flow.key = new_flow_key()
         child_spec = {k: v for k, v in spec.items() if k != "key"}
-        child_spec.update(depth=flow.depth + 1, parent_key=flow.key)  # type: ignore[attr-defined]
+        child_spec.update(depth=flow.depth + 1, parent_key=flow.key)
         child = flow_from_spec(child_spec)
-        child.key = new_flow_key()  # type: ignore[attr-defined]
+        child.key = new_flow_key()
         if self.engine.store is not None:
-            flow._new_children.append(child)  # type: ignore[attr-defined]
+            flow._new_children.append(child)
         else:
-            self.task.children[child.key] = flow_to_dict(child)  # type: ignore[attr-defined]
-        return child.key  # type: ignore[attr-defined,no-any-return]
+            self.task.children[child.key] = flow_to_dict(child)
+        return child.key
 
     def wait_for_child(self, key: str) -> NoReturn:
         """Stay RUNNING, waiting on child flow ``key`` (a stored parent is not claimed until it finishes)."""
         self.task.waiting_on = key
         self.keep_running(f"Waiting for child flow {key}.")
 
-    def finished_child(self, key: str | None) -> Flow | None:
+    def finished_child(self, key: str | None) -> SpecFlow | None:
         """The child flow ``key`` once it has finished (COMPLETED or FAILED), else None.
 
         A child kept inside this task is ticked once by this call.
@@ -164,10 +165,10 @@ class TickContext:
         inline = self.task.children.get(key)
         if inline is not None:
             child = flow_from_dict(inline)
-            if child.status not in FINISHED:  # type: ignore[attr-defined]
+            if child.status not in FINISHED:
                 self.engine.tick_flow(child)
                 self.task.children[key] = flow_to_dict(child)
-            return child if child.status in FINISHED else None  # type: ignore[attr-defined]
+            return child if child.status in FINISHED else None
         store = self.engine.store
         if store is None:
             raise SpecError(
@@ -200,55 +201,55 @@ class FlowEngine:
     def __init__(self, store: FlowStore | None = None) -> None:
         self.store = store
 
-    def flow_spec_to_flow(self, spec: Mapping[str, Any] | str) -> Flow:
+    def flow_spec_to_flow(self, spec: Mapping[str, Any] | str) -> SpecFlow:
         """A PENDING flow from a spec dict or a YAML/JSON file path (same as ``Flow.from_flow_spec``)."""
         from headwater.spec.spec import flow_from_spec
 
         return flow_from_spec(spec)
 
-    def tick_flow(self, flow: Flow) -> None:
+    def tick_flow(self, flow: SpecFlow) -> None:
         """One tick: tick every tickable task once, then settle the flow's status."""
         self._tick(flow)
 
-    def tick_flow_until_has_no_pending(self, flow: Flow, max_ticks: int | None = None, interval: float = 0.0) -> None:
+    def tick_flow_until_has_no_pending(self, flow: SpecFlow, max_ticks: int | None = None, interval: float = 0.0) -> None:
         """Tick until the flow is COMPLETED or FAILED (at most ``max_ticks`` ticks; no limit by default).
 
         ``interval`` seconds are slept after a tick in which no task finished (tasks waiting on
         something outside), so such waits do not spin.
         """
         ticks = 0
-        while flow.status not in FINISHED:  # type: ignore[attr-defined]
+        while flow.status not in FINISHED:
             if max_ticks is not None and ticks >= max_ticks:
                 unfinished = [t.key for t in spec_tasks(flow) if t.status not in FINISHED]
                 raise TickLimitError(
-                    f"Flow {_flow_name(flow)} is still {flow.status} after {max_ticks} tick(s); unfinished tasks: "  # type: ignore[attr-defined]
+                    f"Flow {_flow_name(flow)} is still {flow.status} after {max_ticks} tick(s); unfinished tasks: "
                     f"{', '.join(unfinished)}. Give more ticks (max_ticks=...) or check for a task that stays RUNNING."
                 )
             report = self._tick(flow)
             ticks += 1
             if report.ticked == 0 and report.next_due is not None:  # only retries waiting for their time
                 time.sleep(min(max(0.0, report.next_due - time.time()), 1.0))
-            elif interval and not report.finished and flow.status not in FINISHED:  # type: ignore[attr-defined]
+            elif interval and not report.finished and flow.status not in FINISHED:
                 time.sleep(interval)
 
-    def run_flow(self, flow: Flow, max_ticks: int = 1000, interval: float = 0.0) -> State:
+    def run_flow(self, flow: SpecFlow, max_ticks: int = 1000, interval: float = 0.0) -> State:
         """Tick until the flow finishes; return its final state, raise :class:`FlowFailedError` if it FAILED."""
         self.tick_flow_until_has_no_pending(flow, max_ticks=max_ticks, interval=interval)
-        if flow.status is Status.FAILED:  # type: ignore[attr-defined]
+        if flow.status is Status.FAILED:
             raise FlowFailedError(flow)
-        return flow.state  # type: ignore[attr-defined,no-any-return]
+        return flow.state
 
     # --- one tick -------------------------------------------------------------------------------------
 
-    def _tick(self, flow: Flow) -> _TickReport:
+    def _tick(self, flow: SpecFlow) -> _TickReport:
         if not is_spec_flow(flow):
             raise SpecError(
                 f"Flow {flow.name!r} is not a spec flow; build it with Flow.from_flow_spec(...) or Flow.from_flow_dict(...)."
             )
         report = _TickReport()
-        if flow.status in FINISHED:  # type: ignore[attr-defined]
+        if flow.status in FINISHED:
             return report
-        if flow.status is Status.PENDING:  # type: ignore[attr-defined]
+        if flow.status is Status.PENDING:
             set_flow_state(flow, Running("Running flow."))
         tasks = spec_tasks(flow)
         now = time.time()
@@ -268,11 +269,11 @@ class FlowEngine:
         self._settle(flow, tasks)
         return report
 
-    def _tick_task(self, flow: Flow, task: SpecTask, run_count: int) -> None:
+    def _tick_task(self, flow: SpecFlow, task: SpecTask, run_count: int) -> None:
         ctx = TickContext(self, flow, task)
-        run_context = {
+        run_context: dict[str, Any] = {
             "flow_name": flow.name,
-            "flow_key": flow.key,  # type: ignore[attr-defined]
+            "flow_key": flow.key,
             "task_name": task.key,
             "task_slug": task.key,
             "task_tags": task.tags,
@@ -291,15 +292,15 @@ class FlowEngine:
         if not isinstance(new, Running):
             task.waiting_on = None
         if isinstance(new, Failed) and not isinstance(new, TriggerFailed):
-            flow.data.setdefault("errors", []).append(  # type: ignore[attr-defined]
+            flow.data.setdefault("errors", []).append(
                 {"task": task.key, "message": new.message, "traceback": new.traceback}
             )
         logger.debug("flow %s: task %s -> %s", _flow_name(flow), task.key, task.status)
 
-    def _settle(self, flow: Flow, tasks: list[SpecTask]) -> None:
+    def _settle(self, flow: SpecFlow, tasks: list[SpecTask]) -> None:
         """Skip tasks that can no longer run, then finish the flow if it is done (or failed fast)."""
         failed = [t for t in tasks if t.status is Status.FAILED]
-        if failed and flow.cfg.get("fail_fast", True):  # type: ignore[attr-defined]
+        if failed and flow.cfg.get("fail_fast", True):
             set_flow_state(flow, Failed(f"Task {failed[0].key!r} failed: {failed[0].state.message}"))
             return
         for task in tasks:  # topological order: skips propagate in one pass
@@ -308,9 +309,9 @@ class FlowEngine:
             ups = precursors(flow, task)
             bad = next((p for p in ups if p.status is Status.FAILED or isinstance(p.state, TriggerFailed)), None)
             if bad is not None:
-                task.state = TriggerFailed(f"Not run: upstream task {bad.key!r} failed.")  # type: ignore[attr-defined]
+                task.state = TriggerFailed(f"Not run: upstream task {bad.key!r} failed.")
             elif ups and all(p.status is Status.SKIPPED for p in ups):
-                task.state = Skipped("Not run: every upstream task was skipped.")  # type: ignore[attr-defined]
+                task.state = Skipped("Not run: every upstream task was skipped.")
         if all(t.status in FINISHED for t in tasks):
             if failed:
                 set_flow_state(flow, Failed(f"{len(failed)} task(s) failed: {', '.join(t.key for t in failed)}."))

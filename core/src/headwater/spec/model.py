@@ -1,10 +1,10 @@
-"""Spec flows as core ``Flow`` objects: the task class, statuses, and the flow dict (de)serialization.
+"""Spec flows: :class:`SpecFlow`, the task class, statuses, and the flow dict (de)serialization.
 
-A spec flow is a plain :class:`headwater.Flow` whose tasks are :class:`SpecTask` objects wired
-with the flow's own edges (so cycle detection and ``sorted_tasks`` are the core's), plus a few
-attributes on the flow instance: ``key``, ``label``, ``cfg``, ``data``, ``depth``, ``parent_key``,
-``state`` (a headwater State) and ``status`` (derived from it). The flow dict holds all of it,
-so a half-ticked flow can be dumped, loaded elsewhere and ticked on.
+A :class:`SpecFlow` is a :class:`headwater.Flow` whose tasks are :class:`SpecTask` objects wired
+with the flow's own edges (so cycle detection and ``sorted_tasks`` are the core's), with the
+spec's fields: ``key``, ``label``, ``cfg``, ``data``, ``depth``, ``parent_key``, ``state`` (a
+headwater State) and ``status`` (derived from it). The flow dict holds all of it, so a
+half-ticked flow can be dumped, loaded elsewhere and ticked on.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from headwater import states
+from headwater.core.flow import Flow
 from headwater.core.task import Task
 
 if TYPE_CHECKING:
-    from headwater.core.flow import Flow
     from headwater.spec.engine import TickContext
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Status",
     "SpecError",
     "SpecTask",
+    "SpecFlow",
     "flow_from_dict",
     "flow_to_dict",
     "is_spec_flow",
@@ -136,43 +137,77 @@ class SpecTask(Task):
         return f"<SpecTask: {self.key} ({self.task_type}) {self.status}>"
 
 
-# --- flow attributes -----------------------------------------------------------------------------------
+# --- the flow --------------------------------------------------------------------------------------------
+
+
+class SpecFlow(Flow):
+    """A flow built from a declarative spec, with the spec's fields and its run state.
+
+    ``state`` is a headwater State and ``status`` the coarse :class:`Status` derived from it;
+    set both with :func:`set_flow_state`. ``key`` identifies the flow in a :class:`FlowStore`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        key: str | None = None,
+        label: str | None = None,
+        cfg: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        depth: int = 0,
+        parent_key: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.key: str | None = key
+        self.label: str | None = label
+        self.cfg: dict[str, Any] = copy.deepcopy(dict(cfg or {"fail_fast": True}))
+        self.data: dict[str, Any] = copy.deepcopy(dict(data or {}))
+        self.depth = depth
+        self.parent_key: str | None = parent_key
+        self.state: states.State = states.Pending()
+        self.status: Status = Status.PENDING
+        self._new_children: list[SpecFlow] = []
+        """Child flows created during this tick, for the store to save."""
+        self._store_version: int | None = None
+        self._claimed_by: str | None = None
 
 
 def is_spec_flow(flow: Any) -> bool:
-    return hasattr(flow, "cfg") and hasattr(flow, "depth") and isinstance(getattr(flow, "state", None), states.State)
+    return isinstance(flow, SpecFlow)
 
 
-def set_flow_state(flow: Flow, state: states.State) -> None:
+def set_flow_state(flow: SpecFlow, state: states.State) -> None:
     """Set ``flow.state`` and the ``flow.status`` derived from it (always together)."""
-    flow.state = state  # type: ignore[attr-defined]
-    flow.status = flow_status(state)  # type: ignore[attr-defined]
+    flow.state = state
+    flow.status = flow_status(state)
 
 
-def spec_tasks(flow: Flow) -> list[SpecTask]:
+def spec_tasks(flow: SpecFlow) -> list[SpecTask]:
     """The flow's spec tasks in topological order (ties in insertion order)."""
-    tasks = flow.sorted_tasks()
-    for t in tasks:
+    tasks: list[SpecTask] = []
+    for t in flow.sorted_tasks():
         if not isinstance(t, SpecTask):
             raise SpecError(
                 f"Flow {flow.name!r} has a task that is not a spec task ({t!r}); flow dicts and the spec engine "
                 "handle flows built from specs (Flow.from_flow_spec). Run Python flows with flow.run()."
             )
-    return tasks  # type: ignore[return-value]
+        tasks.append(t)
+    return tasks
 
 
-def precursors(flow: Flow, task: Task) -> list[SpecTask]:
+def precursors(flow: SpecFlow, task: Task) -> list[SpecTask]:
     """The tasks ``task`` waits for, in edge order, without repeats."""
-    return list(dict.fromkeys(e.upstream_task for e in flow._upstream[task]))  # type: ignore[misc]
+    return [t for t in dict.fromkeys(e.upstream_task for e in flow.graph.upstream[task]) if isinstance(t, SpecTask)]
 
 
-def tickable_tasks(flow: Flow, tasks: list[SpecTask] | None = None) -> list[SpecTask]:
+def tickable_tasks(flow: SpecFlow, tasks: list[SpecTask] | None = None) -> list[SpecTask]:
     """Tasks a tick would tick now: RUNNING ones, and PENDING ones whose precursors all finished well.
 
     A PENDING task is tickable when every precursor is COMPLETED or SKIPPED and at least one is
     COMPLETED (so the join after a switch runs, while a branch not taken stays skipped).
     """
-    if flow.status in FINISHED:  # type: ignore[attr-defined]
+    if flow.status in FINISHED:
         return []
     result = []
     for task in spec_tasks(flow) if tasks is None else tasks:
@@ -241,7 +276,7 @@ def _status_state(status: Any, where: str) -> states.State:
 # --- the flow dict ----------------------------------------------------------------------------------------
 
 
-def flow_to_dict(flow: Flow) -> dict[str, Any]:
+def flow_to_dict(flow: SpecFlow) -> dict[str, Any]:
     """The flow dict: everything needed to continue ticking the flow elsewhere (JSON-friendly)."""
     if not is_spec_flow(flow):
         raise SpecError(
@@ -254,7 +289,7 @@ def flow_to_dict(flow: Flow) -> dict[str, Any]:
         assert isinstance(task, SpecTask)
         d: dict[str, Any] = {"key": task.key, "status": task.status.value}
         if task.key != ROOT_KEY:
-            d["precursors"] = [p.key for p in precursors(flow, task)]  # type: ignore[attr-defined]
+            d["precursors"] = [p.key for p in precursors(flow, task)]
             d["task_type"] = task.task_type
             d["task_params"] = copy.deepcopy(task.task_params)
             if not _is_plain_pending(task.state):
@@ -275,23 +310,23 @@ def flow_to_dict(flow: Flow) -> dict[str, Any]:
             d["children"] = copy.deepcopy(task.children)
         task_dicts[task.key] = d
     edges = [
-        {"dest_key": e.downstream_task.key, "src_key": e.upstream_task.key}  # type: ignore[attr-defined]
+        {"dest_key": e.downstream_task.slug, "src_key": e.upstream_task.slug}  # a spec task's slug is its key
         for e in flow.sorted_edges()
     ]
     result: dict[str, Any] = {
-        "cfg": copy.deepcopy(flow.cfg),  # type: ignore[attr-defined]
-        "data": copy.deepcopy(flow.data),  # type: ignore[attr-defined]
-        "depth": flow.depth,  # type: ignore[attr-defined]
+        "cfg": copy.deepcopy(flow.cfg),
+        "data": copy.deepcopy(flow.data),
+        "depth": flow.depth,
         "graph": {"edges": edges, "tasks": task_dicts},
-        "label": flow.label,  # type: ignore[attr-defined]
+        "label": flow.label,
         "num_tickable_tasks": len(tickable_tasks(flow, tasks)),
-        "parent_key": flow.parent_key,  # type: ignore[attr-defined]
-        "status": flow.status.value,  # type: ignore[attr-defined]
+        "parent_key": flow.parent_key,
+        "status": flow.status.value,
     }
-    if flow.key is not None:  # type: ignore[attr-defined]
-        result["key"] = flow.key  # type: ignore[attr-defined]
-    if not _is_plain_pending(flow.state):  # type: ignore[attr-defined]
-        result["state"] = _state_to_dict(flow.state)  # type: ignore[attr-defined]
+    if flow.key is not None:
+        result["key"] = flow.key
+    if not _is_plain_pending(flow.state):
+        result["state"] = _state_to_dict(flow.state)
     return result
 
 
@@ -302,14 +337,13 @@ _TASK_DICT_KEYS = {
 }
 
 
-def flow_from_dict(d: Mapping[str, Any], flow_class: type[Flow] | None = None) -> Flow:
+def flow_from_dict(d: Mapping[str, Any], flow_class: type[Flow] | None = None) -> SpecFlow:
     """A flow from a flow dict (the inverse of :func:`flow_to_dict`; lossless).
 
     Tasks are added in the order they first appear in ``graph.edges``, which is the order
     :func:`flow_to_dict` writes, so a loaded flow ticks its tasks in the same order.
     """
-    if flow_class is None:
-        from headwater.core.flow import Flow as flow_class  # noqa: N813
+    cls = flow_class if isinstance(flow_class, type) and issubclass(flow_class, SpecFlow) else SpecFlow
     if not isinstance(d, Mapping):
         raise SpecError(f"A flow dict must be a mapping, got {type(d).__name__}.")
     where = f"Flow dict {d.get('key') or d.get('label') or ''!r}".replace(" ''", "")
@@ -325,14 +359,15 @@ def flow_from_dict(d: Mapping[str, Any], flow_class: type[Flow] | None = None) -
         raise SpecError(f"{where}: graph.tasks has no {ROOT_KEY!r} task; every flow dict has one.")
 
     label = d.get("label")
-    flow = flow_class(name=str(label or d.get("key") or "flow"))
-    flow.key = d.get("key")  # type: ignore[attr-defined]
-    flow.label = label  # type: ignore[attr-defined]
-    flow.cfg = copy.deepcopy(dict(d.get("cfg") or {"fail_fast": True}))  # type: ignore[attr-defined]
-    flow.data = copy.deepcopy(dict(d.get("data") or {}))  # type: ignore[attr-defined]
-    flow.depth = int(d.get("depth") or 0)  # type: ignore[attr-defined]
-    flow.parent_key = d.get("parent_key")  # type: ignore[attr-defined]
-    flow._new_children = []  # type: ignore[attr-defined]
+    flow = cls(
+        name=str(label or d.get("key") or "flow"),
+        key=d.get("key"),
+        label=label,
+        cfg=d.get("cfg") or {"fail_fast": True},
+        data=d.get("data") or {},
+        depth=int(d.get("depth") or 0),
+        parent_key=d.get("parent_key"),
+    )
     if "state" in d:
         flow_state = _state_from_dict(d["state"], where)
     else:
@@ -350,7 +385,9 @@ def flow_from_dict(d: Mapping[str, Any], flow_class: type[Flow] | None = None) -
         td = task_dicts.get(key)
         if td is None:
             raise SpecError(f"{where}: an edge names task {key!r}, which is not in graph.tasks.")
-        built[key] = flow.add_task(_task_from_dict(key, td, where))  # type: ignore[assignment]
+        task = _task_from_dict(key, td, where)
+        flow.add_task(task)
+        built[key] = task
     for e in edges:
         flow.add_edge(built[e["src_key"]], built[e["dest_key"]])
     return flow

@@ -19,6 +19,7 @@ from headwater.spec.model import ROOT_KEY, SpecError, Status, flow_from_dict
 
 if TYPE_CHECKING:
     from headwater.core.flow import Flow
+    from headwater.spec.model import SpecFlow
 
 __all__ = ["load_spec", "spec_to_flow_dict", "flow_from_spec", "SPEC_KEYS", "TASK_SPEC_KEYS"]
 
@@ -182,6 +183,6 @@ def spec_to_flow_dict(spec: Mapping[str, Any], check_task_types: bool = True) ->
 
 def flow_from_spec(
     spec: Mapping[str, Any] | str | os.PathLike[str], flow_class: type[Flow] | None = None
-) -> Flow:
+) -> SpecFlow:
     """A PENDING flow from a spec dict or a YAML/JSON spec file (validated, task types checked)."""
     return flow_from_dict(spec_to_flow_dict(load_spec(spec)), flow_class=flow_class)

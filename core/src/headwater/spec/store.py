@@ -37,6 +37,7 @@ from headwater.spec.model import (
 
 if TYPE_CHECKING:
     from headwater.core.flow import Flow
+    from headwater.spec.model import SpecFlow
 
 __all__ = ["FlowStore", "FlowNotFoundError", "FlowExistsError", "StaleFlowError", "LeaseLostError", "INSTALL_HINT"]
 
@@ -216,73 +217,75 @@ class FlowStore:
 
     # --- saving and loading ------------------------------------------------------------------------
 
-    def save(self, flow: Flow) -> str:
+    def save(self, flow: SpecFlow) -> str:
         """Save ``flow`` (a new one gets a ``flow:<uuid>`` key); returns its key.
 
         Child flows spawned by its tasks are saved with it, in the same transaction.
         """
-        if flow.key is None:  # type: ignore[attr-defined]
-            flow.key = new_flow_key()  # type: ignore[attr-defined]
+        if flow.key is None:
+            flow.key = new_flow_key()
         version = self._run(lambda conn: self._write(conn, flow, release=False))
         self._saved(flow, version, claimed_by=getattr(flow, "_claimed_by", None))
-        return flow.key  # type: ignore[attr-defined,no-any-return]
+        return flow.key
 
-    def release(self, flow: Flow, save: bool = True) -> None:
+    def release(self, flow: SpecFlow, save: bool = True) -> None:
         """Give a claimed flow back (saving it first unless ``save=False``); other workers may claim it again."""
         me = getattr(flow, "_claimed_by", None)
         if me is None:
-            raise SpecError(f"Flow {flow.key!r} is not claimed through this store; save it with store.save(flow).")  # type: ignore[attr-defined]
+            raise SpecError(f"Flow {flow.key!r} is not claimed through this store; save it with store.save(flow).")
         if save:
             version = self._run(lambda conn: self._write(conn, flow, release=True))
         else:
             t = self.flows_table
-            version = flow._store_version  # type: ignore[attr-defined]
+            version = flow._store_version
+            if version is None:
+                raise SpecError(f"Flow {flow.key!r} was not loaded from this store; save it with store.save(flow).")
 
             def unclaim(conn: Any) -> int:
                 done = conn.execute(
                     self._sa.update(t)
-                    .where(t.c.key == flow.key, t.c.claimed_by == me, t.c.version == version)  # type: ignore[attr-defined]
+                    .where(t.c.key == flow.key, t.c.claimed_by == me, t.c.version == version)
                     .values(claimed_by=None, claimed_until=None)
                 )
                 if done.rowcount != 1:
                     raise self._conflict(conn, flow, version, me)
-                return version  # type: ignore[no-any-return]
+                return version
 
             self._run(unclaim)
         self._saved(flow, version, claimed_by=None)
 
-    def _saved(self, flow: Flow, version: int, claimed_by: str | None) -> None:
-        flow._store_version = version  # type: ignore[attr-defined]
-        flow._claimed_by = claimed_by  # type: ignore[attr-defined]
-        flow._new_children = []  # type: ignore[attr-defined]
+    def _saved(self, flow: SpecFlow, version: int, claimed_by: str | None) -> None:
+        flow._store_version = version
+        flow._claimed_by = claimed_by
+        flow._new_children = []
 
-    def _row_values(self, conn: Any, flow: Flow) -> dict[str, Any]:
+    def _row_values(self, conn: Any, flow: SpecFlow) -> dict[str, Any]:
         d = flow_to_dict(flow)
         bad = _unjsonable(d, "flow")
         if bad:
             raise SpecError(
-                f"Flow {flow.key!r} cannot be saved: {bad} is not JSON. Task data and params must be "  # type: ignore[attr-defined]
+                f"Flow {flow.key!r} cannot be saved: {bad} is not JSON. Task data and params must be "
                 "JSON values (dicts, lists, strings, numbers, booleans, null); convert it before returning it."
             )
         tasks = spec_tasks(flow)
         ready = sum(1 for t in tickable_tasks(flow, tasks) if not _waits_in_store(t))
         return {
-            "label": flow.label,  # type: ignore[attr-defined]
+            "label": flow.label,
             "status": d["status"],
-            "parent_key": flow.parent_key,  # type: ignore[attr-defined]
-            "depth": flow.depth,  # type: ignore[attr-defined]
+            "parent_key": flow.parent_key,
+            "depth": flow.depth,
             "num_ready": ready,
             "flow": d,
             "updated_at": self._now(),
         }
 
-    def _write(self, conn: Any, flow: Flow, release: bool) -> int:
+    def _write(self, conn: Any, flow: SpecFlow, release: bool) -> int:
         """Insert or update ``flow`` (and its new children and waits) in ``conn``'s transaction; the new version."""
         sa, t = self._sa, self.flows_table
         values = self._row_values(conn, flow)
         version: int | None = getattr(flow, "_store_version", None)
         me: str | None = getattr(flow, "_claimed_by", None)
-        key = flow.key  # type: ignore[attr-defined]
+        key = flow.key
         if version is None:
             try:
                 conn.execute(sa.insert(t).values(key=key, version=1, created_at=self._now(), **values))
@@ -310,14 +313,14 @@ class FlowStore:
             self._write(conn, child, release=False)
         w = self.waits_table
         conn.execute(sa.delete(w).where(w.c.parent_key == key))
-        waits = sorted({task.waiting_on for task in spec_tasks(flow) if _waits_in_store(task)})
+        waits = sorted({task.waiting_on for task in spec_tasks(flow) if task.waiting_on and _waits_in_store(task)})
         if waits:
             conn.execute(sa.insert(w), [{"parent_key": key, "child_key": c} for c in waits])
         return new_version
 
-    def _conflict(self, conn: Any, flow: Flow, version: int, me: str | None) -> Exception:
+    def _conflict(self, conn: Any, flow: SpecFlow, version: int, me: str | None) -> Exception:
         t = self.flows_table
-        key = flow.key  # type: ignore[attr-defined]
+        key = flow.key
         row = conn.execute(
             self._sa.select(t.c.version, t.c.claimed_by, t.c.claimed_until, self._now()).where(t.c.key == key)
         ).first()
@@ -340,7 +343,7 @@ class FlowStore:
             f"load it again with store.load({key!r}) and reapply the change."
         )
 
-    def load(self, key: str) -> Flow:
+    def load(self, key: str) -> SpecFlow:
         """The flow saved under ``key``."""
         t = self.flows_table
         row = self._run(lambda conn: conn.execute(self._sa.select(t.c.flow, t.c.version).where(t.c.key == key)).first())
@@ -353,7 +356,8 @@ class FlowStore:
     def status(self, key: str) -> str | None:
         """The status of flow ``key`` (``PENDING``, ``RUNNING``, ``COMPLETED``, ``FAILED``), or None if absent."""
         t = self.flows_table
-        return self._run(lambda conn: conn.execute(self._sa.select(t.c.status).where(t.c.key == key)).scalar())  # type: ignore[no-any-return]
+        status: str | None = self._run(lambda conn: conn.execute(self._sa.select(t.c.status).where(t.c.key == key)).scalar())
+        return status
 
     def _filters(self, status: str | Iterable[str] | None, label: str | None, parent_key: str | None) -> list[Any]:
         t = self.flows_table
@@ -372,7 +376,7 @@ class FlowStore:
         label: str | None = None,
         parent_key: str | None = None,
         limit: int | None = None,
-    ) -> list[Flow]:
+    ) -> list[SpecFlow]:
         """Flows matching every given filter (``status`` may be one or several), oldest first."""
         t = self.flows_table
         stmt = (
@@ -399,7 +403,7 @@ class FlowStore:
 
     # --- workers -----------------------------------------------------------------------------------
 
-    def claim(self, limit: int = 10, lease_seconds: float = 60.0, worker_id: str | None = None) -> list[Flow]:
+    def claim(self, limit: int = 10, lease_seconds: float = 60.0, worker_id: str | None = None) -> list[SpecFlow]:
         """Lease up to ``limit`` flows that have work to do, deepest first, for ``lease_seconds``.
 
         A claimed flow is invisible to other claims until :meth:`release` or until the lease

@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from headwater import signals
 from headwater.plugins._registry import import_string
-from headwater.spec.model import SpecError, Status
+from headwater.spec.model import SpecError, SpecFlow, SpecTask, Status
 
 if TYPE_CHECKING:
     from headwater.spec.engine import TickContext
-    from headwater.spec.model import SpecTask
 
 __all__ = ["register", "unregister", "get_handler", "task_types", "UnknownTaskTypeError", "Handler", "BUILTIN_TASK_TYPES"]
 
@@ -95,7 +94,7 @@ def get_handler(name: str, task_key: str | None = None) -> Handler:
             ) from exc
         with _lock:
             _registry[name] = loaded
-        return loaded  # type: ignore[no-any-return]
+        return loaded
     return target
 
 
@@ -129,6 +128,18 @@ def _load_plugin_task_types(register: Callable[[str, Handler | str], Any]) -> No
         call_register_hook("register_task_types", sink, kind="task_type", swap_legacy_order=True)
     except Exception:  # the plugin system reports broken plugins itself; never fail spec loading over it
         _logger.exception("Loading task types from plugins failed")
+
+
+def _pass_raw(handler: Handler, *names: str) -> None:
+    """Mark ``names`` as params the engine passes through without ``$ctx.`` interpolation."""
+    handler.__dict__["raw_params"] = names
+
+
+def _item(flow: SpecFlow, index: int) -> SpecTask:
+    task = flow.task_by_slug(f"item_{index}")
+    if not isinstance(task, SpecTask):
+        raise SpecError(f"Child flow {flow.key!r} has no spec task 'item_{index}'.")
+    return task
 
 
 # --- built-in task types -----------------------------------------------------------------------------------
@@ -289,11 +300,11 @@ def flow_task(task: SpecTask, ctx: TickContext) -> None:
     child_flow = ctx.finished_child(task.waiting_on)
     if child_flow is None:
         ctx.wait_for_child(task.waiting_on)
-    task.data["flow_data"] = copy.deepcopy(child_flow.data)  # type: ignore[attr-defined]
+    task.data["flow_data"] = copy.deepcopy(child_flow.data)
     _fail_if_child_failed(task, child_flow)
 
 
-flow_task.raw_params = ("flow_spec",)  # type: ignore[attr-defined]
+_pass_raw(flow_task, "flow_spec")
 
 
 def spread_task(task: SpecTask, ctx: TickContext) -> None:
@@ -318,20 +329,20 @@ def spread_task(task: SpecTask, ctx: TickContext) -> None:
             spec.update(key=f"item_{i}", precursors=[])
             spec["task_params"] = {**(spec.get("task_params") or {}), item_param: item}
             tasks.append(spec)
-        cfg = {"fail_fast": ctx.flow.cfg.get("fail_fast", True), **(params.get("cfg") or {})}  # type: ignore[attr-defined]
-        label = f"{ctx.flow.label or ctx.flow.key or 'flow'}.{task.key}"  # type: ignore[attr-defined]
+        cfg = {"fail_fast": ctx.flow.cfg.get("fail_fast", True), **(params.get("cfg") or {})}
+        label = f"{ctx.flow.label or ctx.flow.key or 'flow'}.{task.key}"
         child = ctx.spawn_child({"label": label, "cfg": cfg, "tasks": tasks})
         task.data["child_key"] = child
         ctx.wait_for_child(child)
     child_flow = ctx.finished_child(task.waiting_on)
     if child_flow is None:
         ctx.wait_for_child(task.waiting_on)
-    n = len(child_flow.tasks) - 1  # type: ignore[union-attr]
-    task.data["results"] = [copy.deepcopy(child_flow.task_by_slug(f"item_{i}").data) for i in range(n)]  # type: ignore[union-attr, attr-defined]
+    n = len(child_flow.tasks) - 1
+    task.data["results"] = [copy.deepcopy(_item(child_flow, i).data) for i in range(n)]
     _fail_if_child_failed(task, child_flow)
 
 
-spread_task.raw_params = ("skeleton",)  # type: ignore[attr-defined]
+_pass_raw(spread_task, "skeleton")
 
 
 def _fail_if_child_failed(task: SpecTask, child: Any) -> None:

@@ -19,6 +19,7 @@ from headwater.states import Failed
 
 if TYPE_CHECKING:
     from headwater.core.flow import Flow
+    from headwater.spec.model import SpecFlow
     from headwater.spec.store import FlowStore
 
 __all__ = ["Worker"]
@@ -96,13 +97,13 @@ class Worker:
         logger.info("Worker %s stopped after %d tick(s)", self.worker_id, ticks)
         return ticks
 
-    def _tick(self, flow: Flow) -> None:
+    def _tick(self, flow: SpecFlow) -> None:
         try:
             self.engine.tick_flow(flow)
         except Exception as exc:  # an engine error (not a task error): fail the flow visibly, never loop on it
-            logger.exception("Worker %s: ticking flow %s failed", self.worker_id, flow.key)  # type: ignore[attr-defined]
+            logger.exception("Worker %s: ticking flow %s failed", self.worker_id, flow.key)
             set_flow_state(flow, Failed(f"Engine error while ticking the flow: {exc!r}", exc))
-            flow.data.setdefault("errors", []).append(  # type: ignore[attr-defined]
+            flow.data.setdefault("errors", []).append(
                 {"task": None, "message": f"Engine error: {exc!r}", "traceback": traceback.format_exc()}
             )
         try:
@@ -110,10 +111,10 @@ class Worker:
         except (StaleFlowError, FlowNotFoundError) as exc:
             logger.warning("Worker %s: %s", self.worker_id, exc)
             return
-        if flow.status in (Status.COMPLETED, Status.FAILED):  # type: ignore[attr-defined]
-            logger.info("Flow %s %s", flow.key, flow.status)  # type: ignore[attr-defined]
+        if flow.status in (Status.COMPLETED, Status.FAILED):
+            logger.info("Flow %s %s", flow.key, flow.status)
 
-    def _give_back(self, flow: Flow) -> None:
+    def _give_back(self, flow: SpecFlow) -> None:
         try:
             self.store.release(flow, save=False)
         except (StaleFlowError, FlowNotFoundError) as exc:

@@ -47,7 +47,7 @@ def code_hash(flow: Any) -> str:
     meta = serialize_flow(flow)
     meta.pop("storage", None)  # the storage holds this very hash
     digest.update(canonical_json(meta).encode())
-    for task in sorted(flow._tasks, key=lambda t: t.slug or ""):
+    for task in sorted(flow.graph.tasks, key=lambda t: t.slug or ""):
         fn = getattr(task, "__wrapped__", None) or type(task).run
         try:
             source = inspect.getsource(fn)

@@ -123,7 +123,7 @@ def project_modules(flow: Any) -> list[ModuleType]:
     module next to the flow file travels with the flow and changing it changes the location.
     """
     roots: list[Any] = []
-    for task in flow._tasks:
+    for task in flow.graph.tasks:
         fn = getattr(task, "__wrapped__", None)
         roots.append(fn if fn is not None else type(task))
         roots.extend(getattr(task, "state_handlers", ()) or ())
