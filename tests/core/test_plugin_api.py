@@ -96,3 +96,24 @@ def test_every_name_in_the_plugin_api_resolves() -> None:
         except (AttributeError, ImportError) as exc:
             missing.append(f"{name}: {exc}")
     assert not missing, missing
+
+
+def _state_name_collections(path: Path) -> list[str]:
+    """Tuple/list/set literals spelling out two or more state names (they belong in headwater.states)."""
+    from headwater.states import STATE_CLASSES
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            names = {e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in STATE_CLASSES}
+            if len(names) >= 2:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {sorted(names)}")
+    return found
+
+
+def test_groups_of_state_names_come_from_headwater_states() -> None:
+    files = [p for p in sorted((ROOT / "plugins").rglob("*.py")) if "tests" not in p.parts]
+    files += sorted((CORE / "engine").rglob("*.py"))
+    offenders = [line for path in files for line in _state_name_collections(path)]
+    assert not offenders, "use headwater.states.FINISHED_STATE_NAMES & co:\n" + "\n".join(offenders)

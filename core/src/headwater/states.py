@@ -246,3 +246,45 @@ class Cancelled(Finished):
     """Stopped by a cancellation request before it finished."""
 
     color = "#bdbdbd"
+
+
+# --- state names: the one place other modules (agents, runners, the API) take them from ------------
+
+STATE_CLASSES: dict[str, type[State]] = {
+    cls.__name__: cls
+    for cls in (State, Pending, Scheduled, Retrying, Submitted, Running, Cancelling, Finished, Success, Cached,
+                Mapped, Skipped, Failed, TriggerFailed, TimedOut, Cancelled)
+}
+"""Every state class by name (what the API stores and sends)."""
+
+ABSTRACT_STATE_NAMES: frozenset[str] = frozenset({"State", "Finished"})
+"""Names that classify states but are never a run's state."""
+
+
+def _names(base: type[State]) -> frozenset[str]:
+    return frozenset(n for n, c in STATE_CLASSES.items() if issubclass(c, base) and n not in ABSTRACT_STATE_NAMES)
+
+
+SCHEDULED_STATE_NAMES: frozenset[str] = _names(Pending)
+"""Waiting to start: Pending, Scheduled, Retrying."""
+RUNNING_STATE_NAMES: frozenset[str] = _names(Running)
+"""Running, Cancelling."""
+ACTIVE_STATE_NAMES: frozenset[str] = _names(Running) | {"Submitted"}
+"""Given to an agent and not finished: Submitted, Running, Cancelling."""
+FINISHED_STATE_NAMES: frozenset[str] = _names(Finished)
+"""Terminal: Success, Cached, Mapped, Skipped, Failed, TriggerFailed, TimedOut, Cancelled."""
+FAILED_STATE_NAMES: frozenset[str] = _names(Failed)
+"""Failed, TriggerFailed, TimedOut."""
+SUCCESS_STATE_NAMES: frozenset[str] = _names(Success)
+"""Success, Cached, Mapped, Skipped."""
+
+__all__ += [
+    "STATE_CLASSES",
+    "ABSTRACT_STATE_NAMES",
+    "SCHEDULED_STATE_NAMES",
+    "RUNNING_STATE_NAMES",
+    "ACTIVE_STATE_NAMES",
+    "FINISHED_STATE_NAMES",
+    "FAILED_STATE_NAMES",
+    "SUCCESS_STATE_NAMES",
+]
