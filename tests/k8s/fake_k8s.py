@@ -47,7 +47,7 @@ import kubernetes_validate
 
 K8S_VERSION = "1.37.0"
 TOKEN = "fake-token-for-tests"
-NODE = {"name": "fake-node", "cpu": 2.0, "memory": 4 * 2**30}
+NODE: dict[str, Any] = {"name": "fake-node", "cpu": 2.0, "memory": 4 * 2**30}
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -310,7 +310,7 @@ class FakeKubernetes:
         self.requests: list[tuple[str, str, Any]] = []
         self.rejections: list[dict[str, Any]] = []
         self._containers: dict[tuple[str, str], Container] = {}
-        self._runtime: dict[tuple[str, str], dict[str, Any]] = {}
+        self._runtime: dict[tuple[str, ...], dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._rv = 1000
         self._stop = threading.Event()
@@ -532,7 +532,7 @@ class FakeKubernetes:
             self._runtime_of_pod(pod)["evicted"] = True
 
     def _runtime_of_pod(self, pod: dict[str, Any]) -> dict[str, Any]:
-        return self._runtime.setdefault(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]), {})  # type: ignore[index]
+        return self._runtime.setdefault(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]), {})
 
     def _terminate_pod(self, pod: dict[str, Any], grace: int | None) -> None:
         meta = pod["metadata"]
@@ -613,14 +613,14 @@ class FakeKubernetes:
             rt["phase"] = "pod"
             rt["pod"] = pod_name
             return
-        pod = self.pods.get((namespace, rt["pod"]))
-        if pod is None:  # deleted from outside: counts as a failure with backoffLimit 0
+        found = self.pods.get((namespace, rt["pod"]))
+        if found is None:  # deleted from outside: counts as a failure with backoffLimit 0
             if job["spec"].get("backoffLimit", 6) == 0:
                 self._finish_job(job, rt, False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
             else:
                 rt["phase"] = "creating"
             return
-        self._step_pod(job, pod, rt)
+        self._step_pod(job, found, rt)
 
     def _job_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
         return [p for (ns, _), p in self.pods.items() if ns == namespace and p["metadata"]["labels"].get("job-name") == name]
@@ -746,8 +746,8 @@ class FakeKubernetes:
 
     def _start_container(self, pod: dict[str, Any], spec: dict[str, Any], image: dict[str, Any], rt: dict[str, Any]) -> None:
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        command = spec.get("command") or image.get("entrypoint") or []
-        args = spec.get("args") if spec.get("args") is not None else image.get("cmd") or []
+        command: list[str] = spec.get("command") or image.get("entrypoint") or []
+        args: list[str] = spec["args"] if spec.get("args") is not None else (image.get("cmd") or [])
         argv = [*command, *args]
         home = Path(tempfile.mkdtemp(prefix=f"pod-{name[:20]}-", dir=self.workdir))
         env = {"PATH": f"{self.image_path}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "HOSTNAME": name,
@@ -839,17 +839,16 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            for verb, pattern, action in _ROUTES:
-                match = pattern.match(parsed.path)
-                if verb == method and match:
-                    break
-            else:
+            route = next(((action, m) for verb, pattern, action in _ROUTES
+                          if verb == method and (m := pattern.match(parsed.path))), None)
+            if route is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            action, match = route
             body: Any = None
             if raw:
                 content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
                 if content_type not in ("", "application/json"):  # empty means the first serializer: JSON (like the apiserver)
-                    raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json")
+                    raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json")
                 try:
                     body = json.loads(raw)
                 except ValueError as exc:

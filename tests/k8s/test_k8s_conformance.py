@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from fake_k8s import FakeKubernetes
-
 from headwater.plugins import EnvironmentConformance
 
 

@@ -20,7 +20,6 @@ from fake_k8s import FakeKubernetes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cloud_api"))
 from agent_helpers import AgentProcess, ServerProcess, register_flows, wait_for  # noqa: E402
-
 from headwater.client import Client  # noqa: E402
 
 pytestmark = pytest.mark.slow

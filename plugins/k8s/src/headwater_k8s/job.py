@@ -112,14 +112,18 @@ def label_value(text: str) -> str:
     return value
 
 
-def job_name(flow_name: str, flow_run_id: str) -> str:
-    """``headwater-<flow>-<run id>``: unique per run, readable, at most 63 characters (pods get it as a label)."""
-    run = dns1123_label(flow_run_id, 36)
-    if run != flow_run_id.lower() or len(flow_run_id) > 36:  # an id that is not DNS-safe: keep it unique with a hash
-        run = f"{run[:27]}-{hashlib.sha256(flow_run_id.encode()).hexdigest()[:8]}".strip("-")
-    budget = 63 - len("headwater--") - len(run)
-    flow = dns1123_label(flow_name, max(1, budget))
-    return f"headwater-{flow}-{run}"
+def job_name(flow_name: str, flow_run_id: str, attempt: str | None = None) -> str:
+    """``headwater-<flow>-<run id prefix>[-<attempt>]``: readable, at most 63 characters (pods get it as a label).
+
+    The full run id is in the ``headwater.io/flow-run-id`` label; ``attempt`` (a short random
+    token) keeps the Jobs of a rescheduled run apart.
+    """
+    run = dns1123_label(flow_run_id, 8)
+    if len(run) < 8 or run != flow_run_id.lower()[:8]:  # an id that is not DNS-safe: a hash keeps runs apart
+        run = hashlib.sha256(flow_run_id.encode()).hexdigest()[:8]
+    tail = f"-{run}" + (f"-{dns1123_label(attempt, 8)}" if attempt else "")
+    flow = dns1123_label(flow_name, 63 - len("headwater-") - len(tail))
+    return f"headwater-{flow}{tail}"
 
 
 def _named_list(value: Any) -> bool:
@@ -188,7 +192,7 @@ def flow_container(job: Mapping[str, Any]) -> dict[str, Any]:
     for container in containers:
         if container.get("name") == FLOW_CONTAINER:
             return dict(container) if not isinstance(container, dict) else container
-    return containers[0]  # type: ignore[no-any-return]
+    return containers[0]
 
 
 def _env_list(env: Mapping[str, str]) -> list[dict[str, str]]:
@@ -214,11 +218,12 @@ def build_job(
     namespace: str | None = None,
     ttl_seconds_after_finished: int | None = 600,
     extra_labels: Mapping[str, str] | None = None,
+    attempt: str | None = None,
 ) -> dict[str, Any]:
     """The complete Job manifest for one flow run (see the module docstring for the merge rules)."""
     job = merge(DEFAULT_JOB_TEMPLATE, dict(template or {}))
     job["apiVersion"], job["kind"] = "batch/v1", "Job"
-    name = job_name(flow_name, flow_run_id)
+    name = job_name(flow_name, flow_run_id, attempt)
     labels = {
         **{str(k): str(v) for k, v in (extra_labels or {}).items()},
         LABEL_FLOW_RUN_ID: label_value(flow_run_id),
@@ -267,4 +272,4 @@ def build_job(
     if variables:
         container["env"] = list(variables.values())
     container["args"] = [str(a) for a in args]
-    return job  # type: ignore[no-any-return]
+    return job

@@ -96,7 +96,7 @@ def kubernetes_clients(settings: K8sSection | None = None) -> tuple[Any, Any]:
     key = (settings.in_cluster, settings.kubeconfig, settings.context)
     with _clients_lock:
         if key in _clients:
-            return _clients[key]  # type: ignore[no-any-return]
+            return _clients[key]
         from kubernetes import client, config
 
         try:
@@ -374,7 +374,7 @@ def _has_container(pod: Any, name: str) -> bool:
 def _memory_limit(pod: Any, container: str) -> str | None:
     for c in pod.spec.containers or []:
         if c.name == container and c.resources is not None and c.resources.limits:
-            return c.resources.limits.get("memory")  # type: ignore[no-any-return]
+            return c.resources.limits.get("memory")
     return None
 
 
@@ -445,11 +445,8 @@ class KubernetesRun(Environment):
             cpu_limit=self.cpu_limit, memory_request=self.memory_request, memory_limit=self.memory_limit,
             service_account_name=self.service_account_name, image_pull_secrets=self.image_pull_secrets,
             namespace=self.namespace_for(settings), ttl_seconds_after_finished=settings.ttl_seconds_after_finished,
+            attempt=secrets.token_hex(3)[:5],  # one Job per attempt: a rescheduled run gets a new Job next to a stale one
         )
-        # one Job per attempt: a rescheduled run gets a new Job next to a stale one that is still being deleted
-        name = job["metadata"]["name"]
-        token = secrets.token_hex(3)[:5]
-        job["metadata"]["name"] = f"{name[: 63 - len(token) - 1].rstrip('-')}-{token}"
         return job
 
     def namespace_for(self, settings: K8sSection | None = None) -> str:
