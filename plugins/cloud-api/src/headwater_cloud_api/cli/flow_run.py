@@ -30,6 +30,25 @@ def logs(id: str, limit: int) -> None:
 
 @flow_run.command()
 @click.argument("id")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
+def show(id: str, open_browser: bool) -> None:
+    """Print the address of the run's page in the web UI (served by `headwater server start`)."""
+    from headwater_cloud_api.ui import client_run_url
+
+    c = client()
+    with api_errors():
+        state = c.flow_run(id=id).query("state { type }")["state"]["type"]
+    url = client_run_url(c, id)
+    click.echo(f"Flow run {id} is {state}: {url}")
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(url):
+            click.echo("No web browser could be started here; open the address above yourself.", err=True)
+
+
+@flow_run.command()
+@click.argument("id")
 def cancel(id: str) -> None:
     """Cancel the run (Scheduled -> Cancelled; running -> Cancelling)."""
     with api_errors():

@@ -111,6 +111,9 @@ def run_registered_flow(name: str, project: str, parameters: dict[str, Any] | No
         if not watch:
             echo(f"Follow it with `headwater flow-run inspect {run.id}` or `headwater flow-run logs {run.id}`.")
             return 0
+        from headwater_cloud_api.ui import client_run_url
+
+        echo(f"Watch it in the browser: {client_run_url(client, run.id)}")
         try:
             final = follow_flow_run(client, run.id, poll_interval=poll_interval, timeout=timeout, echo=echo)
         except KeyboardInterrupt:

@@ -61,6 +61,9 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
     url = database_url or default_database_url()
     _check_driver(url)
     console.print(f"headwater API on http://{host or cfg.host}:{port if port is not None else cfg.port}/graphql, database {url.split('@')[-1]}")
+    ui_host = host or cfg.host
+    console.print(f"headwater UI on http://{'127.0.0.1' if ui_host in ('0.0.0.0', '::', '') else ui_host}:"
+                  f"{port if port is not None else cfg.port}/ui/ (GraphQL explorer at /graphql)")
     serve(host=host or cfg.host, port=port if port is not None else cfg.port, log_level=log_level, database_url=url,
           auth=auth, scheduler=not no_scheduler, scheduler_interval=scheduler_interval,
           heartbeat_lease=heartbeat_lease, max_resurrections=max_resurrections,

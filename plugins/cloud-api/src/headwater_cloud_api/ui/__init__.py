@@ -7,7 +7,7 @@ templates and static files ship in the wheel. Pages read the API's services in-p
 
 from __future__ import annotations
 
-__all__ = ["ui_routes", "graphiql_page", "PREFIX", "run_url", "ui_base_url"]
+__all__ = ["ui_routes", "graphiql_page", "PREFIX", "run_url", "ui_base_url", "client_run_url"]
 
 PREFIX = "/ui"
 
@@ -37,3 +37,13 @@ def ui_base_url(api: str) -> str:
 def run_url(api: str, flow_run_id: str) -> str:
     """The flow run's page for an API address."""
     return f"{ui_base_url(api)}/flow-runs/{flow_run_id}"
+
+
+def client_run_url(client: object, flow_run_id: str) -> str:
+    """The run's page for a ``headwater.Client`` (its ``api``, else ``[cloud] api``)."""
+    api = getattr(client, "api", None)
+    if not api:
+        from headwater.plugins import get_config
+
+        api = get_config().cloud.api
+    return run_url(str(api), flow_run_id)
