@@ -6,8 +6,10 @@ storage read by agents started from other working directories. Server, agents an
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -114,4 +116,38 @@ def test_two_agents_labels_schedules_and_local_storage(tmp_path: Path) -> None:
             if agent.process.poll() is None:
                 agent.process.kill()
                 agent.process.wait()
+        # Agents leave running flow runs alone when they stop (by design), and the scheduler keeps
+        # creating runs until the end: a flow-run process deployed just before the agents stopped
+        # would outlive the server, retrying it for up to an hour. Let them finish, then end them.
+        _stop_flow_run_processes(server.api)
         server.stop()
+
+
+def _flow_run_processes(api: str) -> list[int]:
+    """Pids of live `headwater execute flow-run` processes that talk to the API at ``api``."""
+    pids = []
+    needle = f"HEADWATER__CLOUD__API={api}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"execute\0flow-run" not in cmdline or needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+        except OSError:
+            continue
+        pids.append(int(entry.name))
+    return pids
+
+
+def _stop_flow_run_processes(api: str, grace: float = 15.0) -> None:
+    deadline = time.monotonic() + grace
+    while _flow_run_processes(api) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in _flow_run_processes(api):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
