@@ -18,7 +18,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -143,7 +143,10 @@ def create_app(
         denied = await run_in_threadpool(check_authorization, db, request.headers.get("authorization"), auth)
         if denied:
             return _error(denied, 401, "UNAUTHENTICATED")
-        raw = await _read_body(request)
+        try:
+            raw = await _read_body(request)
+        except ClientDisconnect:  # the client went away mid-request (a partition, a killed process): nobody to answer
+            return Response(status_code=400)
         if raw is None:
             return _error(f"Request body is larger than {MAX_BODY_BYTES} bytes (the server's limit); send smaller batches.", 413, "PAYLOAD_TOO_LARGE")
         try:

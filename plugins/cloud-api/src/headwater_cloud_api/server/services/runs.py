@@ -29,6 +29,7 @@ from headwater_cloud_api.server.db.models import (
 )
 from headwater_cloud_api.server.errors import MAX_BATCH, APIError, BadInput, NotFound
 from headwater_cloud_api.server.services.flows import get_flow
+from headwater_cloud_api.server.validation import strip_nul
 
 __all__ = [
     "STATE_NAMES",
@@ -224,6 +225,8 @@ def _check_batch(writes: Sequence[Any]) -> None:
         raise BadInput(f"{len(writes)} state writes in one request; the limit is {MAX_BATCH}. Split the batch.")
     for w in writes:
         check_writable_state(w.state)
+        if w.message is not None and "\x00" in w.message:  # free text (often an exception's): kept, NUL made visible
+            w.message = strip_nul(w.message)
 
 
 # Prebuilt Core statements (compiled once, cached by SQLAlchemy, run with executemany).
@@ -495,9 +498,11 @@ def write_logs(session: Session, logs: Sequence[dict[str, Any]]) -> int:
         level = str(log.get("level") or "INFO").upper()
         if level not in LEVELS:
             raise BadInput(f"Unknown log level {log.get('level')!r}; use one of {', '.join(LEVELS)}.")
-        rows.append({
+        name = log.get("name")
+        rows.append({  # NUL cannot be stored by PostgreSQL: logs keep it visible as U+FFFD instead of failing the batch
             "flow_run_id": log["flow_run_id"], "task_run_id": log.get("task_run_id"), "level": level,
-            "name": log.get("name"), "message": str(log.get("message") or ""), "timestamp": log.get("timestamp") or now,
+            "name": None if name is None else strip_nul(str(name))[:255], "message": strip_nul(str(log.get("message") or "")),
+            "timestamp": log.get("timestamp") or now,
         })
     session.execute(insert(Log), rows)
     return len(rows)
