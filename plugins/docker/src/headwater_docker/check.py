@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = run_checks(spec)
     if problems:
         for problem in problems:
-            print(f"HEADWATER-CHECK-FAILED: {problem}", flush=True)
+            print(f"HEADWATER-CHECK-FAILED: {problem}", file=sys.stderr, flush=True)
         return 1
     print("HEADWATER-CHECK-OK", flush=True)
     return 0

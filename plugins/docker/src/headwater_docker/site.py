@@ -15,10 +15,8 @@ import importlib.metadata as metadata
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,10 @@ __all__ = [
     "SiteError",
     "distribution_closure",
     "site_fingerprint",
-    "assemble_site",
+    "split_closure",
+    "installed_site",
+    "editable_site",
+    "link_tree",
     "distributions_for_modules",
     "BASE_DISTRIBUTIONS",
 ]
@@ -104,81 +105,96 @@ def distribution_closure(names: Iterable[str]) -> list[metadata.Distribution]:
     return [seen[k] for k in sorted(seen)]
 
 
-def _tree_fingerprint(root: Path) -> str:
-    """A fingerprint of a source tree: every file's path and content (build and cache directories skipped)."""
+def _top_levels(dist: metadata.Distribution) -> list[str]:
+    """The top-level import names a distribution provides (``top_level.txt``, else from its files)."""
+    text = dist.read_text("top_level.txt")
+    if text:
+        return sorted({line.strip() for line in text.splitlines() if line.strip()})
+    tops: set[str] = set()
+    for entry in dist.files or ():
+        parts = Path(str(entry)).parts
+        if parts and not parts[0].endswith((".dist-info", ".data")) and parts[0] != ".." and not parts[0].startswith("__"):
+            tops.add(parts[0].removesuffix(".py"))
+    return sorted(tops)
+
+
+def _package_paths(dist: metadata.Distribution) -> list[Path]:
+    """Where an editable distribution's top-level packages (or modules) live on this machine."""
+    import importlib.util
+
+    paths: list[Path] = []
+    for top in _top_levels(dist):
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            raise SiteError(f"{dist.metadata['Name']} is installed (editable) but its package {top!r} is not importable.")
+        if spec.submodule_search_locations:
+            paths.extend(Path(p) for p in spec.submodule_search_locations)
+        elif spec.origin:
+            paths.append(Path(spec.origin))
+    return paths
+
+
+def _tree_fingerprint(paths: Iterable[Path]) -> str:
+    """A fingerprint of files and trees: every file's relative path and content (caches skipped)."""
     digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS and not d.endswith(".egg-info"))
-        for filename in sorted(filenames):
-            if filename.endswith((".pyc", ".pyo")):
-                continue
-            path = Path(dirpath) / filename
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            digest.update(f"{path.relative_to(root)}\0{len(data)}\0".encode() + data)
+    for root in paths:
+        if root.is_file():
+            digest.update(root.name.encode() + b"\0" + root.read_bytes())
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS and not d.endswith(".egg-info"))
+            for filename in sorted(filenames):
+                if filename.endswith((".pyc", ".pyo")):
+                    continue
+                path = Path(dirpath) / filename
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+                digest.update(f"{root.name}/{path.relative_to(root)}\0{len(data)}\0".encode() + data)
     return digest.hexdigest()[:16]
+
+
+_FINGERPRINTS: dict[str, str] = {}
+
+
+def _editable_version(dist: metadata.Distribution) -> str:
+    """``version+src.<fingerprint>``, computed once per process (the code this process runs)."""
+    name = canonicalize_name(dist.metadata["Name"])
+    if name not in _FINGERPRINTS:
+        _FINGERPRINTS[name] = f"{dist.version}+src.{_tree_fingerprint(_package_paths(dist))}"
+    return _FINGERPRINTS[name]
+
+
+def split_closure(names: Iterable[str]) -> tuple[list[metadata.Distribution], list[metadata.Distribution]]:
+    """``(installed, editable)``: the closure of ``names`` split into released distributions and source checkouts."""
+    installed: list[metadata.Distribution] = []
+    editable: list[metadata.Distribution] = []
+    for dist in distribution_closure(names):
+        (editable if _editable_source(dist) is not None else installed).append(dist)
+    return installed, editable
 
 
 def site_fingerprint(names: Iterable[str]) -> dict[str, str]:
     """``{distribution: version}`` of everything the image gets; editable ones add their source fingerprint."""
     out: dict[str, str] = {}
     for dist in distribution_closure(names):
-        version = dist.version
-        source = _editable_source(dist)
-        if source is not None:
-            version += "+src." + _tree_fingerprint(source)
-        out[canonicalize_name(dist.metadata["Name"])] = version
+        name = canonicalize_name(dist.metadata["Name"])
+        out[name] = _editable_version(dist) if _editable_source(dist) is not None else dist.version
     return out
 
 
-def _wheel_cache() -> Path:
+def cache_root() -> Path:
+    """Where assembled sites are cached (``[docker] wheel_cache``, default ``<headwater home>/docker/cache``)."""
     from headwater.plugins import headwater_home
 
     from headwater_docker.config import docker_settings
 
     configured = docker_settings().wheel_cache
-    return Path(configured).expanduser() if configured else headwater_home() / "docker" / "wheels"
-
-
-def _editable_wheel(dist: metadata.Distribution, source: Path) -> Path:
-    """A wheel of an editable distribution, built once per version of its source tree."""
-    name = canonicalize_name(dist.metadata["Name"])
-    cache = _wheel_cache() / f"{name}-{dist.version}-{_tree_fingerprint(source)}"
-    wheels = sorted(cache.glob("*.whl")) if cache.is_dir() else []
-    if wheels:
-        return wheels[0]
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"hw-wheel-{name}-", dir=cache.parent) as tmp:
-        copy = Path(tmp) / "src"
-        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(*_IGNORED_DIRS, "*.egg-info", "*.pyc"))
-        out = Path(tmp) / "out"
-        done = subprocess.run(  # noqa: S603 - our own pip on our own source tree
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-             "--disable-pip-version-check", "--wheel-dir", str(out), str(copy)],
-            capture_output=True, text=True, check=False,
-        )
-        if done.returncode != 0:
-            raise SiteError(
-                f"Building a wheel of {name} from its source checkout {source} failed (exit {done.returncode}); "
-                f"is setuptools installed in {sys.prefix}?\n{done.stdout}{done.stderr}"
-            )
-        try:
-            os.replace(out, cache)
-        except OSError:  # another build put it there first
-            pass
-    return sorted(cache.glob("*.whl"))[0]
-
-
-def _unpack_wheel(wheel: Path, dest: Path) -> None:
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(dest)
-    for data in dest.glob("*.data"):
-        for part in ("purelib", "platlib"):
-            if (data / part).is_dir():
-                shutil.copytree(data / part, dest, dirs_exist_ok=True)
-        shutil.rmtree(data)
+    return Path(configured).expanduser() if configured else headwater_home() / "docker" / "cache"
 
 
 def _copy_installed(dist: metadata.Distribution, dest: Path) -> None:
@@ -202,25 +218,80 @@ def _copy_installed(dist: metadata.Distribution, dest: Path) -> None:
         shutil.copy2(src, target)
 
 
-def assemble_site(names: Iterable[str], dest: Path) -> dict[str, str]:
-    """Lay out ``names`` and their dependencies under ``dest``; returns :func:`site_fingerprint`-style versions."""
-    dest.mkdir(parents=True, exist_ok=True)
-    versions: dict[str, str] = {}
-    for dist in distribution_closure(names):
-        name = canonicalize_name(dist.metadata["Name"])
-        source = _editable_source(dist)
-        if source is not None:
-            _unpack_wheel(_editable_wheel(dist, source), dest)
-            versions[name] = dist.version + "+src." + _tree_fingerprint(source)
+def _copy_editable(dist: metadata.Distribution, dest: Path) -> None:
+    """An editable distribution as if installed: its packages from the source checkout plus its metadata."""
+    for path in _package_paths(dist):
+        if path.is_file():
+            shutil.copy2(path, dest / path.name)
         else:
-            _copy_installed(dist, dest)
-            versions[name] = dist.version
-    return versions
+            shutil.copytree(path, dest / path.name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(*_IGNORED_DIRS, "*.pyc", "*.egg-info"))
+    info = getattr(dist, "_path", None)
+    if info is None or not Path(info).is_dir():
+        raise SiteError(f"the metadata directory of {dist.metadata['Name']} cannot be found.")
+    target = dest / Path(info).name
+    target.mkdir(parents=True, exist_ok=True)
+    for item in Path(info).iterdir():
+        if item.is_file() and item.name not in ("RECORD", "direct_url.json", "INSTALLER", "REQUESTED"):
+            shutil.copy2(item, target / item.name)
+
+
+def installed_site(dists: list[metadata.Distribution]) -> Path:
+    """A cached directory holding the released distributions ``dists`` (assembled once per set of versions)."""
+    key = hashlib.sha256(
+        "\n".join(f"{canonicalize_name(d.metadata['Name'])}=={d.version}" for d in dists).encode()
+        + sys.version.encode()
+    ).hexdigest()[:16]
+    site = cache_root() / "sites" / key
+    if site.is_dir():
+        return site
+    site.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=site.parent))
+    try:
+        for dist in dists:
+            _copy_installed(dist, tmp)
+        try:
+            os.replace(tmp, site)
+        except OSError:  # another build put it there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return site
+
+
+def editable_site(dists: list[metadata.Distribution], dest: Path) -> None:
+    """Copy the editable distributions ``dists`` into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for dist in dists:
+        _copy_editable(dist, dest)
+
+
+def link_tree(src: Path, dest: Path) -> None:
+    """``dest`` as a copy of ``src`` made of hard links where possible (fast, no data copied)."""
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dest, copy_function=link, dirs_exist_ok=True)
+
+
+_PACKAGES: dict[str, list[str]] = {}
+
+
+def _packages_distributions() -> dict[str, list[str]]:
+    """``importlib.metadata.packages_distributions()``, computed once per process (it scans every path entry)."""
+    if not _PACKAGES:
+        _PACKAGES.update(metadata.packages_distributions())
+    return _PACKAGES
 
 
 def distributions_for_modules(modules: Iterable[str]) -> list[str]:
     """The installed distributions that provide the top-level packages of ``modules`` (stdlib and project modules: none)."""
-    mapping: dict[str, list[str]] = metadata.packages_distributions()
+    mapping = _packages_distributions()
     found: set[str] = set()
     for module in modules:
         top = module.split(".", 1)[0]

@@ -210,7 +210,7 @@ class Docker(Storage):
                 path = script_path(flow, None)
             except Exception:  # noqa: BLE001 - interactive flows have no file
                 path = None
-            if path is not None and Path(path).is_file() and Path(path).parent != Path(sys.prefix):
+            if path is not None and Path(path).is_file() and not _in_installed_package(Path(path)):
                 self._project = str(Path(path).resolve().parent)
 
     def build(self) -> Docker:
@@ -328,9 +328,10 @@ class Docker(Storage):
                 self._say(f"Docker storage: image {ref} is already in the registry (content {content}); nothing to build.")
                 self.image_tag = tag
                 return
+            runtime = None if self.dockerfile else self._runtime_image(client, names)
             with tempfile.TemporaryDirectory(prefix="headwater-docker-build-") as tmp:
                 context = Path(tmp)
-                self._write_context(context, names, content)
+                self._write_context(context, names, content, runtime)
                 self._run_build(client, context, ref)
             if not self.ignore_healthchecks:
                 self._check(client, ref)
@@ -343,17 +344,60 @@ class Docker(Storage):
 
     # --- the build context ----------------------------------------------------------------------------
 
-    def _write_context(self, context: Path, names: list[str], content: str) -> None:
-        from headwater_docker.site import SiteError, assemble_site
+    def _runtime_image(self, client: Any, names: list[str]) -> str:
+        """``base_image`` plus the released distributions headwater needs, built once per set of versions.
+
+        The flow image is built ``FROM`` it, so a build only sends headwater's own code, the project and
+        the flows to the engine; the runtime image's layers are shared by every flow image.
+        """
+        from headwater_docker.site import SiteError, installed_site, link_tree, split_closure
+
+        base = self.base_image or "localbase"
+        base_image = _local_image(client, base)
+        if base_image is None:
+            raise DockerBuildError(
+                f"finding the base image {base!r}",
+                f"the engine has no image {base!r}. Build or pull it first (offline: scripts/podman-base-image.sh "
+                f"builds 'localbase'), or set base_image to an image the engine has.",
+            )
+        try:
+            installed, _ = split_closure(names)
+        except SiteError as exc:
+            raise DockerBuildError("collecting headwater and plugin distributions", str(exc)) from None
+        key = hashlib.sha256(json.dumps([base_image.id, sorted(f"{d.metadata['Name']}=={d.version}" for d in installed)]).encode())
+        ref = f"headwater-runtime:{key.hexdigest()[:16]}"
+        if _local_image(client, ref) is not None:
+            return ref
+        self._say(f"Docker storage: building the runtime image {ref} ({len(installed)} distributions from this machine)...")
+        try:
+            site = installed_site(installed)
+        except SiteError as exc:
+            raise DockerBuildError("collecting headwater and plugin distributions", str(exc)) from None
+        with tempfile.TemporaryDirectory(prefix="headwater-docker-runtime-") as tmp:
+            context = Path(tmp)
+            link_tree(site, context / "deps-site")
+            (context / "Dockerfile").write_text(
+                f"FROM {base}\nCOPY deps-site {HEADWATER_DIRECTORY}/deps-site\n"
+                f"ENV PYTHONPATH={HEADWATER_DIRECTORY}/deps-site\nLABEL io.headwater.runtime-for={json.dumps(base)}\n"
+            )
+            self._run_build(client, context, ref)
+        return ref
+
+    def _write_context(self, context: Path, names: list[str], content: str, runtime: str | None) -> None:
+        from headwater_docker.site import SiteError, editable_site, installed_site, link_tree, split_closure
 
         root = HEADWATER_DIRECTORY
-        self._say(f"Docker storage: copying {len(names)} distribution(s) and their dependencies from this machine...")
         try:
-            assemble_site(names, context / "site")
+            installed, editable = split_closure(names)
+            editable_site(editable, context / "site")
+            if runtime is None:
+                link_tree(installed_site(installed), context / "deps-site")
         except SiteError as exc:
             raise DockerBuildError("collecting headwater and plugin distributions", str(exc)) from None
         lines: list[str] = []
-        if self.dockerfile:
+        if runtime is not None:
+            lines.append(f"FROM {runtime}")
+        elif self.dockerfile:
             dockerfile = Path(self.dockerfile)
             if not dockerfile.is_file():
                 raise DockerBuildError("reading the dockerfile", f"dockerfile {self.dockerfile!r} does not exist here.")
@@ -362,12 +406,14 @@ class Docker(Storage):
                             dirs_exist_ok=True)
         else:
             lines.append(f"FROM {self.base_image or 'localbase'}")
-        pythonpath = [f"{root}/site"]
+        pythonpath = [f"{root}/site", f"{root}/deps-site"]
+        if runtime is None:
+            lines.append(f"COPY deps-site {root}/deps-site")
         lines.append(f"COPY site {root}/site")
         if self.python_dependencies:
             self._install_dependencies(context / "deps")
             lines.append(f"COPY deps {root}/deps")
-            pythonpath.insert(0, f"{root}/deps")
+            pythonpath.insert(1, f"{root}/deps")
         project = self._project_dir()
         if project is not None:
             shutil.copytree(project, context / "project", ignore=shutil.ignore_patterns(*_IGNORED))
@@ -398,6 +444,30 @@ class Docker(Storage):
         (context / "Dockerfile").write_text("\n".join(lines) + "\n")
 
     def _install_dependencies(self, target: Path) -> None:
+        """``pip install --target`` on this machine (cached by requirements and wheelhouse contents)."""
+        from headwater_docker.site import cache_root, link_tree
+
+        key = hashlib.sha256(json.dumps([
+            self.python_dependencies, self.wheelhouse,
+            sorted(os.listdir(self.wheelhouse)) if self.wheelhouse and os.path.isdir(self.wheelhouse) else None,
+            sys.version,
+        ]).encode()).hexdigest()[:16]
+        cached = cache_root() / "pydeps" / key
+        if not cached.is_dir():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cached.parent))
+            try:
+                self._pip_install(tmp)
+                try:
+                    os.replace(tmp, cached)
+                except OSError:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        link_tree(cached, target)
+
+    def _pip_install(self, target: Path) -> None:
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-conflicts",
                    "--target", str(target)]
         if self.wheelhouse:
@@ -420,7 +490,8 @@ class Docker(Storage):
     def _run_build(self, client: Any, context: Path, ref: str) -> None:
         from docker.errors import APIError, DockerException
 
-        self._say(f"Docker storage: building {ref} from {self.base_image or self.dockerfile or 'localbase'}...")
+        base = (context / "Dockerfile").read_text().split("\n", 1)[0].removeprefix("FROM ").strip()
+        self._say(f"Docker storage: building {ref} from {base}...")
         kwargs: dict[str, Any] = {"rm": True, "forcerm": True, "pull": False, "decode": True, "network_mode": "none"}
         kwargs.update(self.build_kwargs)
         step = "starting the build"
@@ -563,6 +634,18 @@ class Docker(Storage):
             if fh is None:
                 raise FlowNotInStorageError(f"Docker storage: {location!r} in image {ref} is not a file.")
             return fh.read()
+
+
+def _in_installed_package(file: Path) -> bool:
+    """True when ``file`` belongs to an installed distribution's package (not a project directory)."""
+    from headwater_docker.site import distributions_for_modules
+
+    top = file.resolve().parent
+    if not (top / "__init__.py").exists():
+        return any(part in ("site-packages", "dist-packages") for part in file.parts)
+    while (top.parent / "__init__.py").exists():
+        top = top.parent
+    return bool(distributions_for_modules([top.name])) or "site-packages" in file.parts
 
 
 def _stderr(line: str) -> None:

@@ -1,0 +1,231 @@
+"""A real container engine for the docker plugin's tests, once per session.
+
+- the engine: podman's Docker-compatible API (``podman system service --time=0`` on a unix
+  socket of this session), ``DOCKER_HOST`` pointing at it;
+- a registry: Debian's ``docker-registry`` on 127.0.0.1 (a port podman trusts as insecure,
+  see scripts/system-deps.d/containers.sh);
+- the offline base image ``localbase`` (scripts/podman-base-image.sh, built once per machine).
+
+Both services are stopped at the end of the session, even when tests fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "cloud_api"))  # agent_helpers: server and agent processes
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+REGISTRY_PORTS = range(5000, 5020)
+"""Ports podman treats as insecure (plain HTTP) registries on 127.0.0.1 (containers.sh)."""
+
+CACHE_IMAGE = "localhost/headwater-docker-test-cache:latest"
+"""Keeps the layers of the last test image between sessions, so the next session's builds hit the layer cache."""
+
+
+def _run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+
+
+def _free_registry_port() -> int:
+    for port in REGISTRY_PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free registry port in {REGISTRY_PORTS} on 127.0.0.1")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+class Engine:
+    """The session's engine and registry: ``base_url``, ``registry`` (``127.0.0.1:PORT``), ``client()``."""
+
+    def __init__(self, base_url: str, registry: str, workdir: Path) -> None:
+        self.base_url = base_url
+        self.registry = registry
+        self.workdir = workdir
+
+    def client(self) -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=self.base_url)
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """podman's Docker API and a local registry for the whole session."""
+    for script in ("scripts/system-deps.d/containers.sh", "scripts/podman-base-image.sh"):
+        done = _run(["bash", str(ROOT / script)], timeout=900)
+        if done.returncode != 0:
+            pytest.fail(f"{script} failed (exit {done.returncode}); it needs root and the Debian mirror:\n"
+                        f"{done.stdout}\n{done.stderr}")
+    work = tmp_path_factory.mktemp("engine")
+    sock = work / "podman.sock"
+    processes: list[subprocess.Popen[bytes]] = []
+    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "HEADWATER__DOCKER__WHEEL_CACHE")}
+    try:
+        with open(work / "podman.log", "ab") as log:
+            processes.append(subprocess.Popen(  # noqa: S603
+                ["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        registry_dir = work / "registry"
+        port = _free_registry_port()
+        config = work / "registry.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {registry_dir}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n  secret: headwater-tests\n"
+        )
+        with open(work / "registry.log", "ab") as log:
+            processes.append(subprocess.Popen(  # noqa: S603
+                ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        base_url = f"unix://{sock}"
+        deadline = time.monotonic() + 60
+        import docker
+        import urllib.request
+
+        while True:
+            try:
+                docker.DockerClient(base_url=base_url).ping()
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):  # noqa: S310
+                    break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "podman service or registry did not come up:\n"
+                        + (work / "podman.log").read_text(errors="replace")
+                        + (work / "registry.log").read_text(errors="replace")
+                    ) from None
+                for p in processes:
+                    assert p.poll() is None, f"{p.args} exited with {p.returncode}"
+                time.sleep(0.1)
+        os.environ["DOCKER_HOST"] = base_url
+        cache = Path.home() / ".cache" / "headwater-docker-tests" / "wheels"
+        os.environ["HEADWATER__DOCKER__WHEEL_CACHE"] = str(cache)
+        yield Engine(base_url, f"127.0.0.1:{port}", work)
+    finally:
+        try:
+            _cleanup_images(f"unix://{sock}", port if "port" in locals() else None)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+        for p in reversed(processes):
+            _stop(p)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(work / "registry", ignore_errors=True)
+
+
+def _cleanup_images(base_url: str, port: int | None) -> None:
+    """Remove this session's containers and images, keeping the newest image's layers as the cache image."""
+    import docker
+
+    client = docker.DockerClient(base_url=base_url)
+    for container in client.containers.list(all=True, filters={"label": "io.headwater.test=docker"}):
+        container.remove(force=True)
+    for container in client.containers.list(all=True, filters={"label": "io.headwater.managed=true"}):
+        container.remove(force=True)
+    ours = [i for i in client.images.list() if any(t.startswith(f"127.0.0.1:{port}/") for t in i.tags)] if port else []
+    if ours:
+        newest = max(ours, key=lambda i: i.attrs.get("Created", ""))
+        newest.tag(CACHE_IMAGE.rsplit(":", 1)[0], "latest")
+    for image in ours:
+        for tag in image.tags:
+            if tag.startswith(f"127.0.0.1:{port}/"):
+                try:
+                    client.images.remove(tag, force=False)
+                except docker.errors.APIError:
+                    pass
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own HEADWATER_HOME and no API settings."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HEADWATER_HOME", str(home))
+    for var in ("HEADWATER__CLOUD__API", "HEADWATER__CLOUD__API_KEY", "HEADWATER__SERVER__DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+SAMPLE_PROJECT = {
+    "helpers.py": "def greeting(name):\n    return f'hello {name}'\n",
+    "flows.py": '''
+from headwater import Flow, Parameter, task
+from headwater.storage import Docker
+from headwater.run_configs import DockerRun
+
+import helpers
+
+
+@task(log_stdout=True)
+def greet(name):
+    message = helpers.greeting(name)
+    print(message)
+    return message
+
+
+with Flow("docker-hello") as flow:
+    greet(Parameter("name", default="world"))
+''',
+}
+
+
+@pytest.fixture(scope="session")
+def built(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One Docker storage built and pushed for the session (a flow that imports a helper module)."""
+    from headwater.plugins import load_flows_from_file
+
+    project = tmp_path_factory.mktemp("project")
+    for name, text in SAMPLE_PROJECT.items():
+        (project / name).write_text(text)
+    flow = load_flows_from_file(str(project / "flows.py"))["docker-hello"]
+    from headwater.storage import Docker
+
+    storage = Docker(registry_url=f"{engine.registry}/tests", base_image="localbase", image_name="hello")
+    lines: list[str] = []
+    storage.output = lines.append
+    storage.add_flow(flow)
+    storage.build()
+    return Built(storage=storage, flow=flow, lines=lines, project=project)
+
+
+@dataclasses.dataclass
+class Built:
+    """The session's built storage, its flow, the build's output lines and the project directory."""
+
+    storage: Any
+    flow: Any
+    lines: list[str]
+    project: Path
