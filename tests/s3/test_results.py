@@ -180,3 +180,23 @@ def test_plain_fsspec_filesystem_storage_and_result(bucket: str, moto_endpoint: 
     written = Result(f"s3://{bucket}/fsresults/{{task_name}}.pkl").write([1], task_name="t")
     assert written.location == f"s3://{bucket}/fsresults/t.pkl"
     assert Result().read(written.location).value == [1]
+
+
+@pytest.mark.parametrize("executor_name", ["ThreadExecutor", "ProcessExecutor"])
+def test_checkpointing_from_worker_threads_and_processes(bucket: str, moto_endpoint: str, s3_client: Any,
+                                                         executor_name: str) -> None:
+    import headwater.executors as executors
+
+    executor = getattr(executors, executor_name)(max_workers=2)
+    result = _result(bucket, moto_endpoint, location="{flow_name}/{map_index}.pickle")
+
+    @task(result=result)
+    def cube(v: int) -> int:
+        return v**3
+
+    with Flow(f"workers-{executor_name}") as flow:
+        cube.map(list(range(6)))
+    state = flow.run(executor=executor, run_on_schedule=False)
+    assert state.is_successful(), state
+    assert keys(s3_client, bucket) == sorted(f"workers-{executor_name}/{i}.pickle" for i in range(6))
+    assert [result.read(f"workers-{executor_name}/{i}.pickle").value for i in range(6)] == [i**3 for i in range(6)]
