@@ -6,6 +6,7 @@ validation, BAD_INPUT naming the field), on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -226,3 +227,51 @@ def test_a_retried_write_is_not_applied_twice(server: ServerThread) -> None:
     info = data(server, HISTORY, {"id": run})["flow_run"]
     assert [s["type"] for s in info["states"]] == ["Scheduled", "Running", "Success"]
     assert [s["type"] for s in info["task_runs"][0]["states"]] == ["Running", "Success"]
+
+
+# --- #6 one malformed flow does not stop the scheduler ---------------------------------------------
+
+
+def test_registration_validates_flow_metadata(server: ServerThread) -> None:
+    make_flow(server)
+    for bad, field in ((["x"], "serialized.parameters[0]"), ([{"name": "a"}, {"name": "a"}], "declared twice"),
+                       ([{"name": "a", "required": "yes"}], "parameters[0].required")):
+        err = error(server, CREATE_FLOW, {"i": {"serialized": {**FLOW, "name": "bad", "parameters": bad}, "project_name": "MDS"}})
+        assert err["extensions"]["code"] == "BAD_INPUT" and field in err["message"], err
+    err = error(server, CREATE_FLOW, {"i": {"serialized": {**FLOW, "name": "bad", "run_config": {"labels": "abc"}}, "project_name": "MDS"}})
+    assert "run_config.labels must be a list of strings" in err["message"]
+
+
+def test_the_scheduler_isolates_a_malformed_flow(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
+    from datetime import datetime, timedelta
+
+    from headwater import Flow, task
+    from headwater.client import Client
+    from headwater.schedules import IntervalClock, Schedule
+    from headwater_cloud_api.server.db.models import Flow as FlowRow
+    from headwater_cloud_api.server.services.scheduler import schedule_flow_runs
+    from sqlalchemy import update
+
+    @task
+    def noop() -> None:
+        return None
+
+    start = datetime(2031, 1, 1, tzinfo=UTC)
+    with Client(api=server.api, api_key="") as client:
+        client.project(name="P").create()
+        for name in ("broken", "fine"):
+            with Flow(name, schedule=Schedule(clocks=[IntervalClock(timedelta(hours=1), start_date=start)])) as flow:
+                noop()
+            client.register(flow, project_name="P")
+    db = server.app.state.db
+    with db.write() as s:  # metadata stored before registration validated it
+        row = s.query(FlowRow).filter_by(name="broken").one()
+        s.execute(update(FlowRow).where(FlowRow.id == row.id).values(serialized={**row.serialized, "parameters": [7]}))
+    now = start + timedelta(minutes=30)
+    with caplog.at_level("ERROR", logger="headwater.server.scheduler"):
+        assert schedule_flow_runs(db, now=now, max_runs=3) == 3  # "fine" is scheduled
+        assert schedule_flow_runs(db, now=now + timedelta(hours=1), max_runs=3) == 1
+    reports = [r for r in caplog.records if "broken" in r.getMessage()]
+    assert len(reports) == 1 and "Register it again" in reports[0].getMessage()
+    err = error(server, 'mutation { create_flow_run(input: {flow_name: "broken", project_name: "P"}) { id } }')
+    assert err["extensions"]["code"] == "BAD_INPUT" and "malformed stored metadata" in err["message"]

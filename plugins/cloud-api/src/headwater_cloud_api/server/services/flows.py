@@ -16,6 +16,7 @@ from headwater_cloud_api.server.services.projects import get_project
 
 __all__ = [
     "metadata_hash",
+    "validate_flow_metadata",
     "create_flow",
     "get_flow",
     "latest_flow",
@@ -38,6 +39,34 @@ def run_config_labels(serialized: dict[str, Any]) -> list[str]:
     run_config = serialized.get("run_config") or {}
     labels = run_config.get("labels") if isinstance(run_config, dict) else None
     return [str(label) for label in labels or []]
+
+
+def validate_flow_metadata(serialized: Any) -> None:
+    """:class:`BadInput` naming the field when ``serialized`` is not usable flow metadata (checked at registration,
+    so the scheduler and run creation never meet a malformed flow)."""
+    if not isinstance(serialized, dict) or not isinstance(serialized.get("name"), str) or not serialized["name"].strip():
+        raise BadInput("'serialized' must be the flow's serialized metadata (a JSON object with a non-empty 'name'), as flow.serialize() returns.")
+    if len(serialized["name"]) > 255:
+        raise BadInput(f"serialized.name is {len(serialized['name'])} characters long; the limit is 255.")
+    for key in ("tasks", "edges", "parameters"):
+        if key in serialized and serialized[key] is not None and not isinstance(serialized[key], list):
+            raise BadInput(f"serialized.{key} must be a list, got {type(serialized[key]).__name__}.")
+    seen: set[str] = set()
+    for i, param in enumerate(serialized.get("parameters") or []):
+        if not isinstance(param, dict) or not isinstance(param.get("name"), str) or not param["name"]:
+            raise BadInput(f"serialized.parameters[{i}] must be an object with a non-empty string 'name', got {param!r:.80}.")
+        if param["name"] in seen:
+            raise BadInput(f"serialized.parameters[{i}]: parameter {param['name']!r} is declared twice.")
+        seen.add(param["name"])
+        if "required" in param and not isinstance(param["required"], bool):
+            raise BadInput(f"serialized.parameters[{i}].required must be true or false, got {param['required']!r:.40}.")
+    for key in ("run_config", "storage", "schedule", "environment", "executor"):
+        if serialized.get(key) is not None and not isinstance(serialized[key], dict):
+            raise BadInput(f"serialized.{key} must be an object (or null), got {type(serialized[key]).__name__}.")
+    run_config = serialized.get("run_config") or {}
+    labels = run_config.get("labels")
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(label, str) for label in labels)):
+        raise BadInput(f"serialized.run_config.labels must be a list of strings, got {labels!r:.80}.")
 
 
 def latest_flow(session: Session, name: str, project: str, *, include_archived: bool = False) -> Flow:
@@ -107,11 +136,7 @@ def create_flow(
     A new version archives the older versions and drops their not-yet-started auto-scheduled runs
     (the scheduler creates them again for the new version).
     """
-    if not isinstance(serialized, dict) or not isinstance(serialized.get("name"), str) or not serialized["name"]:
-        raise BadInput("'serialized' must be the flow's serialized metadata (a JSON object with a non-empty 'name'), as flow.serialize() returns.")
-    for key, kind in (("tasks", list), ("edges", list), ("parameters", list)):
-        if key in serialized and not isinstance(serialized[key], kind):
-            raise BadInput(f"serialized['{key}'] must be a list, got {type(serialized[key]).__name__}.")
+    validate_flow_metadata(serialized)
     name = serialized["name"]
     project = get_project(session, id=project_id, name=project_name)
     digest = hash or metadata_hash(serialized)

@@ -28,7 +28,7 @@ from headwater_cloud_api.server.db.models import (
     utcnow,
 )
 from headwater_cloud_api.server.errors import MAX_BATCH, APIError, BadInput, NotFound
-from headwater_cloud_api.server.services.flows import get_flow
+from headwater_cloud_api.server.services.flows import get_flow, validate_flow_metadata
 from headwater_cloud_api.server.validation import strip_nul
 
 __all__ = [
@@ -201,6 +201,10 @@ def create_flow_run(
         existing = session.scalar(select(FlowRun).where(FlowRun.flow_id == flow.id, FlowRun.idempotency_key == idempotency_key))
         if existing is not None:
             return existing
+    try:
+        validate_flow_metadata(flow.serialized)
+    except BadInput as exc:  # stored before registration validated metadata
+        raise BadInput(f"Flow {flow.name!r} version {flow.version} has malformed stored metadata ({exc}); register it again.") from None
     defaults = {p["name"]: p.get("default") for p in flow.serialized.get("parameters") or [] if not p.get("required")}
     params = dict(parameters or {})
     _check_parameters(flow, params)

@@ -35,8 +35,6 @@ def _insert(db: Database) -> Any:
 
 def schedule_flow_runs(db: Database, now: datetime | None = None, max_runs: int = MAX_SCHEDULED_RUNS) -> int:
     """Create the missing upcoming runs of every active schedule; returns how many were created."""
-    from headwater.plugins import from_dict
-
     now = now or utcnow()
     insert = _insert(db)
     with db.read() as s:
@@ -47,41 +45,63 @@ def schedule_flow_runs(db: Database, now: datetime | None = None, max_runs: int 
         ).all()
     created = 0
     for flow_id, group_id, name, serialized, labels in rows:
-        schedule_data = serialized.get("schedule")
-        if not schedule_data:
-            continue
-        try:
-            schedule = from_dict(schedule_data, "schedule")
-            events = schedule.next(max_runs, after=now, return_events=True)
+        try:  # one malformed flow (metadata stored before registration validated it) must not stop the others
+            created += _schedule_flow(db, insert, now, max_runs, flow_id, group_id, name, serialized, labels)
         except Exception as exc:
-            _log.warning("Flow %r (%s): cannot read its schedule: %s", name, flow_id, exc)
-            continue
-        with db.write() as s:
-            upcoming = s.scalar(
-                select(func.count()).select_from(FlowRun).where(
-                    FlowRun.flow_id == flow_id, FlowRun.auto_scheduled.is_(True), FlowRun.state == "Scheduled",
-                    FlowRun.scheduled_start_time > now,
-                )
-            ) or 0
-            if upcoming >= max_runs:
-                continue
-            defaults = {p["name"]: p.get("default") for p in serialized.get("parameters") or [] if not p.get("required")}
-            for event in events:
-                run_id = new_id()
-                start = event.start_time
-                result = s.execute(
-                    insert(FlowRun).values(
-                        id=run_id, flow_id=flow_id, flow_group_id=group_id, name=None,
-                        parameters={**defaults, **dict(event.parameter_defaults)}, context={},
-                        labels=sorted(set(event.labels if event.labels is not None else labels)),
-                        run_config=serialized.get("run_config"), idempotency_key=f"auto-scheduled:{start.isoformat()}",
-                        auto_scheduled=True, scheduled_start_time=start, state="Scheduled", state_message="Scheduled by the scheduler",
-                        state_timestamp=now, version=1, times_resurrected=0, created=now, updated=now,
-                    ).on_conflict_do_nothing(index_elements=["flow_id", "idempotency_key"]).returning(FlowRun.id)
-                )
-                if result.scalar() is not None:
-                    s.add(FlowRunState(flow_run_id=run_id, version=1, state="Scheduled", message="Scheduled by the scheduler", timestamp=now))
-                    created += 1
+            key = (flow_id, f"{type(exc).__name__}: {exc}")
+            if key not in _reported:  # logged once per flow and error, not on every pass
+                _reported.add(key)
+                _log.error("Scheduler: flow %r (%s) is skipped: its stored metadata cannot be scheduled (%s: %s). "
+                           "Register it again (`headwater register`) to fix it; the other flows are scheduled.",
+                           name, flow_id, type(exc).__name__, exc)
+    return created
+
+
+_reported: set[tuple[str, str]] = set()
+
+
+def _schedule_flow(db: Database, insert: Any, now: datetime, max_runs: int, flow_id: str, group_id: str, name: str,
+                   serialized: Any, labels: Any) -> int:
+    """Create the missing upcoming runs of one flow; raises on malformed metadata (the caller isolates it)."""
+    from headwater.plugins import from_dict
+
+    from headwater_cloud_api.server.services.flows import validate_flow_metadata
+
+    created = 0
+    if not isinstance(serialized, dict):
+        raise ValueError("its serialized metadata is not an object")
+    schedule_data = serialized.get("schedule")
+    if not schedule_data:
+        return 0
+    validate_flow_metadata(serialized)
+    schedule = from_dict(schedule_data, "schedule")
+    events = schedule.next(max_runs, after=now, return_events=True)
+    with db.write() as s:
+        upcoming = s.scalar(
+            select(func.count()).select_from(FlowRun).where(
+                FlowRun.flow_id == flow_id, FlowRun.auto_scheduled.is_(True), FlowRun.state == "Scheduled",
+                FlowRun.scheduled_start_time > now,
+            )
+        ) or 0
+        if upcoming >= max_runs:
+            return 0
+        defaults = {p["name"]: p.get("default") for p in serialized.get("parameters") or [] if not p.get("required")}
+        for event in events:
+            run_id = new_id()
+            start = event.start_time
+            result = s.execute(
+                insert(FlowRun).values(
+                    id=run_id, flow_id=flow_id, flow_group_id=group_id, name=None,
+                    parameters={**defaults, **dict(event.parameter_defaults)}, context={},
+                    labels=sorted(set(event.labels if event.labels is not None else labels)),
+                    run_config=serialized.get("run_config"), idempotency_key=f"auto-scheduled:{start.isoformat()}",
+                    auto_scheduled=True, scheduled_start_time=start, state="Scheduled", state_message="Scheduled by the scheduler",
+                    state_timestamp=now, version=1, times_resurrected=0, created=now, updated=now,
+                ).on_conflict_do_nothing(index_elements=["flow_id", "idempotency_key"]).returning(FlowRun.id)
+            )
+            if result.scalar() is not None:
+                s.add(FlowRunState(flow_run_id=run_id, version=1, state="Scheduled", message="Scheduled by the scheduler", timestamp=now))
+                created += 1
     return created
 
 
