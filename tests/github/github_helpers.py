@@ -72,6 +72,10 @@ class Repo:
     def commit(self, files: dict[str, str] | None = None, message: str = "change", branch: str = "main",
                delete: tuple[str, ...] = ()) -> str:
         """Write ``files``, commit them on ``branch`` and push; returns the new commit's SHA."""
+        git("fetch", "-q", "origin", cwd=self.work)  # others (a checkout) may have pushed meanwhile
+        if subprocess.run(["git", "rev-parse", "-q", "--verify", f"origin/{branch}"], cwd=self.work,
+                          capture_output=True).returncode == 0:
+            git("merge", "-q", "--ff-only", f"origin/{branch}", cwd=self.work)
         if files:
             self.write(files)
         for rel in delete:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from github_helpers import AgentProcess, FakeGitHub, Repo, ServerProcess
+from github_helpers import AgentProcess, FakeGitHub, Repo, ServerProcess, git
 from headwater.client import Client
 
 TOKEN = "ghp_e2eSecretToken0123456789"
@@ -55,13 +55,13 @@ def test_registered_from_a_deleted_checkout_runs_on_the_agent_and_follows_main(t
     repo = Repo(tmp_path, "etl")
     fake_github.repos["org/etl"] = repo.origin
     fake_github.token = TOKEN
-    first = repo.commit({
+    repo.commit({
         "flows/test/slack.py": FLOW.replace("{base_url}", fake_github.url),
         "flows/test/scripts/__init__.py": "",
-        "flows/test/scripts/example.py": 'def greeting(text):\n    return f"v1 says {text}"\n',
+        "flows/test/scripts/example.py": 'def greeting(text):\n    return f"v0 says {text}"\n',
         "flows/test/data/message.txt": "hello team\n",
         "README.md": "etl flows\n",
-    }, "first")
+    }, "start")
     base_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HEADWATER")}
     base_env["HEADWATER__CONTEXT__SECRETS__GITHUB_ACCESS_TOKEN"] = TOKEN
     server = ServerProcess(tmp_path, {**base_env, "HEADWATER_HOME": str(tmp_path / "server-home")})
@@ -74,6 +74,17 @@ def test_registered_from_a_deleted_checkout_runs_on_the_agent_and_follows_main(t
         assert "1 registered, 0 skipped, 0 errors." in out, out
         again = _cli("register", "--project", "test", "--path", "flows/test/slack.py", cwd=checkout, env=env).stdout
         assert "0 registered, 1 skipped, 0 errors." in again, again  # unchanged checkout: skipped
+        (checkout / "flows/test/scripts/example.py").write_text('def greeting(text):\n    return f"v1 says {text}"\n')
+        git("commit", "-q", "-am", "first", cwd=checkout)
+        git("push", "-q", "origin", "main", cwd=checkout)
+        first = git("rev-parse", "HEAD", cwd=checkout)
+        changed = _cli("register", "--project", "test", "--path", "flows/test/slack.py", cwd=checkout, env=env).stdout
+        assert "1 registered, 0 skipped, 0 errors." in changed, changed  # a changed helper module: a new version
+        (checkout / "flows/test/draft.py").write_text(FLOW.replace("{base_url}", fake_github.url)
+                                                      .replace('"slack"', '"draft"').replace("slack.py", "draft.py"))
+        draft = _cli("register", "--project", "test", "--path", "flows/test/draft.py", cwd=checkout, env=env, ok=False)
+        assert draft.returncode != 0
+        assert "flows/test/draft.py is not on ref main of org/etl" in draft.stdout and "push it first" in draft.stdout, draft.stdout
         shutil.rmtree(checkout)
 
         agent_env = {**base_env, "HEADWATER__CLOUD__API": server.api, "HEADWATER_HOME": str(tmp_path / "agent-home")}
@@ -105,7 +116,7 @@ def test_registered_from_a_deleted_checkout_runs_on_the_agent_and_follows_main(t
             assert f"flows/test/slack.py is not in commit {third[:12]} (ref main) of org/etl" in str(state3.message), state3.message
         everything = "\n".join(logs + logs2) + agent.output() + server.log.read_text()
         assert TOKEN not in everything
-        assert fake_github.count("/tarball/") == 3  # one download per commit
+        assert fake_github.count("/tarball/") == 3  # the agent's first run, the helper change, the deleted flow file  # one download per commit
         assert all(r["headers"].get("Authorization") == f"Bearer {TOKEN}" for r in fake_github.requests
                    if r["path"].startswith("/api/"))
     finally:

@@ -236,3 +236,17 @@ def test_unchanged_checkouts_keep_the_location_and_helper_changes_move_it(fake_g
     (checkout / "flows/etl/scripts/helpers.py").write_text("def shout(text):\n    return text.title()\n")
     changed = location()
     assert changed != first and re.fullmatch(r"job/[0-9a-f]{16}", changed)
+
+
+def test_registration_warns_about_helpers_that_are_not_pushed(fake_github: FakeGitHub, repo: Repo, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    repo.commit(FILES)
+    checkout = repo.clone(tmp_path / "checkout")
+    for name in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
+        del sys.modules[name]
+    (checkout / "flows/etl/scripts/helpers.py").write_text("def shout(text):\n    return text[::-1]\n")
+    with caplog.at_level("WARNING", logger="headwater"):
+        registered(storage(fake_github, repo), checkout)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("flows/etl/scripts/helpers.py" in w and "push your changes" in w for w in warnings), warnings
+    assert not any("flows/etl/scripts/__init__.py" in w for w in warnings), warnings

@@ -188,6 +188,7 @@ class RepoStorage(Storage):
                 f"(git add {path} && git commit && git push), or fix the storage's path."
             )
         local = self.local_source(flow)
+        self._warn_unpushed_helpers(flow, sha)
         if local is not None and local == remote:
             return
         text = remote.decode(errors="replace")
@@ -201,6 +202,47 @@ class RepoStorage(Storage):
             _log.warning(
                 "%s on %s of %s (commit %s) differs from your checkout: agents will run the pushed version. "
                 "Push your changes to run them.", path, self.ref_label(), self.repo_label(), sha[:12],
+            )
+
+    def local_root(self, flow: Any) -> Path | None:
+        """The author's checkout: the directory the flow file's repository path is relative to."""
+        loaded = getattr(flow, "_source_path", None)
+        candidate = Path(loaded) if loaded else Path(self.flow_file())
+        try:
+            resolved = candidate.resolve()
+        except OSError:
+            return None
+        depth = len(PurePosixPath(self.flow_file()).parts)
+        if not resolved.is_file() or not resolved.as_posix().endswith("/" + self.flow_file()):
+            return None
+        return resolved.parents[depth - 1]
+
+    def _warn_unpushed_helpers(self, flow: Any, sha: str) -> None:
+        """Warn about imported project modules whose checkout version is not the one on the ref (agents run the pushed one)."""
+        root = self.local_root(flow)
+        if root is None:
+            return
+        prefix = str(root) + os.sep
+        script = str(root / self.flow_file())
+        files = sorted({
+            str(Path(file).resolve()) for module in list(sys.modules.values())
+            if (file := getattr(module, "__file__", None)) and str(Path(file).resolve()).startswith(prefix)
+            and file.endswith(".py") and str(Path(file).resolve()) != script
+        })[:50]
+        differing = []
+        for file in files:
+            rel = Path(file).relative_to(root).as_posix()
+            try:
+                remote = self.read_file(sha, rel)
+                local = Path(file).read_bytes()
+            except (RepoStorageError, OSError):
+                continue
+            if remote != local:
+                differing.append(rel + ("" if remote is not None else " (not pushed)"))
+        if differing:
+            _log.warning(
+                "Flow %r imports modules that differ from %s of %s (commit %s): %s. Agents run the pushed versions: "
+                "push your changes.", flow.name, self.ref_label(), self.repo_label(), sha[:12], ", ".join(differing),
             )
 
     # --- loading -------------------------------------------------------------------------------
