@@ -46,7 +46,13 @@ def test_api_keys_from_the_cli_lock_the_server(tmp_path, sqlite_server):
         assert stored and key not in stored
     finally:
         db.dispose()
-    assert CliRunner().invoke(cli, ["server", "api-key", "revoke", "ci", "--database-url", url]).exit_code == 0
+    # revoking the last key would silently turn auth off: refused unless asked for explicitly (issue 10 #11)
+    refused = CliRunner().invoke(cli, ["server", "api-key", "revoke", "ci", "--database-url", url])
+    assert refused.exit_code != 0 and "last API key" in refused.output and "--disable-auth" in refused.output
+    with pytest.raises(AuthenticationError):
+        open_client.graphql("{ projects { name } }")
+    revoked = CliRunner().invoke(cli, ["server", "api-key", "revoke", "ci", "--disable-auth", "--database-url", url])
+    assert revoked.exit_code == 0 and "authentication is now off" in revoked.output
     assert open_client.graphql("{ projects { name } }")["projects"] == [{"name": "before"}]
 
 

@@ -128,21 +128,25 @@ def api_key_list(database_url: str | None) -> None:
 
 @api_key.command("revoke")
 @click.argument("name")
+@click.option("--disable-auth", is_flag=True,
+              help="Allow revoking the last key, which turns authentication off (unless the server runs with --auth).")
 @database_option
-def api_key_revoke(name: str, database_url: str | None) -> None:
-    """Revoke (delete) key NAME."""
+def api_key_revoke(name: str, database_url: str | None, disable_auth: bool = False) -> None:
+    """Revoke (delete) key NAME; the last key only with --disable-auth."""
     from headwater_cloud_api.server.auth import revoke_api_key
     from headwater_cloud_api.server.errors import APIError
 
     db = _database(database_url)
     try:
         with db.write() as session:
-            revoke_api_key(session, name)
+            remaining = revoke_api_key(session, name, disable_auth=disable_auth)
     except APIError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         db.dispose()
     click.echo(f"Revoked API key {name!r}.")
+    if remaining == 0:
+        click.echo("That was the last key: authentication is now off (start the server with --auth to require keys anyway).")
 
 
 @server.group()

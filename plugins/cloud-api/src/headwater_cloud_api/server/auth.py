@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from headwater_cloud_api.server.db.models import ApiKey
@@ -44,9 +44,23 @@ def list_api_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.name)))
 
 
-def revoke_api_key(session: Session, name: str) -> None:
-    if not session.execute(delete(ApiKey).where(ApiKey.name == name)).rowcount:
+def revoke_api_key(session: Session, name: str, disable_auth: bool = False) -> int:
+    """Delete key ``name``; returns how many keys remain.
+
+    Revoking the last key turns authentication off for a server started without ``--auth``, so it
+    is refused unless ``disable_auth`` says that is meant.
+    """
+    if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is None:
         raise NotFound(f"No API key named {name!r}; list them with `headwater server api-key list`.")
+    others = session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.name != name)) or 0
+    if not others and not disable_auth:
+        raise BadInput(
+            f"{name!r} is the last API key: revoking it turns authentication off (a server started without --auth then "
+            "answers anyone). Create another key first, or pass --disable-auth to revoke it and run without keys.",
+            "LAST_API_KEY",
+        )
+    session.execute(delete(ApiKey).where(ApiKey.name == name))
+    return int(others)
 
 
 def check_authorization(db: Database, header: str | None, required: bool) -> str | None:
