@@ -63,3 +63,10 @@ print(json.dumps([next(iter(state.result.values())).result, storage.last_commit]
                             check=False, env={"HEADWATER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"})
     assert listed.returncode == 0, listed.stderr
     assert any(r["distribution"] == "headwater-github" and r["status"] == "loaded" for r in json.loads(listed.stdout))
+
+
+def test_the_lazy_user_facing_names_resolve_to_the_plugin_classes() -> None:
+    import headwater.storage
+    from headwater_github import Git, GitHub
+
+    assert headwater.storage.GitHub is GitHub and headwater.storage.Git is Git

@@ -71,7 +71,7 @@ def _literal_in(name: str, text: str) -> bool:
 
 
 def announce(flow: Any, source: dict[str, Any], context: dict[str, Any]) -> None:
-    """Log the commit the run uses (the first line of the run's logs) and keep it in the run's context."""
+    """Log the commit the run uses (before any task runs) and keep it in the run's context."""
     context["git_commit"] = source["commit"]
     context["repo_storage"] = dict(source)
     get_logger("storage").info(
