@@ -9,7 +9,7 @@ import pytest
 from github_helpers import GitDaemon, Repo, SmartHTTP
 from headwater.plugins import from_dict, load_flows_from_file
 from headwater_github import Git
-from headwater_github.errors import PathNotFoundError, RefNotFoundError, RepoAuthError, RepoNotFoundError
+from headwater_github.errors import PathNotFoundError, RefNotFoundError, RepoAuthError, RepoNetworkError, RepoNotFoundError
 
 FLOW = '''
 from headwater import Flow, task
@@ -135,6 +135,8 @@ def test_clear_errors(repo: Repo, tmp_path: Path, git_daemon: GitDaemon) -> None
         register(Git(repo=url, flow_path="pipelines/other.py", branch_name="main"), checkout)
     with pytest.raises(RepoNotFoundError, match=r"(?s)git failed .*missing.git.*check repo="):
         register(Git(repo=git_daemon.url("missing.git"), flow_path="pipelines/gitflow.py", branch_name="main"), checkout)
+    with pytest.raises(RepoNetworkError, match=r"(?s)git failed while resolving branch main of git://127\.0\.0\.1:9/x\.git.*check the network"):
+        register(Git(repo="git://127.0.0.1:9/x.git", flow_path="pipelines/gitflow.py", branch_name="main"), checkout)
     with pytest.raises(ValueError, match="at most one of branch_name, tag and commit"):
         Git(repo=url, flow_path="x.py", branch_name="main", tag="v1")
 
