@@ -57,3 +57,20 @@ def test_headwater_zip_is_the_template_rendered(tmp_path: Path) -> None:
     )
     for name in ("pyproject.toml", "src/headwater_zip/__init__.py", "src/headwater_zip/plugin.py", "tests/test_plugin.py"):
         assert (ZIP / name).read_text() == (fresh / name).read_text(), name
+
+
+def _written_block(page: str, name: str) -> str:
+    """The fenced block a docs page writes to ``name`` (``<!-- write-file: name -->``)."""
+    match = re.search(rf"<!-- write-file: {re.escape(name)} -->\n```python\n(.*?)^```$", page, re.MULTILINE | re.DOTALL)
+    assert match, f"docs/plugins.md has no block written to {name}"
+    return match.group(1)
+
+
+def test_template_renders_to_exactly_the_plugin_guides_30_lines(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    project = render(tmp_path, project_name="headwater-shelf", storage_class="ShelfStorage")
+    package = project / "src" / "headwater_shelf"
+    storage = (package / "storage.py").read_text()
+    assert storage == _written_block(page, "headwater_shelf/storage.py")
+    assert (package / "plugin.py").read_text() == _written_block(page, "headwater_shelf/plugin.py")
+    assert len(storage.splitlines()) <= 35

@@ -591,5 +591,5 @@ def test_every_hookspec_is_documented_with_its_signature() -> None:
 
 def test_docs_name_no_hook_that_does_not_exist() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    documented = set(re.findall(r"^\| `((?:register|before|after|get)_\w+)\(", text, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `((?:register|before|after|get|extend|run)_\w+)\(", text, flags=re.MULTILINE))
     assert documented == set(_hookspecs()), textwrap.shorten(str(documented ^ set(_hookspecs())), 300)

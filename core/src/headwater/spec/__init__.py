@@ -11,7 +11,7 @@ See docs/specs.md. ``FlowStore`` (SQLAlchemy) and ``Worker`` need ``pip install 
 
 from headwater.spec.engine import FlowEngine, FlowFailedError, TickContext, TickLimitError
 from headwater.spec.interpolation import InterpolationError
-from headwater.spec.model import ROOT_KEY, SpecError, SpecTask, Status, flow_from_dict, flow_to_dict
+from headwater.spec.model import ROOT_KEY, SpecError, SpecFlow, SpecTask, Status, flow_from_dict, flow_to_dict
 from headwater.spec.spec import flow_from_spec, load_spec, spec_to_flow_dict
 from headwater.spec.store import FlowExistsError, FlowNotFoundError, FlowStore, LeaseLostError, StaleFlowError
 from headwater.spec.task_types import UnknownTaskTypeError, get_handler, register, task_types, unregister
@@ -26,6 +26,7 @@ __all__ = [
     "InterpolationError",
     "UnknownTaskTypeError",
     "SpecTask",
+    "SpecFlow",
     "Status",
     "ROOT_KEY",
     "load_spec",

@@ -1,20 +1,12 @@
-"""The module the ``headwater`` entry point names: hook implementations only.
-
-Keep it light: headwater imports it whenever it starts (even for ``headwater --help``), so
-classes are registered as lazy ``"module:Class"`` strings and imported on first use.
-"""
+"""The module the ``headwater`` entry point names: hook implementations only, kept import-light."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from headwater.plugins import hookimpl
+from headwater.plugins import Registrar, hookimpl
 
 HEADWATER_PLUGIN_API = 1
-"""The plugin API this plugin was written for; headwater reports it incompatible otherwise."""
 
 
 @hookimpl
-def register_storage(register: Any) -> None:
-    """``{{ cookiecutter.storage_tag }}`` is the ``"type"`` tag of serialized {{ cookiecutter.storage_class }} objects."""
+def register_storage(register: Registrar) -> None:
     register("{{ cookiecutter.package_name }}.storage:{{ cookiecutter.storage_class }}", "{{ cookiecutter.storage_tag }}")
