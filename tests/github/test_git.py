@@ -9,7 +9,13 @@ import pytest
 from github_helpers import GitDaemon, Repo, SmartHTTP
 from headwater.plugins import from_dict, load_flows_from_file
 from headwater_github import Git
-from headwater_github.errors import PathNotFoundError, RefNotFoundError, RepoAuthError, RepoNetworkError, RepoNotFoundError
+from headwater_github.errors import (
+    PathNotFoundError,
+    RefNotFoundError,
+    RepoAuthError,
+    RepoNetworkError,
+    RepoNotFoundError,
+)
 
 FLOW = '''
 from headwater import Flow, task
