@@ -282,40 +282,49 @@ class DaskExecutor(Executor):
 
 
 class DaskTaskFuture:
-    """A submitted call: ``done()``, and ``result()`` (the task run's state, its worker logs re-emitted once)."""
+    """A submitted call: ``done()``, and ``result()`` (the task run's state, its worker logs re-emitted once).
 
-    __slots__ = ("_future", "_run", "_value", "_error", "_resolved", "name", "__weakref__")
+    Calls reach the cluster in batches (when the engine next waits), and the results of the
+    futures that are done are fetched in one ``gather`` per wait, not one round trip each.
+    """
 
-    def __init__(self, future: Any, run: _DaskRun | None, name: str) -> None:
-        self._future = future
+    __slots__ = ("_future", "_run", "_value", "_error", "_resolved", "_raw", "key", "name", "__weakref__")
+
+    def __init__(self, run: _DaskRun | None, key: str, name: str) -> None:
+        self._future: Any = None
         self._run = run
         self._resolved = False
+        self._raw: bytes | None = None
         self._value: Any = None
         self._error: BaseException | None = None
+        self.key = key
         self.name = name
 
     @classmethod
     def failed(cls, error: BaseException, name: str) -> DaskTaskFuture:
-        f = cls(None, None, name)
+        f = cls(None, "", name)
         f._resolved, f._error = True, error
         return f
 
     @classmethod
     def finished(cls, value: Any, name: str) -> DaskTaskFuture:
-        f = cls(None, None, name)
+        f = cls(None, "", name)
         f._resolved, f._value = True, value
         return f
 
     @property
     def dask_future(self) -> Any:
-        """The underlying ``distributed.Future`` (``None`` for calls that never reached the cluster)."""
+        """The underlying ``distributed.Future`` while it is in flight (``None`` before it is sent and once fetched)."""
         return self._future
 
     def done(self) -> bool:
-        if self._resolved:
+        if self._resolved or self._raw is not None:
             return True
         run = self._run
-        return self._future.done() or (run is not None and self._future.key in run.cancelled_keys)
+        if run is not None and self.key in run.cancelled_keys:
+            return True
+        future = self._future
+        return future is not None and future.done()
 
     def result(self, timeout: float | None = None) -> Any:
         if not self._resolved:
@@ -327,27 +336,29 @@ class DaskTaskFuture:
     def _resolve(self, timeout: float | None) -> None:
         run = self._run
         assert run is not None
-        future = self._future
-        if future.key in run.cancelled_keys:
-            value: Any = _cancelled_state(self.name)
-            self._set(value, None)
-            return
-        try:
-            data = future.result(timeout=timeout)
-        except Exception as exc:  # a lost worker (KilledWorker), a cancelled future, a scheduler gone
-            if future.key in run.cancelled_keys:
+        if self._raw is None:
+            if self.key in run.cancelled_keys:
                 self._set(_cancelled_state(self.name), None)
-            else:
-                self._set(None, exc)
-            return
-        value, records = loads_outcome(data)
+                return
+            if self._future is None:
+                run.flush()
+            try:
+                self._raw = self._future.result(timeout=timeout)
+            except Exception as exc:  # a lost worker (KilledWorker), a cancelled future, a scheduler gone
+                if self.key in run.cancelled_keys:
+                    self._set(_cancelled_state(self.name), None)
+                else:
+                    self._set(None, exc)
+                return
+        raw, self._raw = self._raw, None
+        value, records = loads_outcome(raw)
         if records:
             replay_records(records)
         self._set(value, None)
 
     def _set(self, value: Any, error: BaseException | None) -> None:
         self._value, self._error, self._resolved = value, error, True
-        self._future = None if error is None else self._future
+        self._future = None  # releases the result on the cluster
         self._run = None
 
     def __repr__(self) -> str:
@@ -368,7 +379,7 @@ def _call_name(fn: Any, args: tuple[Any, ...]) -> str:
 
 
 class _DaskRun:
-    """The state of one flow run on Dask: the client, the futures in flight, the values scattered."""
+    """The state of one flow run on Dask: the client, the calls in flight, the values scattered."""
 
     def __init__(self, executor: DaskExecutor, client: Any) -> None:
         self.executor = executor
@@ -377,6 +388,7 @@ class _DaskRun:
         self.counter = itertools.count()
         self.level = logging.getLogger("headwater").getEffectiveLevel()
         self.cond = threading.Condition()
+        self.queue: list[tuple[DaskTaskFuture, bytes, dict[str, Any] | None]] = []
         self.in_flight: dict[str, DaskTaskFuture] = {}
         self.cancelled_keys: set[str] = set()
         self.closed = False
@@ -437,67 +449,111 @@ class _DaskRun:
                 return DaskTaskFuture.finished(Failed(message, UnpicklableArgumentError(message)), name)
             return DaskTaskFuture.failed(UnpicklableArgumentError(message), name)
         shared = {key: self.shared[key] for key in set(shared_ids.values())} if shared_ids else None
-        key = f"{name}-{self.run_id}-{next(self.counter)}"
-        if shared:
-            future = self.client.submit(run_payload, payload, shared, key=key, pure=False)
-        else:
-            future = self.client.submit(run_payload, payload, key=key, pure=False)
-        wrapped = DaskTaskFuture(future, self, name)
-        with self.cond:
-            self.in_flight[key] = wrapped
-        future.add_done_callback(self._on_done)
+        wrapped = DaskTaskFuture(self, f"{name}-{self.run_id}-{next(self.counter)}", name)
+        self.queue.append((wrapped, payload, shared))
         return wrapped
 
-    def _on_done(self, future: Any) -> None:
+    def flush(self) -> None:
+        """Send the calls queued since the last wait, one graph update per group of calls."""
+        if not self.queue:
+            return
+        queue, self.queue = self.queue, []
+        groups: dict[tuple[str, ...], list[tuple[DaskTaskFuture, bytes, dict[str, Any] | None]]] = {}
+        for item in queue:
+            groups.setdefault(tuple(sorted(item[2])) if item[2] else (), []).append(item)
+        sent: list[Any] = []
+        for group_key, items in groups.items():
+            keys = [w.key for w, _, _ in items]
+            payloads = [p for _, p, _ in items]
+            if group_key:
+                shared = items[0][2]
+                futures = self.client.map(run_payload, payloads, [shared] * len(items), key=keys, pure=False)
+            else:
+                futures = self.client.map(run_payload, payloads, key=keys, pure=False)
+            with self.cond:
+                for (wrapped, _, _), future in zip(items, futures, strict=True):
+                    wrapped._future = future
+                    self.in_flight[wrapped.key] = wrapped
+            sent.extend(futures)
+        self._watch(sent)
+
+    def _watch(self, futures: list[Any]) -> None:
+        """Wake ``wait()`` as each future finishes: one hop to the client's event loop per batch."""
+        try:
+            states = [f._state for f in futures]
+            states[0].wait  # noqa: B018 - the attribute this relies on
+        except (AttributeError, IndexError):  # another distributed: one callback per future
+            for f in futures:
+                f.add_done_callback(self._on_done)
+            return
+        import asyncio
+
+        def watch() -> None:
+            for state in states:
+                asyncio.ensure_future(state.wait()).add_done_callback(self._on_done)
+
+        self.client.loop.add_callback(watch)
+
+    def _on_done(self, _: Any) -> None:
         with self.cond:
             self.cond.notify_all()
 
     # --- wait ---------------------------------------------------------------------------------------
 
-    def _split(self, futures: list[Any]) -> tuple[set[Any], set[Any]]:
-        done: set[Any] = set()
-        not_done: set[Any] = set()
-        for f in futures:
-            if f.done():
-                done.add(f)
-            else:
-                not_done.add(f)
-        return done, not_done
-
     def wait(self, futures: Iterable[Any], timeout: float | None, return_when: str) -> tuple[set[Any], set[Any]]:
         futures = list(futures)
         import time
 
+        self.flush()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
             while True:
-                done, not_done = self._split(futures)
+                done: set[Any] = set()
+                not_done: set[Any] = set()
+                for f in futures:
+                    (done if f.done() else not_done).add(f)
                 if not not_done or (done and return_when == FIRST_COMPLETED) or self.closed:
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self.cond.wait(remaining)
-            in_flight = self.in_flight
+            fetch = []
             for f in done:
-                inner = f._future if isinstance(f, DaskTaskFuture) else None
-                if inner is not None:
-                    in_flight.pop(inner.key, None)
+                if isinstance(f, DaskTaskFuture):
+                    self.in_flight.pop(f.key, None)
+                    if f._future is not None and f._raw is None and f._future.status == "finished":
+                        fetch.append(f)
+        if fetch:
+            self._fetch(fetch)
         return done, not_done
+
+    def _fetch(self, finished: list[DaskTaskFuture]) -> None:
+        """The results of finished futures in one round trip (``gather``); errors are left to ``result()``."""
+        try:
+            datas = self.client.gather([f._future for f in finished], errors="raise")
+        except Exception:  # e.g. a result lost with its worker: each future resolves (or reports) on its own
+            return
+        for f, data in zip(finished, datas, strict=True):
+            f._raw = data
+            f._future = None
 
     # --- cancel and close -------------------------------------------------------------------------
 
     def cancel(self) -> int:
+        """Cancel the calls in flight and the queued ones; their task runs end Cancelled."""
         with self.cond:
+            queued, self.queue = self.queue, []
             pending = [w for w in self.in_flight.values() if w._future is not None and not w._future.done()]
-            keys = [w._future.key for w in pending if w._future is not None]
-            self.cancelled_keys.update(keys)
+            self.cancelled_keys.update(w.key for w in pending)
+            self.cancelled_keys.update(w.key for w, _, _ in queued)
         if pending:
             self.client.cancel([w._future for w in pending if w._future is not None], force=True)
-            logger.info("Cancelled %d task run(s) running on Dask.", len(pending))
+        if pending or queued:
+            logger.info("Cancelled %d task run(s) on Dask.", len(pending) + len(queued))
         with self.cond:
             self.cond.notify_all()
-        return len(pending)
+        return len(pending) + len(queued)
 
     def close(self) -> None:
         with self.cond:
@@ -511,5 +567,7 @@ class _DaskRun:
                 self.client.cancel(list(self.shared.values()), force=True)
         except Exception:  # pragma: no cover - the client is being closed anyway
             logger.debug("Could not cancel leftover Dask futures", exc_info=True)
+        self.queue.clear()
+        self.in_flight.clear()
         self.seen.clear()
         self.shared.clear()
