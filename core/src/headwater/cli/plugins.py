@@ -8,12 +8,15 @@ import attrs
 import click
 
 
+_STATUS_STYLE = {"loaded": "green", "broken": "bold red", "failed": "bold red", "incompatible": "yellow", "blocked": "dim"}
+
+
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in plugin.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--hook", "hook", default=None, help="Only plugins implementing this hook.")
 def plugins(show_all: bool, as_json: bool, hook: str | None) -> None:
-    """List installed plugins: distribution, version, status, hooks and type tags."""
+    """List installed plugins: version, distribution, status, the hooks each implements and the names it registered."""
     from headwater.plugins._manager import get_plugin_manager, plugin_records
 
     if hook is not None and not hasattr(get_plugin_manager().hook, hook):
@@ -32,19 +35,36 @@ def plugins(show_all: bool, as_json: bool, hook: str | None) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title="headwater plugins")
-    for column in ("name", "distribution", "version", "status", "hooks", "tags"):
-        table.add_column(column)
-    problems = []
-    for r in records:
-        tags = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(r.tags.items()) if k != "traceback")
-        table.add_row(r.name, r.distribution, r.version, r.status, ", ".join(r.hooks), tags)
-        problems += [f"{r.name} ({r.distribution}): {text}" for text in ([r.error] if r.error else []) + r.warnings]
     if not records:
         click.echo("No plugins installed." + ("" if show_all else " (--all shows the built-in one)"))
         return
     console = Console()
-    console.print(table)
+    problems = []
+    for r in records:
+        # One block per plugin: a heading line, then its hooks and the names it registered,
+        # wrapped to the terminal (a column-per-field table squeezes them into unreadable cells).
+        heading = Text.assemble(
+            (r.name, "bold"), f" {r.version} ({r.distribution}) ", (r.status, _STATUS_STYLE.get(r.status, "")),
+            " built-in" if r.builtin else "",
+        )
+        console.print(heading)
+        rows = [("hooks", ", ".join(r.hooks) or "-")]
+        rows += [(kind, ", ".join(names)) for kind, names in sorted(r.tags.items()) if kind != "traceback"]
+        if console.is_terminal:
+            details = Table.grid(padding=(0, 2))
+            details.add_column(style="dim", no_wrap=True)
+            details.add_column()
+            for label, value in rows:
+                details.add_row(f"  {label}", value)
+            console.print(details)
+        else:
+            width = max(len(label) for label, _ in rows)
+            for label, value in rows:
+                console.print(f"  {label:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)
+        problems += [f"{r.name} ({r.distribution}): {text}" for text in ([r.error] if r.error else []) + r.warnings]
+    if problems:
+        console.print()
     for problem in problems:  # below the table, unwrapped: these are the lines people copy
         console.print(problem, markup=False, highlight=False, soft_wrap=True)
