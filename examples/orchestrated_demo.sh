@@ -11,7 +11,12 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$HEADWATER_HOME"; }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold step titles only on a terminal: no raw escape codes in logs or files.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n== %s\n' "$*"; }
+fi
 
 step "headwater server start (SQLite in $HEADWATER_HOME, port $PORT)"
 "$BIN/headwater" server start --port "$PORT" >"$HEADWATER_HOME/server.log" 2>&1 &

@@ -8,6 +8,7 @@ flow-run processes it deploys, the `headwater` CLI.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import AgentProcess, register_flows, run_state, wait_for
+from agent_helpers import AgentProcess, free_port, register_flows, run_state, wait_for
 from click.testing import CliRunner
 from headwater.cli.main import cli, load_plugin_commands
 from headwater.client import Client
@@ -278,3 +279,21 @@ def test_missing_psycopg_is_one_line_naming_the_extra(tmp_path: Path) -> None:
     assert result.stderr.strip() == ("Error: The database URL postgresql+psycopg://... needs the Python package psycopg, "
                                      "which is not installed: pip install 'headwater-cloud-api[postgres]'")
     assert "headwater API on" not in result.stdout  # nothing claims to serve before the check
+
+
+def test_the_server_logs_in_the_one_headwater_format(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "headwater", "server", "start", "--port", str(port), "--no-scheduler",
+                                 "--database-url", f"sqlite:///{tmp_path / 'fmt.db'}"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "Uvicorn running on" in log.read_text(errors="replace") or proc.poll() is not None, 60,
+                 what="uvicorn's startup line")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    lines = [line for line in log.read_text().splitlines() if "uvicorn" in line]
+    assert any("Uvicorn running on" in line for line in lines), log.read_text()
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR)\s+uvicorn\.error \| ", line)
+               for line in lines), lines

@@ -60,6 +60,7 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
     cfg = get_config().server
     url = database_url or default_database_url()
     _check_driver(url)
+    _uvicorn_logs_in_headwater_format()
     console.print(f"headwater API on http://{host or cfg.host}:{port if port is not None else cfg.port}/graphql, database {url.split('@')[-1]}")
     ui_host = host or cfg.host
     console.print(f"headwater UI on http://{'127.0.0.1' if ui_host in ('0.0.0.0', '::', '') else ui_host}:"
@@ -69,6 +70,22 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
           heartbeat_lease=heartbeat_lease, max_resurrections=max_resurrections,
           allowed_hosts=[*allowed_hosts, *(getattr(cfg, "allowed_hosts", None) or [])],
           allowed_origins=[*allowed_origins, *(getattr(cfg, "allowed_origins", None) or [])])
+
+
+def _uvicorn_logs_in_headwater_format() -> None:
+    """uvicorn's own log lines (startup, errors) in the one headwater format instead of ``INFO:     ...``."""
+    import sys
+
+    import uvicorn.config
+    from headwater.plugins import get_logger
+
+    handler = next((h for h in get_logger().handlers if h.formatter is not None), None)
+    fmt = getattr(handler.formatter, "_fmt", None) if handler is not None else None
+    colour = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    for name in ("default", "access"):
+        uvicorn.config.LOGGING_CONFIG["formatters"][name] = {
+            "()": "headwater.utilities.logging.HeadwaterFormatter", "fmt": fmt, "colour": colour,
+        }
 
 
 def _check_driver(url: str) -> None:
