@@ -297,3 +297,19 @@ def test_the_server_logs_in_the_one_headwater_format(tmp_path: Path) -> None:
     assert any("Uvicorn running on" in line for line in lines), log.read_text()
     assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR)\s+uvicorn\.error \| ", line)
                for line in lines), lines
+
+
+def test_the_orchestrated_demo_shows_the_retry_in_order_without_escape_codes() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "BIN": str(Path(sys.executable).parent)}
+    env.pop("HEADWATER_HOME", None)
+    result = subprocess.run(["bash", str(root / "examples" / "orchestrated_demo.sh")], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=180)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "\x1b[" not in out
+    lines = out.splitlines()
+    retry = next(i for i, line in enumerate(lines) if "Task 'check_source': attempt 1 of 3 failed" in line)
+    loaded = next(i for i, line in enumerate(lines) if "loaded 8 values (source ok), total 204" in line)
+    final = next(i for i, line in enumerate(lines) if line.endswith("state    Success: All reference tasks succeeded."))
+    assert retry < loaded < final

@@ -290,3 +290,12 @@ def test_a_command_from_an_uninstalled_plugin_names_the_distribution(headwater_h
     unknown = _headwater("no-such-command", env={"HEADWATER_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert unknown.returncode == 2 and "No such command 'no-such-command'" in unknown.stderr
     assert "pip install" not in unknown.stderr
+
+
+def test_the_demo_shows_its_retry(headwater_home: Path) -> None:
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+    result = _headwater("run", str(demo), "--param", "n=4")
+    assert result.returncode == 0, result.stderr
+    assert ("WARNING headwater.check_source | Task 'check_source': attempt 1 of 3 failed "
+            "(ConnectionError('source not ready yet')); retrying at") in result.stderr
+    assert "Flow run Success: All reference tasks succeeded." in result.stdout
