@@ -63,6 +63,7 @@ class Task:
         state_handlers: Iterable[StateHandler] | None = None,
         nout: int | None = None,
         log_stdout: bool = False,
+        target: str | Callable[..., str] | None = None,
     ) -> None:
         self.name = name or type(self).__name__
         self.slug = slug
@@ -94,6 +95,13 @@ class Task:
             raise ValueError(f"Task {self.name!r}: nout must be a whole number >= 0, got {nout!r}.")
         self.nout = nout
         self.log_stdout = log_stdout
+        if target is not None and not (isinstance(target, str) and target) and not callable(target):
+            raise ValueError(
+                f"Task {self.name!r}: target must be a location template such as '{{task_name}}-{{today}}.pkl' "
+                f"or a callable returning one, got {target!r}."
+            )
+        self.target = target
+        """Where the result lives (Prefect 1's target caching): when it exists, the task is not run."""
         reserved = [p for p in self._signature().parameters if p in FLOW_ONLY_ARGUMENTS]
         if reserved:
             raise TaskCallError(

@@ -416,6 +416,8 @@ class FlowRunner:
         ctx["task_run_count"] = run_count
         ctx["logger"] = self._logger(task.name)
         result = task.result if task.result is not None else self.flow.result
+        if getattr(task, "target", None) is not None and result is None:
+            result = _default_target_result()
         checkpoint = task.checkpoint if task.checkpoint is not None else result is not None
         if self.hooks is not None:
             self.hooks.before_task_run(task=task, map_index=map_index, context=ctx)
@@ -620,3 +622,10 @@ def _lifecycle_hooks() -> Any:
     except ImportError:
         return None
     return lifecycle_hooks()
+
+
+def _default_target_result() -> Any:
+    """The Result a task with a ``target`` but no ``result`` uses: files under the working directory."""
+    from headwater.results import Result
+
+    return Result()

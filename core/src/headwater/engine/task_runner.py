@@ -21,10 +21,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
+
 from headwater import signals
 from headwater.core.flow import _active_flows
 from headwater.core.task import Task
-from headwater.states import Failed, Pending, Retrying, Running, State, Success, TimedOut
+from headwater.states import Cached, Failed, Pending, Retrying, Running, State, Success, TimedOut
 from headwater.utilities.context import context
 from headwater.utilities.logging import mask_secrets
 
@@ -87,6 +89,11 @@ def run_task(
             state = handle_or_fail(task, handlers, previous or _NOT_STARTED, Running())
             if state.is_failed():
                 return state
+        target = getattr(task, "target", None)
+        if target is not None and result is not None:
+            result, found = _target_result(task, target, result, ctx)
+            if found is not None:
+                return handle_or_fail(task, handlers, state or Running(), found) if handlers else found
         try:
             if task.timeout is not None:
                 value = _call_with_timeout(task, inputs)
@@ -154,6 +161,23 @@ def format_task_traceback(exc: BaseException) -> str:
 def _task_logger(ctx: Mapping[str, Any]) -> logging.Logger:
     """The context logger of the task run (``headwater.<task name>``)."""
     return ctx.get("logger") or logging.getLogger("headwater.TaskRunner")
+
+
+def _target_result(task: Any, target: Any, result: Any, ctx: Mapping[str, Any]) -> tuple[Any, State | None]:
+    """``(result at the target, Cached state if a result is already there)`` (Prefect 1's target caching)."""
+    template = target(**ctx) if callable(target) else target
+    at_target = result.at(template) if hasattr(result, "at") else attrs.evolve(result, location=template)
+    location = at_target.format(**ctx)
+    try:
+        if not at_target.exists(location):
+            return at_target, None
+        value = at_target.read(location).value
+    except Exception as exc:  # an unreadable target is not a cache hit: run the task and write it again
+        _task_logger(ctx).warning("Task %r: target %s could not be read (%s); running the task.", task.name,
+                                  location, exc)
+        return at_target, None
+    _task_logger(ctx).info("Task %r: result found at target %s; not running it.", task.name, location)
+    return at_target, Cached(f"Result found at task target {location}", value, location=location)
 
 
 def _checkpoint(task: Any, state: Success, result: Any, ctx: Mapping[str, Any]) -> State:

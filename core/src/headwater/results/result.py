@@ -137,6 +137,19 @@ class Result:
             return self._default_location(kwargs)
         return _absolute(_format_template(self.location, kwargs))
 
+    def at(self, target: str) -> Result:
+        """This Result writing to ``target`` (a task's ``target=``): a URL or absolute path as it is,
+        a relative one under this Result's directory (the directory of ``location``, or the
+        default results directory)."""
+        protocol, _ = split_protocol(target)
+        if protocol is not None or os.path.isabs(os.path.expanduser(target)):
+            return attrs.evolve(self, location=target)
+        if self.location is None:
+            base = default_results_dir()
+        else:
+            base = posixpath.dirname(self.location) if split_protocol(self.location)[0] else os.path.dirname(self.location)
+        return attrs.evolve(self, location=posixpath.join(base, target) if split_protocol(base)[0] else os.path.join(base, target))
+
     def _default_location(self, ctx: Mapping[str, Any]) -> str:
         flow = ctx.get("flow_name") or "no-flow"
         run_id = ctx.get("flow_run_id") or uuid.uuid4().hex
