@@ -94,9 +94,8 @@ def render_once(ui: Any, db: Any, run_id: str) -> tuple[float, int]:
 
 def state_change_latency(server_url: str, db: Any, repeat: int) -> list[float]:
     """Seconds from a task-run state write to the open run page showing it, ``repeat`` times."""
-    from playwright.sync_api import sync_playwright
-
     from headwater_cloud_api.server.services import runs as run_service
+    from playwright.sync_api import sync_playwright
 
     latencies: list[float] = []
     with db.write() as s:
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         with db.read() as s:
             from headwater_cloud_api.server.db.models import FlowRun
 
-            flow_id = s.get(FlowRun, some_run).flow_id  # type: ignore[union-attr]
+            flow_id = s.get(FlowRun, some_run).flow_id
         pages = {"dashboard": "/ui/", "flows": "/ui/flows", "flow": f"/ui/flows/{flow_id}", "agents": "/ui/agents",
                  "logs (200 records)": f"/ui/flow-runs/{some_run}/logs?tail=1",
                  "live update (unchanged: 204)": f"/ui/flow-runs/{some_run}/live?token=" +
@@ -169,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in pages.items():
             r = httpx.get(srv.url + path)
             print(f"{name:<32} {len(r.content):>10,}")
-        for name, size in rows:
-            print(f"{name:<32} {size:>10}")
+        for name, text in rows:
+            print(f"{name:<32} {text:>10}")
         if not args.no_browser and Path(CHROMIUM).exists():
             lat = state_change_latency(srv.url, db, args.live_repeat)
             print(f"\nstate change -> browser (live polling, {len(lat)} changes): p50 {statistics.median(lat) * 1000:.0f} ms, "

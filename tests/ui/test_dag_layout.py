@@ -4,6 +4,7 @@ mapped tasks are one node with their children's counts, cycles and unknown tasks
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -127,6 +128,10 @@ def test_flow_visualize_writes_the_same_dag_as_svg_with_states(tmp_path: Path) -
     classes = " ".join(el.get("class") or "" for el in root.iter())
     assert "hw-mapped" in classes and "state-Success" in classes and "state-Failed" in classes  # add fails: list + int
     assert "× 3" in written
+    if os.environ.get("HEADWATER_UI_DOCS_SCREENSHOTS") == "1":  # the picture in docs/ui.md
+        docs = Path(__file__).resolve().parents[2] / "docs" / "images" / "ui"
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / "flow-visualize.svg").write_text(written)
     expected = DagLayout.from_metadata(flow.serialize()).svg(title="pictured")
     assert len(ET.fromstring(expected).findall(".//{http://www.w3.org/2000/svg}g")) == len(root.findall(".//{http://www.w3.org/2000/svg}g"))
 

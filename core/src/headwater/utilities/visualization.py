@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -266,13 +266,13 @@ def _reduce_crossings(layers: dict[int, list[str]], nodes: dict[str, DagNode], c
         down = sweep % 2 == 0
         for layer in (range(1, depth) if down else range(depth - 2, -1, -1)):
             neighbours = parents if down else children
+            near_layer = layer + (-1 if down else 1)
             slugs = layers[layer]
-
-            def key(slug: str) -> tuple[float, int]:
-                near = [position[n] for n in neighbours.get(slug, ()) if nodes[n].layer == layer + (-1 if down else 1)]
-                return (sum(near) / len(near) if near else float(position[slug]), position[slug])
-
-            slugs.sort(key=key)
+            keys: dict[str, tuple[float, int]] = {}
+            for slug in slugs:
+                near = [position[n] for n in neighbours.get(slug, ()) if nodes[n].layer == near_layer]
+                keys[slug] = (sum(near) / len(near) if near else float(position[slug]), position[slug])
+            slugs.sort(key=keys.__getitem__)
             for i, slug in enumerate(slugs):
                 position[slug] = i
 

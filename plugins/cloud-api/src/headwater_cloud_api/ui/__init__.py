@@ -7,12 +7,14 @@ templates and static files ship in the wheel. Pages read the API's services in-p
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["ui_routes", "graphiql_page", "PREFIX", "run_url", "ui_base_url", "client_run_url"]
 
 PREFIX = "/ui"
 
 
-def ui_routes(db: object, auth: bool) -> list:  # type: ignore[type-arg]
+def ui_routes(db: object, auth: bool) -> list[Any]:
     """The UI's Starlette routes for one server's database (``auth``: keys required even before one exists)."""
     from headwater_cloud_api.ui.routes import ui_routes as routes
 

@@ -7,7 +7,7 @@ with 10 000 task runs) use column queries and aggregate in Python once: no ORM o
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, func, select, type_coerce
@@ -44,7 +44,7 @@ ACTIVE = agent_service.ACTIVE_STATES
 
 
 def _project_names(s: Session) -> dict[str, str]:
-    return dict(s.execute(select(Project.id, Project.name)).all())
+    return {str(i): str(n) for i, n in s.execute(select(Project.id, Project.name)).all()}
 
 
 def _run_dict(r: Any, flow_names: dict[str, str] | None = None) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def _flow_names(s: Session, ids: set[str]) -> dict[str, str]:
 def _runs_in_flight(s: Session) -> dict[str, int]:
     rows = s.execute(select(FlowRun.agent_id, func.count()).where(FlowRun.state.in_(ACTIVE), FlowRun.agent_id.is_not(None))
                      .group_by(FlowRun.agent_id)).all()
-    return {a: n for a, n in rows}
+    return {str(a): int(n) for a, n in rows}
 
 
 def _agents(s: Session, now: datetime) -> list[dict[str, Any]]:
@@ -254,7 +254,7 @@ def _when(value: Any) -> datetime | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[str, Any]:
@@ -328,8 +328,10 @@ def task_group_page(s: Session, run_id: str, slug: str, offset: int = 0, limit: 
         raise NotFound(f"Flow run {run_id!r} has no task runs of task {slug!r}.")
     counts = dict(s.execute(select(TaskRun.state, func.count()).where(TaskRun.flow_run_id == run_id, TaskRun.task_slug == slug)
                             .group_by(TaskRun.state)).all())
-    return {"run": run, "flow": flow, "slug": slug, "rows": rows, "total": total, "offset": offset, "limit": limit,
-            "counts": sorted(counts.items(), key=lambda kv: -kv[1])}
+    children = s.scalar(select(func.count()).where(TaskRun.flow_run_id == run_id, TaskRun.task_slug == slug, TaskRun.map_index >= 0)) or 0
+    meta: dict[str, Any] = next((t for t in (flow.serialized.get("tasks") or []) if t.get("slug") == slug), {}) if flow else {}
+    return {"run": run, "flow": flow, "slug": slug, "name": meta.get("name") or slug, "rows": rows, "total": total,
+            "children": children, "offset": offset, "limit": limit, "counts": sorted(counts.items(), key=lambda kv: -kv[1])}
 
 
 def task_run_page(s: Session, task_run_id: str) -> dict[str, Any]:
@@ -342,7 +344,7 @@ def task_run_page(s: Session, task_run_id: str) -> dict[str, Any]:
     flow = s.get(Flow, run.flow_id)
     history = s.execute(select(TaskRunState.version, TaskRunState.state, TaskRunState.message, TaskRunState.timestamp)
                         .where(TaskRunState.task_run_id == task_run_id).order_by(TaskRunState.version)).all()
-    meta = next((t for t in (flow.serialized.get("tasks") or []) if t.get("slug") == tr.task_slug), {}) if flow else {}
+    meta: dict[str, Any] = next((t for t in (flow.serialized.get("tasks") or []) if t.get("slug") == tr.task_slug), {}) if flow else {}
     return {"task_run": tr, "run": run, "flow": flow, "history": history, "meta": meta}
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -57,7 +57,7 @@ def _static_version() -> str:
 def _ago(value: datetime | None, now: datetime | None = None) -> str:
     if value is None:
         return "—"
-    seconds = ((now or datetime.now(timezone.utc)) - value).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - value).total_seconds()
     future = seconds < 0
     seconds = abs(seconds)
     if seconds < 5:
@@ -73,7 +73,7 @@ def _ago(value: datetime | None, now: datetime | None = None) -> str:
 def _duration(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:
     if start is None:
         return "—"
-    seconds = ((end or now or datetime.now(timezone.utc)) - start).total_seconds()
+    seconds = ((end or now or datetime.now(UTC)) - start).total_seconds()
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 120:
