@@ -86,6 +86,8 @@ class _Follower:
     close_sink: bool = False
     path: Path | None = None
     finalized: bool = False
+    starting: threading.Thread | None = None
+    error: str | None = None
 
 
 @attrs.define
@@ -199,54 +201,89 @@ class DockerRun(Environment):
     # --- the interface ------------------------------------------------------------------------
 
     def execute(self, storage: Any, flow_location: str, **run_context: Any) -> RunHandle:
-        """Pull (if needed), create and start the container; returns at once with its id in the handle."""
-        from docker.errors import APIError, DockerException
+        """Create and start the container and return at once.
 
+        When the engine must pull the image first, the pull, create and start happen in a
+        background thread (a pull can take minutes; the agent keeps heartbeating meanwhile):
+        the handle is ``running`` until then, and a failure makes it ``failed`` with the
+        engine's message written to the run context's ``stdout`` (the agent reports its tail).
+        """
         client = self._client()
-        image = self.image_for(storage)
         try:
-            self.ensure_image(client, image)
+            image = self.image_for(storage)
             command = self.container_command(run_context.get("command"))
             env = self.container_env(storage, flow_location, run_context)
             labels = {"io.headwater.managed": "true", "io.headwater.flow-location": flow_location, **self.container_labels}
             if run_context.get("flow_run_id") is not None:
                 labels[RUN_LABEL] = str(run_context["flow_run_id"])
-            try:
-                host_config = client.api.create_host_config(**(self.host_config or {}))
-            except (TypeError, DockerException) as exc:
-                raise DockerRunError(f"DockerRun host_config {self.host_config!r} is not valid: {exc}.") from None
-            try:
-                created = client.api.create_container(
-                    image, command=command, environment=env, labels=labels, host_config=host_config,
-                    ports=self.ports, detach=True, stdin_open=False, tty=False,
-                )
-            except (APIError, DockerException) as exc:
-                raise DockerRunError(f"Could not create a container from {image}: "
-                                     f"{getattr(exc, 'explanation', None) or exc}.") from None
-            cid = str(created["Id"])
-            try:
-                client.api.start(cid)
-            except (APIError, DockerException) as exc:
-                message = getattr(exc, "explanation", None) or str(exc)
-                try:
-                    client.api.remove_container(cid, force=True)
-                except DockerException:
-                    pass
-                raise DockerRunError(f"The container of {image} did not start: {message}.") from None
+            needs_pull = self.pull == "always" or not _has_image(client, image)
         except BaseException:
             client.close()
             raise
         follower = _Follower(client=client)
-        self._follow(follower, cid, run_context)
-        pid = None
+        self._open_sink(follower, run_context)
+        handle = RunHandle(environment="DockerRun", process=follower)
+        spec = (image, command, env, labels)
+        if not needs_pull:
+            try:
+                self._start(follower, handle, *spec)
+            except BaseException:
+                self._close_sink(follower)
+                client.close()
+                raise
+            return handle
+
+        def start_in_background() -> None:
+            try:
+                self._start(follower, handle, *spec)
+            except Exception as exc:  # noqa: BLE001 - reported through status() and the output
+                follower.error = str(exc)
+                self._note(follower, f"[headwater] {exc}")
+                self._close_sink(follower)
+
+        follower.starting = threading.Thread(target=start_in_background, name="docker-start", daemon=True)
+        follower.starting.start()
+        return handle
+
+    def _start(self, follower: _Follower, handle: RunHandle, image: str, command: list[str], env: dict[str, str],
+               labels: dict[str, str]) -> None:
+        """Pull (per ``pull``), create and start the container; fills ``handle.id`` and ``handle.pid``."""
+        from docker.errors import APIError, DockerException
+
+        client = follower.client
+        self.ensure_image(client, image)
+        if handle.status == "cancelled":  # killed while pulling
+            return
         try:
-            pid = int(client.api.inspect_container(cid)["State"].get("Pid") or 0) or None
+            host_config = client.api.create_host_config(**(self.host_config or {}))
+        except (TypeError, DockerException) as exc:
+            raise DockerRunError(f"DockerRun host_config {self.host_config!r} is not valid: {exc}.") from None
+        try:
+            created = client.api.create_container(
+                image, command=command, environment=env, labels=labels, host_config=host_config,
+                ports=self.ports, detach=True, stdin_open=False, tty=False,
+            )
+        except (APIError, DockerException) as exc:
+            raise DockerRunError(f"Could not create a container from {image}: "
+                                 f"{getattr(exc, 'explanation', None) or exc}.") from None
+        cid = str(created["Id"])
+        try:
+            client.api.start(cid)
+        except (APIError, DockerException) as exc:
+            message = getattr(exc, "explanation", None) or str(exc)
+            try:
+                client.api.remove_container(cid, force=True)
+            except DockerException:
+                pass
+            raise DockerRunError(f"The container of {image} did not start: {message}.") from None
+        handle.id = cid
+        try:
+            handle.pid = int(client.api.inspect_container(cid)["State"].get("Pid") or 0) or None
         except (DockerException, KeyError, TypeError, ValueError):
             pass
-        return RunHandle(environment="DockerRun", id=cid, pid=pid, process=follower)
+        self._follow(follower, cid)
 
-    def _follow(self, follower: _Follower, cid: str, run_context: Mapping[str, Any]) -> None:
-        """Copy the container's output into the run context's ``stdout`` in a daemon thread."""
+    def _open_sink(self, follower: _Follower, run_context: Mapping[str, Any]) -> None:
         import subprocess
 
         target = run_context.get("stdout")
@@ -260,6 +297,30 @@ class DockerRun(Environment):
             follower.sink = getattr(target, "buffer", target)
         else:
             follower.sink = sys.stdout.buffer
+
+    def _close_sink(self, follower: _Follower) -> None:
+        if follower.close_sink and follower.sink is not None:
+            try:
+                follower.sink.close()
+            except OSError:
+                pass
+
+    def _note(self, follower: _Follower, line: str) -> None:
+        """Append one line to the run's output (the agent's log file: its tail is reported on failure)."""
+        try:
+            if follower.path is not None:
+                with open(follower.path, "ab") as fh:
+                    fh.write((line + "\n").encode())
+            elif follower.sink is not None:
+                follower.sink.write((line + "\n").encode())
+                follower.sink.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _follow(self, follower: _Follower, cid: str) -> None:
+        """Copy the container's output into the run's output in a daemon thread."""
+        if follower.sink is None:
+            return
         sink = follower.sink
 
         def copy() -> None:
@@ -302,6 +363,13 @@ class DockerRun(Environment):
         from docker.errors import DockerException, NotFound
 
         follower = self._follower(handle)
+        if follower.starting is not None and follower.starting.is_alive():
+            return "cancelled" if handle.status == "cancelled" else "running"
+        if handle.id is None:  # the start failed (pull, create) or the run was killed before its container existed
+            if handle.status != "cancelled":
+                handle.status = "failed"
+            handle.exit_code = 125 if follower.error else -1
+            return handle.status
         try:
             info = follower.client.api.inspect_container(handle.id)
         except NotFound:  # removed behind our back
@@ -329,17 +397,9 @@ class DockerRun(Environment):
         if follower.thread is not None:
             follower.thread.join(timeout=10)
         error = (state or {}).get("Error")
-        if state is not None and (error or state.get("OOMKilled")) and follower.sink is not None:
-            note = f"[headwater] container {str(handle.id)[:12]} exited with status {handle.exit_code}: "
-            note += str(error or "killed: out of memory (OOMKilled)")
-            try:
-                if follower.path is not None:  # the thread closed its handle: append again
-                    with open(follower.path, "ab") as fh:
-                        fh.write((note + "\n").encode())
-                else:
-                    follower.sink.write((note + "\n").encode())
-            except (OSError, ValueError):
-                pass
+        if state is not None and (error or state.get("OOMKilled")):
+            self._note(follower, f"[headwater] container {str(handle.id)[:12]} exited with status {handle.exit_code}: "
+                       + str(error or "killed: out of memory (OOMKilled)"))
         if state is not None and not self._keep():
             from docker.errors import DockerException
 
@@ -356,6 +416,11 @@ class DockerRun(Environment):
 
         handle.status = "cancelled"
         follower = self._follower(handle)
+        if follower.starting is not None:
+            follower.starting.join(timeout=max(5.0, grace_period) + 60)
+        if handle.id is None:
+            handle.exit_code = -1
+            return
         try:
             follower.client.api.stop(handle.id, timeout=max(0, math.ceil(grace_period)))
         except NotFound:
@@ -368,6 +433,16 @@ class DockerRun(Environment):
         deadline = time.monotonic() + max(5.0, grace_period) + 10
         while self.status(handle) == "cancelled" and handle.exit_code is None and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def _has_image(client: Any, image: str) -> bool:
+    from docker.errors import ImageNotFound, NotFound
+
+    try:
+        client.images.get(image)
+    except (ImageNotFound, NotFound):
+        return False
+    return True
 
 
 def _split_tag(image: str) -> tuple[str, str | None]:
