@@ -298,8 +298,8 @@ def _node_svg(n: DagNode, href: str | None) -> str:
     parts.append(f'<text class="hw-name" x="16" y="19">{html.escape(_fit(n.name))}</text>')
     sub = n.state or ("parameter" if n.parameter else "not run")
     if n.mapped:
-        sub = f"× {n.total} · " + (", ".join(f"{v} {k}" for k, v in sorted(n.counts.items(), key=lambda kv: -kv[1])[:2])
-                                   if n.counts else "mapped")
+        sub = (f"× {n.total} · " + ", ".join(f"{v} {k}" for k, v in sorted(n.counts.items(), key=lambda kv: -kv[1])[:2])
+               if n.counts else f"mapped{' · ' + n.state if n.state else ''}")
     parts.append(f'<text class="hw-sub" x="16" y="36">{html.escape(_fit(sub, 28))}</text>')
     if n.counts and n.total:  # a thin bar of the children's states
         x = 16.0
