@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -27,9 +30,15 @@ from headwater_cloud_api.server.auth import check_authorization
 from headwater_cloud_api.server.db.session import Database, default_database_url
 from headwater_cloud_api.server.errors import MAX_BODY_BYTES, APIError
 from headwater_cloud_api.server.guard import RequestGuard, allowed_host_set, is_json_content_type, split_list
+from headwater_cloud_api.server.limits import REQUEST_TIMEOUT, deadline_passed, request_deadline
 from headwater_cloud_api.server.validation import NonFiniteNumber, json_safe, load_request_json
 
-__all__ = ["create_app", "execute"]
+__all__ = ["create_app", "execute", "GRAPHQL_WORKERS", "HEALTH_DB_TIMEOUT"]
+
+GRAPHQL_WORKERS = 24
+"""Worker threads for GraphQL requests (the database pools allow as many connections)."""
+HEALTH_DB_TIMEOUT = 2.0
+"""Seconds ``/health`` waits for the database before reporting the API saturated."""
 
 _log = logging.getLogger("headwater.server")
 
@@ -51,6 +60,11 @@ def execute(db: Database, query: str, variables: dict[str, Any] | None = None, o
             original = error.original_error
             if isinstance(original, APIError):
                 formatted["extensions"] = {"code": original.code}
+            elif original is None and (formatted.get("extensions") or {}).get("code"):  # e.g. QUERY_TOO_COMPLEX
+                formatted["extensions"] = {"code": formatted["extensions"]["code"]}
+            elif original is not None and deadline_passed():  # the database was interrupted at the deadline
+                formatted["message"] = "The request ran longer than the server's limit and was stopped; ask for less."
+                formatted["extensions"] = {"code": "TIMEOUT"}
             elif original is not None and type(original).__name__ != "GraphQLError":  # bad variables are the client's mistake
                 formatted["message"] = f"Internal server error ({type(original).__name__}); the server log has the details."
                 formatted["extensions"] = {"code": "INTERNAL"}
@@ -73,8 +87,10 @@ def _render(body: dict[str, Any]) -> bytes:
         return json.dumps({"data": safe, "errors": errors}, allow_nan=False, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-def _execute_rendered(db: Database, query: str, variables: dict[str, Any] | None, operation_name: str | None) -> bytes:
-    return _render(execute(db, query, variables, operation_name))
+def _execute_rendered(db: Database, query: str, variables: dict[str, Any] | None, operation_name: str | None,
+                      timeout: float = REQUEST_TIMEOUT, stopping: threading.Event | None = None) -> bytes:
+    with request_deadline(timeout, stopping):
+        return _render(execute(db, query, variables, operation_name))
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -111,6 +127,8 @@ def create_app(
     heartbeat_lease: float = 30.0,
     max_resurrections: int = 3,
     reaper_interval: float | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
+    graphql_workers: int = GRAPHQL_WORKERS,
     bind_host: str | None = None,
     allowed_hosts: list[str] | tuple[str, ...] = (),
     allowed_origins: list[str] | tuple[str, ...] = (),
@@ -126,9 +144,28 @@ def create_app(
     db = database or Database(database_url or default_database_url())
     db.heartbeat_lease = heartbeat_lease  # type: ignore[attr-defined]  # read by the agent schema (issue 6)
     state: dict[str, Any] = {}
+    stopping = threading.Event()  # set at shutdown: running requests stop at their next field
+    workers = anyio.CapacityLimiter(graphql_workers)  # GraphQL gets its own threads: /health and auth stay answerable
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__, "database": db.dialect})
+        """``ok``, or HTTP 503 ``saturated`` when GraphQL requests queue for a worker or the database does not answer in time."""
+        stats = workers.statistics()
+        problem = None
+        if stats.tasks_waiting > 0:
+            problem = f"{stats.tasks_waiting} GraphQL request(s) waiting for one of {graphql_workers} busy workers"
+        else:
+            try:
+                with anyio.fail_after(HEALTH_DB_TIMEOUT):
+                    await anyio.to_thread.run_sync(db.ping, abandon_on_cancel=True)
+            except TimeoutError:
+                problem = f"the database did not answer within {HEALTH_DB_TIMEOUT:g} s"
+            except Exception as exc:  # the database is down
+                problem = f"the database is unreachable ({type(exc).__name__})"
+        body = {"status": "ok" if problem is None else "saturated", "version": __version__, "database": db.dialect,
+                "busy_workers": stats.borrowed_tokens, "workers": graphql_workers, "waiting": stats.tasks_waiting}
+        if problem is not None:
+            body["problem"] = problem
+        return JSONResponse(body, status_code=200 if problem is None else 503)
 
     async def graphql(request: Request) -> Response:
         if request.method != "POST":
@@ -161,7 +198,16 @@ def create_app(
         if variables is not None and not isinstance(variables, dict):
             return _error("'variables' must be a JSON object.", 400, "BAD_REQUEST")
         operation = payload.get("operationName")
-        rendered = await run_in_threadpool(_execute_rendered, db, payload["query"], variables, operation if isinstance(operation, str) else None)
+        if stopping.is_set():
+            return _error("The server is shutting down; retry against a running server.", 503, "SHUTTING_DOWN")
+        try:
+            with anyio.fail_after(request_timeout + 1.0):  # the worker stops itself at the deadline; this is the backstop
+                rendered = await anyio.to_thread.run_sync(
+                    _execute_rendered, db, payload["query"], variables, operation if isinstance(operation, str) else None,
+                    request_timeout, stopping, limiter=workers, abandon_on_cancel=True)
+        except TimeoutError:
+            return _error(f"The request did not finish within {request_timeout:g} s (the server's limit) and was stopped.",
+                          503, "TIMEOUT")
         return Response(rendered, media_type="application/json")
 
     @contextlib.asynccontextmanager
@@ -181,6 +227,7 @@ def create_app(
         try:
             yield
         finally:
+            stopping.set()  # prompt shutdown: requests still running stop at their next field
             for service in ("scheduler", "reaper"):
                 if service in state:
                     await run_in_threadpool(state[service].stop)
@@ -194,4 +241,5 @@ def create_app(
                                allowed_origins=split_list(allowed_origins))],
     )
     app.state.db = db
+    app.state.stopping = stopping
     return app

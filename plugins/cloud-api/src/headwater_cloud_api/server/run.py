@@ -10,13 +10,32 @@ import uvicorn
 
 from headwater_cloud_api.server.app import create_app
 
-__all__ = ["serve", "ServerThread"]
+__all__ = ["serve", "ServerThread", "GRACEFUL_SHUTDOWN"]
+
+GRACEFUL_SHUTDOWN = 5.0
+"""Seconds a stopping server waits for requests still running (they stop at their next field meanwhile)."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app the moment a shutdown starts (SIGTERM, SIGINT, ``should_exit``)."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        _stopping(self.config.app)
+        super().handle_exit(sig, frame)
+
+
+def _stopping(app: Any) -> None:
+    stopping = getattr(getattr(app, "state", None), "stopping", None)
+    if stopping is not None:
+        stopping.set()
 
 
 def serve(host: str = "127.0.0.1", port: int = 4200, log_level: str = "info", **app_options: Any) -> None:
-    """Serve the API with uvicorn until interrupted."""
+    """Serve the API with uvicorn until interrupted (SIGTERM stops it within :data:`GRACEFUL_SHUTDOWN` s)."""
     app_options.setdefault("bind_host", host)
-    uvicorn.run(create_app(**app_options), host=host, port=port, log_level=log_level, access_log=False)
+    config = uvicorn.Config(create_app(**app_options), host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
+    _Server(config).run()
 
 
 class ServerThread:
@@ -25,8 +44,9 @@ class ServerThread:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **app_options: Any) -> None:
         app_options.setdefault("bind_host", host)
         self.app = create_app(**app_options)
-        self.config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
-        self.server = uvicorn.Server(self.config)
+        self.config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                                     timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
+        self.server = _Server(self.config)
         self._thread = threading.Thread(target=self.server.run, name="headwater-server", daemon=True)
         self.host = host
         self.port = port
@@ -53,6 +73,7 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
+        _stopping(self.app)
         self.server.should_exit = True
         self._thread.join(timeout=30)
 

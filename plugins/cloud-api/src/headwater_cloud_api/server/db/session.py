@@ -33,6 +33,13 @@ def default_database_url() -> str:
     return f"sqlite:///{home / 'server.db'}"
 
 
+def _interrupt_if_late() -> int:
+    """SQLite progress handler: non-zero interrupts the statement (the request's deadline passed; limits.py)."""
+    from headwater_cloud_api.server.limits import deadline_passed
+
+    return 1 if deadline_passed() else 0
+
+
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=16)
 
@@ -45,6 +52,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+        dbapi_conn.set_progress_handler(_interrupt_if_late, 10000)  # a request past its deadline stops mid-query
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -79,8 +87,13 @@ class Database:
             self.write_engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
         else:
+            from headwater_cloud_api.server.limits import REQUEST_TIMEOUT
+
             try:
-                self.write_engine = self.read_engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+                self.write_engine = self.read_engine = create_engine(
+                    url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=REQUEST_TIMEOUT,
+                    connect_args={"options": f"-c statement_timeout={int(REQUEST_TIMEOUT * 1000)}"},  # no statement outlives a request
+                )
             except ModuleNotFoundError as exc:
                 raise MissingDriverError.for_url(url, exc) from None
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
@@ -109,6 +122,11 @@ class Database:
         """A session for reading (its transaction is rolled back at the end)."""
         with self._read() as session:
             yield session
+
+    def ping(self) -> None:
+        """One trivial query (``/health``): raises when the database cannot answer."""
+        with self.read_engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def upgrade(self) -> None:
         upgrade_database(self)

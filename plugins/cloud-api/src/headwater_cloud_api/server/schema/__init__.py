@@ -7,10 +7,12 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import AddValidationRules
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from headwater_cloud_api.server.errors import APIError
+from headwater_cloud_api.server.limits import Deadline, QueryCostRule
 from headwater_cloud_api.server.schema.agents import AgentMutation, AgentQuery
 from headwater_cloud_api.server.schema.cache import DocumentCache
 from headwater_cloud_api.server.schema.mutations import Mutation
@@ -32,5 +34,7 @@ class Schema(strawberry.Schema):
 
 
 schema = Schema(query=merge_types("Query", (Query, AgentQuery)), mutation=merge_types("Mutation", (Mutation, AgentMutation)), config=StrawberryConfig(auto_camel_case=False),
-                extensions=[DocumentCache])  # clients repeat a few documents: parse and validate each once
+                extensions=[DocumentCache,  # clients repeat a few documents: parse and validate each once
+                            lambda: AddValidationRules([QueryCostRule]),  # depth and cost limits, judged once per document
+                            Deadline])  # a request past its deadline stops at its next field (server/limits.py)
 """Field and argument names are snake_case, as in Python: ``flow(name:, project:) { run_config { labels } }``."""

@@ -15,13 +15,25 @@ from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
-__all__ = ["DocumentCache", "MAX_CACHED_DOCUMENTS"]
+__all__ = ["DocumentCache", "MAX_CACHED_DOCUMENTS", "MAX_CACHE_BYTES", "MAX_CACHED_QUERY_BYTES", "cache_size"]
 
 MAX_CACHED_DOCUMENTS = 512
 """Distinct valid query texts kept (oldest unused dropped first)."""
+MAX_CACHE_BYTES = 2 * 1024 * 1024
+"""Total query text the cache keeps (oldest unused dropped first). A parsed document takes roughly 20-40
+times its text in memory, so the cache stays well under 100 MiB whatever clients send."""
+MAX_CACHED_QUERY_BYTES = 16 * 1024
+"""A query text longer than this is never cached (clients' repeated documents are a few hundred bytes)."""
 
 _documents: OrderedDict[str, Any] = OrderedDict()
+_bytes = 0
 _lock = threading.Lock()
+
+
+def cache_size() -> tuple[int, int]:
+    """``(documents, bytes of query text)`` held now."""
+    with _lock:
+        return len(_documents), _bytes
 
 
 class DocumentCache(SchemaExtension):
@@ -41,11 +53,16 @@ class DocumentCache(SchemaExtension):
         yield
 
     def on_validate(self) -> Iterator[None]:
+        global _bytes
         yield
         context = self.execution_context
-        if context.query is not None and context.graphql_document is not None and context.pre_execution_errors == []:
+        query = context.query
+        if (query is not None and context.graphql_document is not None and context.pre_execution_errors == []
+                and len(query) <= MAX_CACHED_QUERY_BYTES):
             with _lock:
-                if context.query not in _documents:
-                    _documents[context.query] = context.graphql_document
-                    if len(_documents) > MAX_CACHED_DOCUMENTS:
-                        _documents.popitem(last=False)
+                if query not in _documents:
+                    _documents[query] = context.graphql_document
+                    _bytes += len(query)
+                    while len(_documents) > MAX_CACHED_DOCUMENTS or _bytes > MAX_CACHE_BYTES:
+                        old, _ = _documents.popitem(last=False)
+                        _bytes -= len(old)
