@@ -10,17 +10,14 @@ service account (FailedCreate), a Job deleted from outside, an evicted pod, and 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_helpers import AgentProcess, ServerProcess, register_flows, wait_for
 from fake_k8s import FakeKubernetes
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cloud_api"))
-from agent_helpers import AgentProcess, ServerProcess, register_flows, wait_for  # noqa: E402
-from headwater.client import Client  # noqa: E402
+from headwater.client import Client
 
 pytestmark = pytest.mark.slow
 
