@@ -14,6 +14,7 @@ tests' GitHub REST server (tests/github/github_helpers.py) on 127.0.0.1 and ``fi
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
                     counter[0] += 1
                     os.environ["HEADWATER__GITHUB__CACHE_DIR"] = str(base / f"cache-{counter[0]}")
 
-                cold = _median_ms(lambda s=storage, loc=location: s.get_flow(loc), args.repeats, fresh_cache)
-                warm = _median_ms(lambda s=storage, loc=location: s.get_flow(loc), args.repeats)
+                load = functools.partial(storage.get_flow, location)
+                cold = _median_ms(load, args.repeats, fresh_cache)
+                warm = _median_ms(load, args.repeats)
                 rows.append((f"{label}: cold load ({args.files} files), median ms", f"{cold:.1f}"))
                 rows.append((f"{label}: warm load (cached commit), median ms", f"{warm:.1f}"))
             os.chdir(cwd)

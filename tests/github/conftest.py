@@ -28,13 +28,14 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     home = tmp_path / "headwater-home"
     home.mkdir()
     monkeypatch.setenv("HEADWATER_HOME", str(home))
-    cwd, path, modules = os.getcwd(), list(sys.path), set(sys.modules)
+    cwd, path = os.getcwd(), list(sys.path)
     yield home
     os.chdir(cwd)
     sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        file = getattr(sys.modules[name], "__file__", None) or ""
-        if str(tmp_path) in file:
+    for name, module in list(sys.modules.items()):  # the test's project modules, new or re-imported
+        file = getattr(module, "__file__", None) or ""
+        paths = [str(p) for p in (getattr(module, "__path__", None) or [])]
+        if str(tmp_path) in file or any(str(tmp_path) in p for p in paths):
             del sys.modules[name]
     release_held()
 
@@ -93,5 +94,4 @@ def repo(tmp_path: Path, fake_github: FakeGitHub, repo_root: Path, request: pyte
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
     made = Repo(repo_root, name)
     fake_github.repos[f"org/{name}"] = made.origin
-    made.name = name  # type: ignore[attr-defined]
     return made

@@ -57,6 +57,7 @@ class Repo:
     """A bare ``origin`` repository and a working clone that commits and pushes to it (branch ``main``)."""
 
     def __init__(self, root: Path, name: str = "etl") -> None:
+        self.name = name
         self.origin = root / f"{name}.git"
         self.work = root / f"{name}-work"
         git("init", "-q", "--bare", "-b", "main", str(self.origin))

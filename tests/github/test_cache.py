@@ -24,7 +24,7 @@ FILES = {
 
 
 def _store(fake_github: FakeGitHub, repo: Repo) -> GitHub:
-    return GitHub(repo=f"org/{repo.name}", path="flows/app.py", ref="main", base_url=fake_github.url)  # type: ignore[attr-defined]
+    return GitHub(repo=f"org/{repo.name}", path="flows/app.py", ref="main", base_url=fake_github.url)
 
 
 RUN = """

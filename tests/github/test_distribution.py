@@ -54,7 +54,7 @@ storage = from_dict({{"type": "GitHub", "repo": "org/{repo.name}", "path": "flow
                       "base_url": "{fake_github.url}", "flows": {{"hello": "hello/0"}}}}, "storage")
 state = storage.get_flow("hello/0").run(run_on_schedule=False)
 print(json.dumps([next(iter(state.result.values())).result, storage.last_commit]))
-"""  # type: ignore[attr-defined]
+"""
     run = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False, timeout=120,
                          env={"HEADWATER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr

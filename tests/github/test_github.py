@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from github_helpers import FakeGitHub, Repo
@@ -53,7 +54,7 @@ def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def storage(fake_github: FakeGitHub, made: Repo, **kwargs: object) -> GitHub:
-    options: dict[str, object] = {"repo": f"org/{made.name}", "path": "flows/etl/job.py", "ref": "main",  # type: ignore[attr-defined]
+    options: dict[str, object] = {"repo": f"org/{made.name}", "path": "flows/etl/job.py", "ref": "main",
                                   "base_url": fake_github.url}
     options.update(kwargs)
     return GitHub(**options)  # type: ignore[arg-type]
@@ -68,8 +69,8 @@ def registered(store: GitHub, checkout: Path, name: str = "job") -> str:
     return location
 
 
-def result(flow: object) -> object:
-    state = flow.run(run_on_schedule=False)  # type: ignore[attr-defined]
+def result(flow: Any) -> Any:
+    state = flow.run(run_on_schedule=False)
     assert state.is_successful(), state
     return next(iter(state.result.values())).result
 
@@ -129,7 +130,7 @@ def test_registration_fails_when_the_file_is_not_pushed(fake_github: FakeGitHub,
     with pytest.raises(PathNotFoundError) as info:
         registered(storage(fake_github, repo), checkout)
     message = str(info.value)
-    assert message.startswith(f"flows/etl/job.py is not on ref main of org/{repo.name}")  # type: ignore[attr-defined]
+    assert message.startswith(f"flows/etl/job.py is not on ref main of org/{repo.name}")
     assert "push it first" in message
 
 
