@@ -24,4 +24,4 @@ def test_ui_benchmark_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "render p50" in out and "run page, 40 task runs" in out and "live update (unchanged: 204)" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("20 ", "40 "))]
-    assert len(rows) == 2 and all(int(r[4].replace(",", "")) > 5000 for r in rows)  # page bytes
+    assert len(rows) == 2 and all(int(r[5].replace(",", "")) > 5000 for r in rows)  # page bytes

@@ -136,3 +136,25 @@ def test_templates_and_static_files_are_package_data() -> None:
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "plugins" / "cloud-api" / "pyproject.toml").read_text())
     data = pyproject["tool"]["setuptools"]["package-data"]["headwater_cloud_api"]
     assert "ui/templates/*.html" in data and "ui/static/*" in data
+
+
+def test_finished_run_pages_are_cached_until_the_run_changes(server: ServerThread, run_id: str) -> None:
+    from headwater_cloud_api.server.services.runs import (
+        StateWrite,
+        TaskStateWrite,
+        set_flow_run_states,
+        set_task_run_states,
+    )
+    from headwater_cloud_api.ui import data
+
+    db = server.app.state.db
+    with db.write() as session:
+        set_flow_run_states(session, [StateWrite(run_id, "Cancelled", "stopped for the cache test")])
+    first = httpx.get(f"{server.url}/ui/flow-runs/{run_id}").text
+    assert run_id in data._RUN_CACHE and "Cancelled" in first
+    token = data._RUN_CACHE[run_id][0]
+    with db.write() as session:
+        set_task_run_states(session, [TaskStateWrite(run_id, "Cancelled", task_slug="t", message="late write")])
+    again = httpx.get(f"{server.url}/ui/flow-runs/{run_id}").text
+    assert data._RUN_CACHE[run_id][0] != token
+    assert 'data-task="t"' in again and "state-Cancelled" in again.split('id="task-t"')[1].split("</tr>")[0]

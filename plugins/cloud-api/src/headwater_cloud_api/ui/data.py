@@ -6,7 +6,7 @@ with 10 000 task runs) use column queries and aggregate in Python once: no ORM o
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -257,17 +257,17 @@ def _when(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[str, Any]:
-    """A run: its state history, parameters, DAG colored by task states (maps collapsed), Gantt, task table, explain."""
+_RUN_CACHE: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+"""The task-run part of finished runs' pages by run id, with the token it was built at (a finished run of
+10 000 task runs is rendered from here until something writes to it, e.g. a restart)."""
+_RUN_CACHE_SIZE = 32
+
+
+def _task_parts(s: Session, run: FlowRun, flow: Flow, now: datetime) -> dict[str, Any]:
+    """The parts built from every task run: DAG states, Gantt, task table, totals (the costly half of a run page)."""
     from headwater.plugins import DagLayout
 
-    now = now or utcnow()
-    run = run_service.get_flow_run(s, run_id)
-    flow = s.get(Flow, run.flow_id)
-    assert flow is not None
-    states = s.execute(select(FlowRunState.version, FlowRunState.state, FlowRunState.message, FlowRunState.timestamp)
-                       .where(FlowRunState.flow_run_id == run_id).order_by(FlowRunState.version)).all()
-    rows = _task_rows(s, run_id)
+    rows = _task_rows(s, run.id)
     tasks_meta = {t["slug"]: t for t in flow.serialized.get("tasks") or []}
     names = {slug: t.get("name") or slug for slug, t in tasks_meta.items()}
     groups: dict[str, list[TaskRunRow]] = defaultdict(list)
@@ -284,7 +284,7 @@ def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[
     dag_states: dict[str, Any] = {}
     for slug, entry in per_slug.items():
         dag_states[slug] = dict(entry["counts"]) if entry["counts"] else (entry["parent"].state if entry["parent"] else None)
-    order = [t for t in tasks_meta]
+    order = list(tasks_meta)
     try:
         layout = DagLayout.from_metadata(flow.serialized, dag_states)
         order = [n.slug for n in layout.nodes]
@@ -300,20 +300,43 @@ def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[
         e["id"] = e["parent"].id if e["parent"] else None
         e["children"] = sum(e["counts"].values())
         e["counts"] = sorted(e["counts"].items(), key=lambda kv: -kv[1])
-    not_run = [t for slug, t in tasks_meta.items() if slug not in per_slug]
+    totals = Counter(r.state for r in rows if not (r.map_index < 0 and per_slug[r.task_slug]["counts"]))
+    return {"dag_svg": dag_svg, "dag_fit": dag_fit, "gantt": gantt, "tasks": task_table, "task_total": len(rows),
+            "not_run": [t for slug, t in tasks_meta.items() if slug not in per_slug],
+            "totals": sorted(totals.items(), key=lambda kv: -kv[1]),
+            "failed_tasks": sum(n for st, n in totals.items() if st in ("Failed", "TimedOut", "TriggerFailed", "Cancelled"))}
+
+
+def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """A run: its state history, parameters, DAG colored by task states (maps collapsed), Gantt, task table, explain."""
+    now = now or utcnow()
+    run = run_service.get_flow_run(s, run_id)
+    flow = s.get(Flow, run.flow_id)
+    assert flow is not None
+    token = run_token(s, run_id)
+    states = s.execute(select(FlowRunState.version, FlowRunState.state, FlowRunState.message, FlowRunState.timestamp)
+                       .where(FlowRunState.flow_run_id == run_id).order_by(FlowRunState.version)).all()
+    finished = run.state in FINISHED
+    cached = _RUN_CACHE.get(run_id)
+    if finished and cached is not None and cached[0] == token:
+        parts = cached[1]
+        _RUN_CACHE.move_to_end(run_id)
+    else:
+        parts = _task_parts(s, run, flow, now)
+        if finished:
+            _RUN_CACHE[run_id] = (token, parts)
+            while len(_RUN_CACHE) > _RUN_CACHE_SIZE:
+                _RUN_CACHE.popitem(last=False)
     explanation = None
     if run.state == "Scheduled":
         explanation = agent_service.explain_flow_run(s, run_id, alive_within=ALIVE_WITHIN, now=now)
     agent = s.get(Agent, run.agent_id) if run.agent_id else None
-    totals = Counter(r.state for r in rows if not (r.map_index < 0 and per_slug[r.task_slug]["counts"]))
-    failed_tasks = sum(n for st, n in totals.items() if st in ("Failed", "TimedOut", "TriggerFailed", "Cancelled"))
     return {
-        "run": run, "flow": flow, "project": s.scalar(select(Project.name).where(Project.id == flow.project_id)),
-        "states": states, "dag_svg": dag_svg, "dag_fit": dag_fit, "gantt": gantt, "tasks": task_table, "not_run": not_run,
-        "task_total": len(rows), "totals": sorted(totals.items(), key=lambda kv: -kv[1]), "explanation": explanation,
-        "agent": agent, "finished": run.state in FINISHED, "can_cancel": run.state not in FINISHED and run.state != "Cancelling",
-        "can_restart": run.state in ("Failed", "TimedOut", "TriggerFailed", "Cancelled") or (run.state in FINISHED and failed_tasks > 0),
-        "token": run_token(s, run_id), "now": now,
+        **parts, "run": run, "flow": flow, "project": s.scalar(select(Project.name).where(Project.id == flow.project_id)),
+        "states": states, "explanation": explanation, "agent": agent, "finished": finished,
+        "can_cancel": not finished and run.state != "Cancelling",
+        "can_restart": run.state in ("Failed", "TimedOut", "TriggerFailed", "Cancelled") or (finished and parts["failed_tasks"] > 0),
+        "token": token, "now": now,
     }
 
 
