@@ -9,7 +9,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from headwater.testing.distributions import install_distributions
 
 pytestmark = pytest.mark.slow
