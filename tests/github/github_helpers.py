@@ -232,6 +232,9 @@ class FakeGitHub:
             blob = subprocess.run(["git", "cat-file", "blob", f"{sha}:{arg}"], cwd=bare, capture_output=True).stdout
             if "raw" in h.headers.get("Accept", ""):
                 return self._send(h, 200, blob, content_type="application/vnd.github.raw")
+            if len(blob) > 1024 * 1024:  # like GitHub: files over 1 MB only through the raw media type
+                return self._send(h, 200, {"type": "file", "name": arg.rsplit("/", 1)[-1], "path": arg, "size": len(blob),
+                                           "encoding": "none", "content": ""})
             return self._send(h, 200, {"type": "file", "name": arg.rsplit("/", 1)[-1], "path": arg, "size": len(blob),
                                        "encoding": "base64", "content": base64.encodebytes(blob).decode()})
         if kind == "tarball":

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from github_helpers import AgentProcess, FakeGitHub, Repo, ServerProcess, git
+from github_helpers import AgentProcess, FakeGitHub, GitDaemon, Repo, ServerProcess, git
 from headwater.client import Client
 
 TOKEN = "ghp_e2eSecretToken0123456789"
@@ -119,6 +119,58 @@ def test_registered_from_a_deleted_checkout_runs_on_the_agent_and_follows_main(t
         assert fake_github.count("/tarball/") == 3  # the agent's first run, the helper change, the deleted flow file  # one download per commit
         assert all(r["headers"].get("Authorization") == f"Bearer {TOKEN}" for r in fake_github.requests
                    if r["path"].startswith("/api/"))
+    finally:
+        if agent is not None:
+            agent.stop()
+        server.stop()
+
+
+GIT_FLOW = '''
+from headwater import Flow, context, task
+from headwater.run_configs import UniversalRun
+from headwater_github import Git
+from scripts.example import greeting
+
+
+@task(log_stdout=True)
+def post():
+    print(greeting(open("data/message.txt").read().strip()))
+    print(f"context commit: {context.get('git_commit')}")
+
+
+with Flow("git-slack", storage=Git(repo="{url}", flow_path="flows/test/slack.py", branch_name="main"),
+          run_config=UniversalRun(labels=["staging"])) as flow:
+    post()
+'''
+
+
+@pytest.mark.slow
+def test_git_storage_over_git_daemon_runs_on_the_agent(tmp_path: Path, repo: Repo, git_daemon: GitDaemon) -> None:
+    url = git_daemon.url(repo.origin.name)
+    sha = repo.commit({
+        "flows/test/slack.py": GIT_FLOW.replace("{url}", url),
+        "flows/test/scripts/__init__.py": "",
+        "flows/test/scripts/example.py": 'def greeting(text):\n    return f"git says {text}"\n',
+        "flows/test/data/message.txt": "hello\n",
+    })
+    base_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HEADWATER")}
+    server = ServerProcess(tmp_path, {**base_env, "HEADWATER_HOME": str(tmp_path / "server-home")})
+    agent = None
+    try:
+        env = {**base_env, "HEADWATER__CLOUD__API": server.api, "HEADWATER_HOME": str(tmp_path / "author-home")}
+        checkout = repo.clone(tmp_path / "checkout")
+        _cli("project", "create", "test", cwd=checkout, env=env)
+        out = _cli("register", "--project", "test", "--path", "flows/test/slack.py", cwd=checkout, env=env).stdout
+        assert "1 registered, 0 skipped, 0 errors." in out, out
+        shutil.rmtree(checkout)
+        agent = AgentProcess(tmp_path / "elsewhere", {**env, "HEADWATER_HOME": str(tmp_path / "agent-home")}, ("staging",))
+        with Client(api=server.api, api_key="") as api:
+            run = api.flow(name="git-slack", project="test").create_run()
+            state = run.wait(120)
+            logs = [r["message"] for r in run.logs()]
+            assert state.name == "Success", (state, logs, agent.output())
+            assert "git says hello" in logs and f"context commit: {sha}" in logs, logs
+            assert any(sha in m and url in m for m in logs), logs
     finally:
         if agent is not None:
             agent.stop()

@@ -251,3 +251,12 @@ def test_registration_warns_about_helpers_that_are_not_pushed(fake_github: FakeG
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("flows/etl/scripts/helpers.py" in w and "push your changes" in w for w in warnings), warnings
     assert not any("flows/etl/scripts/__init__.py" in w for w in warnings), warnings
+
+
+def test_a_flow_file_over_one_megabyte_is_read_through_the_raw_media_type(fake_github: FakeGitHub, repo: Repo, tmp_path: Path) -> None:
+    big = FILES["flows/etl/job.py"] + "\n" + "# a long comment line to pad the file\n" * 30000
+    repo.commit({**FILES, "flows/etl/job.py": big})
+    store = storage(fake_github, repo)
+    location = registered(store, repo.clone(tmp_path / "checkout"))
+    assert any("raw" in r["headers"].get("Accept", "") for r in fake_github.requests if "/contents/" in r["path"])
+    assert result(store.get_flow(location)) == "HELLO in etl"
