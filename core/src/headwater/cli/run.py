@@ -139,7 +139,7 @@ def run_flow_with_progress(flow: Any, parameters: dict[str, Any], run_on_schedul
             progress.advance(bar)
             if state.is_failed():
                 items["failed"] += 1
-        detail = f"{task.slug}: {state.name}"
+        detail = f"{escape(task.name)}{'' if map_index is None else f'[{map_index}]'}: {state.name}"
         if items["mapped_done"]:
             detail += f" | mapped items done: {items['mapped_done']}"
         if items["failed"]:

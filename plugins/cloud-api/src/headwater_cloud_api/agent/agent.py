@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from headwater.states import FINISHED_STATE_NAMES
 
 __all__ = ["Agent", "AgentAuthError", "Backoff", "ManagedRun", "flow_run_command", "problem_kind"]
 
 _log = logging.getLogger("headwater.agent")
-_FINISHED = {"Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled", "Finished"}
+_FINISHED = FINISHED_STATE_NAMES | {"Finished"}
 
 
 def flow_run_command(flow_run_id: str) -> list[str]:

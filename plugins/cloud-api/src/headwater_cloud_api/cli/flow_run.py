@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import click
+from headwater.states import FAILED_STATE_NAMES
 
 from headwater_cloud_api.cli.common import api_errors, client, console, iso, log_line, table
 
@@ -56,6 +57,7 @@ def cancel(id: str) -> None:
     click.echo(f"Flow run {id} is {state.name}.")
 
 
+_RAISED = FAILED_STATE_NAMES - {"TriggerFailed"}  # the tasks that raised (or timed out), not those that did not run
 _CONSTANT_TYPES = ("headwater.core.collections:Constant",)
 _TRACEBACK_MARK = "exception encountered during task execution"
 
@@ -86,7 +88,7 @@ def inspect(id: str, as_json: bool, all_tasks: bool) -> None:
             "flow { name version project_name tasks } state { type message } states { type message timestamp version } "
             "task_runs { task_slug map_index state { type message } }"
         )
-        failed = {t["task_slug"] for t in info["task_runs"] if t["state"]["type"] in ("Failed", "TimedOut")}
+        failed = {t["task_slug"] for t in info["task_runs"] if t["state"]["type"] in _RAISED}
         tasks = list(info["flow"].get("tasks") or [])
         loggers = {f"headwater.{t['name']}" for t in tasks if t["slug"] in failed}
         tracebacks = [r for r in _tracebacks(run) if r.get("name") in loggers] if failed else []

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
+from headwater.states import SCHEDULED_STATE_NAMES
 
 __all__ = ["run_registered_flow", "follow_flow_run"]
 
@@ -25,7 +26,7 @@ _FOLLOW = (
 _EXPLAIN = (
     "query($id: String!, $a: Float!) { explain_flow_run(id: $id, alive_within: $a) { state labels due reasons } }"
 )
-_WAITING = ("Scheduled", "Submitted")
+_WAITING = SCHEDULED_STATE_NAMES | {"Submitted"}  # waiting for an agent or for its process to start
 
 
 def follow_flow_run(client: Any, flow_run_id: str, *, poll_interval: float = 1.0, timeout: float | None = None,
