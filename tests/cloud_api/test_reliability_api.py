@@ -275,3 +275,68 @@ def test_the_scheduler_isolates_a_malformed_flow(server: ServerThread, caplog: p
     assert len(reports) == 1 and "Register it again" in reports[0].getMessage()
     err = error(server, 'mutation { create_flow_run(input: {flow_name: "broken", project_name: "P"}) { id } }')
     assert err["extensions"]["code"] == "BAD_INPUT" and "malformed stored metadata" in err["message"]
+
+
+# --- #14/#15 schema-level validation: the same answers on SQLite and PostgreSQL -------------------------
+
+
+PROBES: list[tuple[str, str, dict[str, Any], str]] = [
+    ("NUL in a project name", 'mutation($n: String!) { create_project(name: $n) { id } }', {"n": "a\x00b"}, "'name'"),
+    ("NUL in a key", 'mutation($k: String!) { set_key_value(key: $k, value: 1) { key } }', {"k": "k\x00"}, "'key'"),
+    ("NUL in a KV value", 'mutation($v: JSON) { set_key_value(key: "k", value: $v) { key } }', {"v": {"a": "x\x00"}}, "value.a"),
+    ("NUL in parameters", "RUN", {"i": {"parameters": {"x": "\x00"}}}, "input.parameters.x"),
+    ("NUL in a run name", "RUN", {"i": {"run_name": "r\x00"}}, "input.run_name"),
+    ("a 300-character run name", "RUN", {"i": {"run_name": "r" * 300}}, "input.run_name"),
+    ("a 300-character label", "RUN", {"i": {"labels": ["l" * 300]}}, "input.labels[0]"),
+    ("a 300-character idempotency key", "RUN", {"i": {"idempotency_key": "k" * 300}}, "input.idempotency_key"),
+    ("a year-1 date", "RUN", {"i": {"scheduled_start_time": "0001-01-01T00:00:00+14:00"}}, "input.scheduled_start_time"),
+    ("a year-9999 date", "RUN", {"i": {"scheduled_start_time": "9999-12-31T23:59:59-14:00"}}, "input.scheduled_start_time"),
+    ("an impossible date", "RUN", {"i": {"scheduled_start_time": "2024-02-30T00:00:00+00:00"}}, "$i"),
+    ("a negative limit", "{ flow_runs(limit: -1) { id } }", {}, "'limit'"),
+    ("a negative nested limit", "{ flow_runs { logs(limit: -5) { id } } }", {}, "'limit'"),
+    ("a negative offset", "{ projects(offset: -1) { id } }", {}, "'offset'"),
+    ("a negative claim limit", 'mutation { claim_flow_runs(agent_id: "a", limit: -2) { id } }', {}, "'limit'"),
+    ("a huge alive_within", '{ explain_flow_run(id: "x", alive_within: 1e300) { state } }', {}, "alive_within"),
+    ("set_key_value without value", 'mutation { set_key_value(key: "k") { key } }', {}, "'value'"),
+    ("a 300-character agent name", 'mutation($n: String!) { register_agent(name: $n, labels: []) { id } }', {"n": "a" * 300}, "'name'"),
+    ("NUL in a task slug", SET_TASK, {"s": [{"flow_run_id": "RUN_ID", "task_slug": "t\x00", "state": {"type": "Running"}}]},
+     "s[0].task_slug"),
+    ("a map index below -1", SET_TASK, {"s": [{"flow_run_id": "RUN_ID", "task_slug": "t", "map_index": -7,
+                                               "state": {"type": "Running"}}]}, "map_index"),
+]
+
+
+@pytest.mark.parametrize("what,query,variables,field", PROBES, ids=[p[0] for p in PROBES])
+def test_client_mistakes_get_bad_input_naming_the_field(server: ServerThread, what: str, query: str,
+                                                        variables: dict[str, Any], field: str) -> None:
+    flow_id = make_flow(server)
+    run_id = make_run(server, flow_id)["id"]
+    if query == "RUN":
+        query = CREATE_RUN
+        variables = {"i": {"flow_id": flow_id, **variables["i"]}}
+    import json
+
+    variables = json.loads(json.dumps(variables).replace("RUN_ID", run_id))
+    err = error(server, query, variables)
+    assert err["extensions"]["code"] == "BAD_INPUT", (what, err)
+    assert field in err["message"], (what, err)
+    assert run_count(server) == 1  # nothing was written
+
+
+def test_unknown_operation_name_is_bad_input(server: ServerThread) -> None:
+    response = HTTP.post(server.api, json={"query": "query A { hello }", "operationName": "B"})
+    assert response.status_code == 200
+    err = response.json()["errors"][0]
+    assert err["extensions"]["code"] == "BAD_INPUT" and "operationName 'B'" in err["message"]
+
+
+def test_nul_in_logs_and_state_messages_is_kept_visible_on_every_database(server: ServerThread) -> None:
+    run = make_run(server, make_flow(server))["id"]
+    written = data(server, "mutation($l: [LogInput!]!) { write_logs(logs: $l) }",
+                   {"l": [{"flow_run_id": run, "message": "before\x00after", "name": "n\x00"}]})
+    assert written["write_logs"] == 1
+    data(server, SET_FLOW, {"s": [{"flow_run_id": run, "state": {"type": "Running", "message": "bad\x00byte"}}]})
+    logs = data(server, 'query($r: String!) { logs(flow_run_id: $r) { message name } }', {"r": run})["logs"]
+    assert logs == [{"message": "before\ufffdafter", "name": "n\ufffd"}]
+    state = data(server, 'query($r: String!) { flow_run(id: $r) { state { message } } }', {"r": run})["flow_run"]["state"]
+    assert state["message"] == "bad\ufffdbyte"

@@ -146,7 +146,7 @@ def test_cached_documents_still_report_errors_for_bad_variables(api):
     for _ in range(2):  # the second time the document comes from the cache: same checks
         with pytest.raises(APIClientError, match="Int cannot represent non-integer value: 'one'") as bad_variable:
             api.graphql(query, {"f": [{"flow_run_id": run, "version": "one", "state": {"type": "Running"}}]})
-        assert bad_variable.value.code == "GRAPHQL_VALIDATION"  # the client's mistake, not an internal error
+        assert bad_variable.value.code == "BAD_INPUT"  # the client's mistake (issue 10 #15), not an internal error
         with pytest.raises(APIClientError, match="Syntax Error"):
             api.graphql("mutation { set_states(flow_runs: [ { written } }")
     assert api.graphql(query, {"f": [{"flow_run_id": run, "version": 1, "state": {"type": "Running"}}]})["set_states"]["written"] == 1

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -51,7 +52,16 @@ def execute(db: Database, query: str, variables: dict[str, Any] | None = None, o
     """Run one GraphQL request against ``db`` and return the JSON-ready response body."""
     from headwater_cloud_api.server.schema import schema
 
-    result = schema.execute_sync(query, variable_values=variables, context_value={"db": db}, operation_name=operation_name)
+    try:
+        result = schema.execute_sync(query, variable_values=variables, context_value={"db": db}, operation_name=operation_name)
+    except Exception as exc:  # strawberry raises (not returns) for a few request-level mistakes
+        if type(exc).__name__ == "CannotGetOperationTypeError":
+            message = (f"operationName {operation_name!r} names no operation in the document; give the name of one of its "
+                       "operations, or leave operationName out when the document has one operation.")
+            return {"data": None, "errors": [{"message": message, "extensions": {"code": "BAD_INPUT", "field": "operationName"}}]}
+        _log.error("Unexpected error executing a GraphQL request", exc_info=exc)
+        return {"data": None, "errors": [{"message": f"Internal server error ({type(exc).__name__}); the server log has the details.",
+                                          "extensions": {"code": "INTERNAL"}}]}
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
         errors = []
@@ -65,7 +75,10 @@ def execute(db: Database, query: str, variables: dict[str, Any] | None = None, o
             elif original is not None and deadline_passed():  # the database was interrupted at the deadline
                 formatted["message"] = "The request ran longer than the server's limit and was stopped; ask for less."
                 formatted["extensions"] = {"code": "TIMEOUT"}
-            elif original is not None and type(original).__name__ != "GraphQLError":  # bad variables are the client's mistake
+            elif original is not None and error.path is None:
+                # a variable that cannot be coerced (an impossible date, a number out of range): the client's mistake
+                formatted["extensions"] = {"code": "BAD_INPUT"}
+            elif original is not None and not isinstance(original, GraphQLError):
                 formatted["message"] = f"Internal server error ({type(original).__name__}); the server log has the details."
                 formatted["extensions"] = {"code": "INTERNAL"}
             else:

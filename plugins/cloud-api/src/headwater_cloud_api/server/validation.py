@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from headwater_cloud_api.server.errors import BadInput
@@ -25,6 +26,9 @@ __all__ = [
     "check_text",
     "strip_nul",
     "json_safe",
+    "InputChecks",
+    "check_arguments",
+    "MAX_NAME_LENGTH",
 ]
 
 MAX_JSON_DEPTH = 64
@@ -133,3 +137,95 @@ def json_safe(value: Any) -> tuple[Any, list[str]]:
         return item
 
     return walk(value, "data"), replaced
+
+
+MIN_YEAR, MAX_YEAR = 1900, 9000
+"""Dates outside these years are refused (some cannot even be converted to UTC)."""
+MAX_SECONDS = 10 * 365 * 86400.0
+"""Largest duration argument in seconds (ten years)."""
+MAX_NAME_LENGTH = 255
+"""Longest name-like string argument (names, ids, keys, labels, slugs): the database columns hold 255 characters."""
+_NAME_ARGS = frozenset({
+    "id", "name", "project", "project_name", "project_id", "flow_id", "flow_name", "flow_run_id", "task_run_id", "agent_id",
+    "run_name", "idempotency_key", "key", "task_slug", "hash", "labels", "renew", "flow_run_ids", "write_id", "after",
+    "before", "order_by", "levels", "states", "search",
+})
+_FREE_TEXT = frozenset({"message", "serialized", "value", "parameters", "context", "description"})
+"""Arguments checked elsewhere (JSON values) or kept with NUL made visible (messages)."""
+_NON_NEGATIVE = frozenset({"limit", "offset", "version", "attempt"})
+
+
+_FIELD_FREE_TEXT = {"write_logs": frozenset({"name", "level"})}
+"""Per field, more arguments kept rather than refused (a log's logger name is sanitised in the service)."""
+
+
+def _walk_input(value: Any, path: str, name: str, depth: int = 0, free: frozenset[str] = _FREE_TEXT) -> None:
+    if depth > 8:
+        return
+    if isinstance(value, str):
+        if name in free:
+            return
+        if "\x00" in value:
+            raise BadInput(f"'{path}' contains a NUL character (\\x00), which the database cannot store; remove it.")
+        if name in _NAME_ARGS and len(value) > MAX_NAME_LENGTH:
+            raise BadInput(f"'{path}' is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}.")
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if name in _NON_NEGATIVE and value < 0:
+            raise BadInput(f"'{path}' must not be negative (got {value}).")
+        if name == "map_index" and value < -1:
+            raise BadInput(f"'{path}' is -1 (not mapped) or a child's index from 0, not {value}.")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadInput(f"'{path}' is {value}; send a finite number.")
+        if name == "alive_within" and not 0 <= value <= MAX_SECONDS:
+            raise BadInput(f"'{path}' is {value:g} seconds; give between 0 and {MAX_SECONDS:g}.")
+    elif isinstance(value, datetime):
+        try:
+            utc = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            utc = None
+        if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+            raise BadInput(f"'{path}' is {value.isoformat()}; give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
+    elif isinstance(value, (list, tuple)):
+        if name in _FREE_TEXT:
+            return
+        for i, item in enumerate(value):
+            _walk_input(item, f"{path}[{i}]", name, depth + 1, free)
+    elif isinstance(value, dict):  # an input object as graphql coerced it (JSON scalars sit under _FREE_TEXT names)
+        for key, item in value.items():
+            if key in free:
+                continue
+            _walk_input(item, f"{path}.{key}", key, depth + 1, free)
+    elif hasattr(type(value), "__strawberry_definition__"):
+        for key, item in vars(value).items():
+            if key in free:
+                continue
+            _walk_input(item, f"{path}.{key}", key, depth + 1, free)
+
+
+def check_arguments(field_name: str, kwargs: dict[str, Any]) -> None:
+    """The schema-level input rules for one field's arguments: :class:`BadInput` naming the argument path."""
+    free = _FREE_TEXT | _FIELD_FREE_TEXT[field_name] if field_name in _FIELD_FREE_TEXT else _FREE_TEXT
+    for key, value in kwargs.items():
+        _walk_input(value, key, key, 0, free)
+
+
+try:
+    from strawberry.extensions import SchemaExtension as _SchemaExtension
+except ImportError:  # pragma: no cover
+    _SchemaExtension = object  # type: ignore[assignment,misc]
+
+
+class InputChecks(_SchemaExtension):  # type: ignore[misc,valid-type]
+    """Checks every field's arguments before its resolver runs (NUL, name lengths, negative limits, finite floats).
+
+    The same rules on SQLite and PostgreSQL: a value PostgreSQL would refuse is refused here, as
+    BAD_INPUT naming the argument, instead of surfacing as an internal database error.
+    """
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            check_arguments(info.field_name, kwargs)
+        return _next(root, info, *args, **kwargs)

@@ -17,6 +17,7 @@ from headwater_cloud_api.server.schema.agents import AgentMutation, AgentQuery
 from headwater_cloud_api.server.schema.cache import DocumentCache
 from headwater_cloud_api.server.schema.mutations import Mutation
 from headwater_cloud_api.server.schema.queries import Query
+from headwater_cloud_api.server.validation import InputChecks
 
 __all__ = ["schema", "Schema"]
 
@@ -36,5 +37,6 @@ class Schema(strawberry.Schema):
 schema = Schema(query=merge_types("Query", (Query, AgentQuery)), mutation=merge_types("Mutation", (Mutation, AgentMutation)), config=StrawberryConfig(auto_camel_case=False),
                 extensions=[DocumentCache,  # clients repeat a few documents: parse and validate each once
                             lambda: AddValidationRules([QueryCostRule]),  # depth and cost limits, judged once per document
-                            Deadline])  # a request past its deadline stops at its next field (server/limits.py)
+                            Deadline,
+                            InputChecks])  # NUL, lengths, negative limits: BAD_INPUT naming the argument (validation.py)  # a request past its deadline stops at its next field (server/limits.py)
 """Field and argument names are snake_case, as in Python: ``flow(name:, project:) { run_config { labels } }``."""

@@ -272,7 +272,9 @@ class Mutation:
             return run_service.heartbeat(s, agent_id=agent_id, flow_run_id=flow_run_id)
 
     @strawberry.mutation
-    def set_key_value(self, info: Info, key: str, value: JSON | None) -> KeyValueType:
+    def set_key_value(self, info: Info, key: str, value: JSON | None = strawberry.UNSET) -> KeyValueType:
+        if value is strawberry.UNSET:
+            raise BadInput("set_key_value needs 'value' (any JSON value; null stores null).")
         with db(info).write() as s:
             row = kv_service.set_key_value(s, key, check_json_value(value, "value"))
             return KeyValueType(key=row.key, value=row.value, updated=row.updated)
