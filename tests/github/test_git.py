@@ -143,7 +143,7 @@ def test_clear_errors(repo: Repo, tmp_path: Path, git_daemon: GitDaemon) -> None
         register(Git(repo=git_daemon.url("missing.git"), flow_path="pipelines/gitflow.py", branch_name="main"), checkout)
     with pytest.raises(RepoNetworkError, match=r"(?s)git failed while resolving branch main of git://127\.0\.0\.1:9/x\.git.*check the network"):
         register(Git(repo="git://127.0.0.1:9/x.git", flow_path="pipelines/gitflow.py", branch_name="main"), checkout)
-    with pytest.raises(ValueError, match="at most one of branch_name, tag and commit"):
+    with pytest.raises(ValueError, match="give branch_name or tag, not both"):
         Git(repo=url, flow_path="x.py", branch_name="main", tag="v1")
 
 
@@ -153,3 +153,14 @@ def test_urls_from_prefect_arguments() -> None:
     assert Git(repo="ssh://git@git.example.org:2222/org/etl.git", flow_path="f.py").url() == "ssh://git@git.example.org:2222/org/etl.git"
     masked = Git(repo="https://user:hunter2@git.example.org/org/etl.git", flow_path="f.py")
     assert "hunter2" not in masked.repo_label() and "hunter2" not in masked.cache_identity()
+
+
+def test_pin_from_the_configuration_round_trips(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sha = repo.commit(FILES)
+    monkeypatch.setenv("HEADWATER__GITHUB__PIN", "true")
+    store = Git(repo=repo.origin.as_uri(), flow_path="pipelines/gitflow.py", branch_name="main")
+    location = register(store, repo.clone(tmp_path / "checkout"))
+    restored = from_dict(store.serialize(), "storage")
+    assert (restored.commit, restored.branch_name) == (sha, "main")
+    repo.commit({"pipelines/message.txt": "later\n"})
+    assert run(store, location) == "<hi>"

@@ -54,7 +54,8 @@ class Git(RepoStorage):
     ``repo`` is a URL (``https://git.example.org/org/etl.git``, ``ssh://``, ``git://``,
     ``file://``, ``git@host:org/etl.git``) or ``org/etl`` on ``repo_host`` (https, or ssh with
     ``use_ssh=True``). One of ``branch_name``, ``tag`` or ``commit`` (default: the remote's
-    default branch). ``git_token_secret_name`` names a :class:`headwater.Secret` with a token
+    default branch; a ``commit`` given with a branch or tag wins: that is what pinning stores).
+    ``git_token_secret_name`` names a :class:`headwater.Secret` with a token
     for https (sent as an HTTP header, never in the URL); ``git_token_username`` goes with it
     (``format_access_token=False``: the secret is ``user:token`` already). ``clone_depth``
     limits history fetched (None: full). ``project_dir`` / ``pin`` as for GitHub storage.
@@ -80,12 +81,10 @@ class Git(RepoStorage):
             raise ValueError("Git storage needs repo= (a URL like 'https://git.example.org/org/etl.git', or 'org/etl').")
         if not self.flow_path:
             raise ValueError("Git storage needs the flow file's path in the repository, e.g. flow_path='flows/etl.py'.")
-        if sum(x is not None for x in (self.branch_name, self.tag)) > 1 or (
-            self.commit and (self.branch_name or self.tag) and not self.pin
-        ):
+        if self.branch_name is not None and self.tag is not None:  # a commit may come with either: it wins (pinned)
             raise ValueError(
-                f"Git storage for {self.repo_label()}: give at most one of branch_name, tag and commit "
-                f"(got branch_name={self.branch_name!r}, tag={self.tag!r}, commit={self.commit!r})."
+                f"Git storage for {self.repo_label()}: give branch_name or tag, not both "
+                f"(got branch_name={self.branch_name!r}, tag={self.tag!r}); commit= pins an exact commit."
             )
         if self.clone_depth is not None and self.clone_depth < 1:
             raise ValueError(f"clone_depth must be a positive number of commits or None (full history), got {self.clone_depth}.")

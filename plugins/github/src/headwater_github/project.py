@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import attrs
-from headwater.plugins import FlowNotInStorageError, Storage, code_hash, flow_from_script, get_logger, slugify
+from headwater.plugins import Storage, code_hash, flow_from_script, get_logger, slugify
 
 from headwater_github.cache import CommitCache, repo_key
 from headwater_github.config import section
@@ -290,13 +290,7 @@ class RepoStorage(Storage):
             raise ValueError(f"The flow file {path} is not inside project_dir {subdir!r} of {self.repo_label()}.")
         self._activate(tree, root, script.parent)
         text = script.read_text(encoding="utf-8")
-        try:
-            flow = flow_from_script(text, name, f"{self.name} storage {self.repo_label()}@{sha[:12]}:{path}", str(script))
-        except KeyError as exc:  # the flow file no longer defines this flow
-            raise FlowNotInStorageError(
-                f"{path} at commit {sha[:12]} ({self.ref_label()}) of {self.repo_label()} does not define flow {name!r}: "
-                f"{exc}. Push the flow back, or register again."
-            ) from exc
+        flow = flow_from_script(text, name, f"{self.name} storage {self.repo_label()}@{sha[:12]}:{path}", str(script))
         self.last_commit = sha
         setattr(flow, SOURCE_ATTRIBUTE, {
             "storage": self.name, "repo": self.repo_label(), "ref": self.ref_label(), "commit": sha, "path": path,
