@@ -90,6 +90,9 @@ with Flow("k8s-unschedulable", storage=storage(), run_config=k8s(cpu_request="64
 with Flow("k8s-no-sa", storage=storage(), run_config=k8s(service_account_name="missing-sa", start_timeout=5)) as no_sa:
     hello("sa")
 
+with Flow("k8s-stuck", storage=storage(), run_config=k8s(image="registry.invalid/stuck:1", start_timeout=600)) as stuck:
+    hello("stuck")
+
 with Flow("k8s-sleepy", storage=storage(), run_config=k8s()) as sleepy:
     nap(Parameter("seconds", default=60))
 '''
@@ -279,3 +282,32 @@ def test_cancel_deletes_the_job(stack: dict[str, Any]) -> None:
     deletes = [path for method, path, _ in cluster.requests if method == "DELETE" and path.endswith(f"/jobs/{name}")]
     assert deletes, "the Job was not deleted through the API"
     assert not cluster.rejections, cluster.rejections
+
+
+def _logged(stack: dict[str, Any], run_id: str, text: str) -> str:
+    def found() -> str:
+        logs = _logs(stack, run_id)
+        return logs if text in logs else ""
+    return str(wait_for(found, RUN_TIMEOUT, 0.3, f"{text!r} in the logs of {run_id}"))
+
+
+def test_a_stale_job_is_deleted_when_its_run_is_over(stack: dict[str, Any]) -> None:
+    """The run ends elsewhere (here: like the server's reaper does) while its pod still waits for its image."""
+    rid = _start(stack, "k8s-stuck")
+    logs = _logged(stack, rid, "ImagePullBackOff")
+    assert stack["client"].flow_run(id=rid).state.name == "Submitted", "a run stays Submitted while the image pull is retried"
+    name = run_job_name(logs)
+    stack["client"].graphql(
+        "mutation($r: String!) { end_flow_run(flow_run_id: $r, state: \"Failed\", message: \"lost\", task_state: \"Failed\") { state } }",
+        {"r": rid})
+    _logged(stack, rid, "deleting the stale Job")
+    wait_for(lambda: ("default", name) not in stack["cluster"].jobs, 30, 0.2, "the stale Job to be deleted")
+    assert stack["client"].flow_run(id=rid).state.name == "Failed"
+
+
+def test_cancel_while_the_image_is_pulled(stack: dict[str, Any]) -> None:
+    rid = _start(stack, "k8s-stuck")
+    name = run_job_name(_logged(stack, rid, "ImagePullBackOff"))
+    stack["client"].flow_run(id=rid).cancel()
+    assert _wait(stack, rid) == "Cancelled"
+    wait_for(lambda: ("default", name) not in stack["cluster"].jobs, 30, 0.2, "the cancelled run's Job to be deleted")
