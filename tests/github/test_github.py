@@ -260,3 +260,27 @@ def test_a_flow_file_over_one_megabyte_is_read_through_the_raw_media_type(fake_g
     location = registered(store, repo.clone(tmp_path / "checkout"))
     assert any("raw" in r["headers"].get("Accept", "") for r in fake_github.requests if "/contents/" in r["path"])
     assert result(store.get_flow(location)) == "HELLO in etl"
+
+
+def test_register_pin_option_pins_every_storage(fake_github: FakeGitHub, repo: Repo, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+    from click.testing import CliRunner
+    from headwater_github import config, plugin
+
+    sha = repo.commit(FILES)
+    monkeypatch.setattr(config, "PIN_OVERRIDE", False)
+    seen: dict[str, object] = {}
+
+    @click.command()
+    def fake_register() -> None:  # stands in for `headwater register` (its body builds the storages)
+        store = storage(fake_github, repo)
+        registered(store, repo.clone(tmp_path / "checkout"))
+        seen["commit"] = store.commit
+
+    plugin.extend_command(name="register", command=fake_register)
+    plugin.extend_command(name="register", command=fake_register)  # idempotent
+    assert [p.name for p in fake_register.params] == ["github_pin"]
+    done = CliRunner().invoke(fake_register, ["--pin"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert seen["commit"] == sha

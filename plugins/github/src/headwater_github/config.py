@@ -6,7 +6,10 @@ from typing import Any
 
 import attrs
 
-__all__ = ["GitHubSection", "section"]
+__all__ = ["GitHubSection", "section", "PIN_OVERRIDE"]
+
+PIN_OVERRIDE = False
+"""Set by ``headwater register --pin`` for this process: pin every GitHub/Git storage it builds."""
 
 
 @attrs.define
@@ -35,4 +38,7 @@ def section() -> GitHubSection:
         value: Any = getattr(get_config(), "github", None)
     except Exception:  # a broken config file must not hide the storage's own error
         value = None
-    return value if isinstance(value, GitHubSection) else GitHubSection()
+    settings = value if isinstance(value, GitHubSection) else GitHubSection()
+    if PIN_OVERRIDE and not settings.pin:
+        settings = attrs.evolve(settings, pin=True)
+    return settings

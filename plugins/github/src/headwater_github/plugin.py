@@ -31,6 +31,26 @@ def register_config_sections(register: Any) -> None:
 
 
 @hookimpl
+def extend_command(name: str, command: Any) -> None:
+    """``headwater register --pin``: resolve every GitHub/Git ref at registration (when ``register`` is extensible)."""
+    if name != "register" or any(getattr(p, "name", None) == "github_pin" for p in command.params):
+        return
+    import click
+
+    def pin(ctx: Any, param: Any, value: bool) -> bool:
+        if value:
+            from headwater_github import config
+
+            config.PIN_OVERRIDE = True
+        return value
+
+    command.params.append(click.Option(
+        ["--pin", "github_pin"], is_flag=True, expose_value=False, callback=pin, is_eager=True,
+        help="GitHub/Git storage: resolve the ref to a commit now; every run uses that commit.",
+    ))
+
+
+@hookimpl
 def before_flow_run(flow: Any, parameters: dict[str, Any], context: dict[str, Any]) -> None:
     """Log the commit a repository-stored flow runs, and record it in the run's context."""
     source = getattr(flow, SOURCE_ATTRIBUTE, None)
