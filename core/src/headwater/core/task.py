@@ -116,7 +116,29 @@ class Task:
         raise NotImplementedError(f"Task {self.name!r} ({type(self).__name__}) does not implement run().")
 
     def _signature(self) -> inspect.Signature:
-        return inspect.signature(self.run)
+        """``run()``'s signature, computed once per task (copies share it)."""
+        sig = self.__dict__.get("_signature_cache")
+        if sig is None:
+            sig = self.__dict__["_signature_cache"] = inspect.signature(self.run)
+        return sig
+
+    def _simple_binding(self) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]] | None:
+        """``(names, all names, required names)`` when run() takes only plain arguments, else None.
+
+        Plain arguments (no ``*args``, ``**kwargs``, positional-only or keyword-only ones) bind
+        without ``inspect.Signature.bind``: the hot path of building a flow.
+        """
+        cached = self.__dict__.get("_simple_binding_cache", False)
+        if cached is False:
+            params = list(self._signature().parameters.values())
+            if all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
+                names = tuple(p.name for p in params)
+                required = frozenset(p.name for p in params if p.default is inspect.Parameter.empty)
+                cached = (names, frozenset(names), required)
+            else:
+                cached = None
+            self.__dict__["_simple_binding_cache"] = cached
+        return cached
 
     def inputs(self) -> list[str]:
         """Names of the arguments ``run()`` takes."""
@@ -135,11 +157,25 @@ class Task:
         self._input_names()
         return bool(self.__dict__["_inputs_cache"][1])
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The task's attributes without its caches (rebuilt on first use), so pickles are stable."""
+        state = dict(self.__dict__)
+        for cache in _CACHES:
+            state.pop(cache, None)
+        return state
+
     # --- copying and calling ------------------------------------------------------------
 
     def copy(self, **task_args: Any) -> Task:
         """A shallow copy with ``task_args`` (any constructor option) changed."""
-        new = copy.copy(self)
+        self._input_names()  # computed once on the original, shared by every copy
+        self._simple_binding()
+        cls = type(self)
+        if getattr(cls, "__copy__", None) is None and "__slots__" not in cls.__dict__:
+            new = cls.__new__(cls)  # what copy.copy does, without the __reduce_ex__ round trip
+            new.__dict__.update(self.__dict__)
+        else:
+            new = copy.copy(self)
         new.slug = None
         new.tags = set(self.tags)
         new.state_handlers = list(self.state_handlers)
@@ -192,6 +228,16 @@ class Task:
         return new
 
     def _bind_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any], partial: bool = False) -> dict[str, Any]:
+        simple = self._simple_binding()
+        if simple is not None:
+            names, known, required = simple
+            if len(args) <= len(names):
+                result = dict(zip(names, args, strict=False))
+                if all(k in known and k not in result for k in kwargs):
+                    result.update(kwargs)
+                    if partial or required.issubset(result):
+                        return result
+            # a mistake: let inspect word the error below
         sig = self._signature()
         try:
             bound = sig.bind_partial(*args, **kwargs) if partial else sig.bind(*args, **kwargs)
@@ -378,14 +424,12 @@ class FunctionTask(Task):
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
 
-    def _signature(self) -> inspect.Signature:
-        return inspect.signature(self.run)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+
+_CACHES = ("_signature_cache", "_simple_binding_cache", "_inputs_cache")
 
 
 def task(fn: Callable[..., Any] | None = None, **task_init_kwargs: Any) -> Any:
