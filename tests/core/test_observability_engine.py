@@ -299,3 +299,21 @@ def test_the_demo_shows_its_retry(headwater_home: Path) -> None:
     assert ("WARNING headwater.check_source | Task 'check_source': attempt 1 of 3 failed "
             "(ConnectionError('source not ready yet')); retrying at") in result.stderr
     assert "Flow run Success: All reference tasks succeeded." in result.stdout
+
+
+def test_secrets_a_task_logs_are_masked_before_any_handler(monkeypatch: pytest.MonkeyPatch, headwater_home: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("HEADWATER__CONTEXT__SECRETS__API_TOKEN", "tok-abcdef-123456")
+    from headwater.secrets import Secret
+
+    @task(log_stdout=True)
+    def chatty() -> None:
+        token = Secret("API_TOKEN").get()
+        headwater.context.get("logger").info("calling with %s", token)
+        print(f"printed {token}")
+
+    with Flow("chatty") as flow:
+        chatty()
+    assert flow.run().is_successful()
+    messages = [r.getMessage() for r in caplog.records if r.name == "headwater.chatty"]
+    assert messages == ["calling with ********", "printed ********"]

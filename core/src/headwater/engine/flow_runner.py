@@ -36,7 +36,7 @@ from headwater.states import (
     Success,
     TriggerFailed,
 )
-from headwater.utilities.logging import configure_logging, get_logger, iso_timestamp
+from headwater.utilities.logging import SecretMaskingFilter, configure_logging, get_logger, iso_timestamp
 
 if TYPE_CHECKING:
     from headwater.core.edge import Edge
@@ -428,6 +428,8 @@ class FlowRunner:
         log = self._loggers.get(name)
         if log is None:
             log = self._loggers[name] = logging.getLogger(f"headwater.{name}")
+            if not any(isinstance(f, SecretMaskingFilter) for f in log.filters):
+                log.addFilter(SecretMaskingFilter())  # before any handler: the terminal, the API's logs
         return log
 
     def _complete(self, future: Any) -> None:

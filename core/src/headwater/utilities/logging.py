@@ -28,6 +28,7 @@ __all__ = [
     "get_logger",
     "configure_logging",
     "HeadwaterFormatter",
+    "SecretMaskingFilter",
     "FORMAT",
     "iso_timestamp",
     "mask_secrets",
@@ -77,6 +78,20 @@ class HeadwaterFormatter(logging.Formatter):
             return mask_secrets(super().format(record))
         finally:
             record.levelname = saved
+
+
+class SecretMaskingFilter(logging.Filter):
+    """Masks known secret values in a record's message before any handler sees it (on task loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: let the handler report it as usual
+            return True
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
 
 
 def _is_tty(stream: Any) -> bool:
@@ -147,7 +162,6 @@ def remember_secret(value: Any) -> None:
     for text in _secret_strings(value):
         with _remembered_lock:
             _remembered.add(text)
-    remembered_changed()
 
 
 def _secret_strings(value: Any) -> list[str]:
@@ -161,45 +175,47 @@ def _secret_strings(value: Any) -> list[str]:
     return [text] if len(text) >= _MIN_SECRET_LENGTH else []
 
 
-_known_cache: tuple[float, list[str]] = (0.0, [])
+_config_cache: tuple[float, set[str]] = (0.0, set())
 _reading = threading.local()
 
 
 def _known_secrets(fresh: bool = False) -> list[str]:
-    """Every secret value to mask, longest first (read again at most every 0.5 s unless ``fresh``: this runs per log line)."""
-    global _known_cache
-    now = time.monotonic()
-    if getattr(_reading, "active", False) or (not fresh and now - _known_cache[0] < 0.5):
-        return _known_cache[1]
-    _reading.active = True  # reading the configuration may log: don't recurse
-    try:
-        values = _collect_secrets()
-    finally:
-        _reading.active = False
-    _known_cache = (now, values)
-    return values
+    """Every secret value to mask, longest first.
 
-
-def remembered_changed() -> None:
-    """Forget the cached secret list (after :func:`remember_secret`)."""
-    global _known_cache
-    _known_cache = (0.0, [])
-
-
-def _collect_secrets() -> list[str]:
+    The environment and the remembered values are read on every call; the configuration file's
+    ``[context.secrets]`` at most every 0.5 s unless ``fresh`` (this runs per log line).
+    """
+    global _config_cache
     values: set[str] = set()
     for var, text in os.environ.items():
         if var.upper().startswith(_SECRET_PREFIX):
             values.update(_secret_strings(text.strip().strip("\"'")))
+    with _remembered_lock:
+        values.update(_remembered)
+    now = time.monotonic()
+    if not getattr(_reading, "active", False) and (fresh or now - _config_cache[0] >= 0.5):
+        _reading.active = True  # reading the configuration may log: don't recurse
+        try:
+            _config_cache = (now, _config_secrets())
+        finally:
+            _reading.active = False
+    values.update(_config_cache[1])
+    return sorted(values, key=len, reverse=True)  # longest first: a secret containing another is masked whole
+
+
+def remembered_changed() -> None:
+    """Read the configuration's secrets again at the next mask (e.g. after config.toml changed)."""
+    global _config_cache
+    _config_cache = (0.0, set())
+
+
+def _config_secrets() -> set[str]:
     try:
         from headwater.config import get_config
 
-        values.update(_secret_strings(get_config().context.secrets))
+        return set(_secret_strings(get_config().context.secrets))
     except Exception:
-        pass
-    with _remembered_lock:
-        values.update(_remembered)
-    return sorted(values, key=len, reverse=True)  # longest first: a secret containing another is masked whole
+        return set()
 
 
 def mask_secrets(text: str, fresh: bool = False) -> str:
