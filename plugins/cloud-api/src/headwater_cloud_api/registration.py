@@ -18,8 +18,11 @@ import attrs
 
 __all__ = [
     "Registration", "RegistrationResult", "ProjectNotFoundError", "load_flows", "LOCAL_RUN_CONFIGS", "source_files",
-    "snapshot", "watch_sources",
+    "snapshot", "watch_sources", "discover_flow_files", "IGNORE_FILE", "duplicate_flow_names",
 ]
+
+IGNORE_FILE = ".headwaterignore"
+"""A file of gitignore-style patterns in a registered folder (or any folder below it): matching files are not imported."""
 
 LOCAL_RUN_CONFIGS = frozenset({"LocalRun", "UniversalRun", "LocalEnvironment", "SubprocessEnvironment"})
 """Run configs whose flow runs start on the agent's machine (so Local storage can work there)."""
@@ -42,20 +45,103 @@ class RegistrationResult:
     warnings: list[str] = attrs.field(factory=list)
 
 
-def load_flows(paths: Sequence[str | Path] = (), modules: Sequence[str] = (), names: Sequence[str] = ()) -> tuple[list[tuple[str, Any]], list[RegistrationResult]]:
-    """Load every flow from files (a directory: every ``*.py`` below it) and modules: ``([(source, flow)], [errors])``."""
-    from headwater.utilities.flow_files import load_flows_from_file, load_flows_from_module
+def _ignore_spec(root: Path, extra: Sequence[str]) -> Any:
+    """The gitignore-style patterns for ``root``: every ``.headwaterignore`` below it (relative to its folder) and ``extra``."""
+    import pathspec
 
-    found: list[tuple[str, Any]] = []
-    errors: list[RegistrationResult] = []
+    lines: list[str] = list(extra)
+    for ignore_file in sorted(root.rglob(IGNORE_FILE)):
+        prefix = ignore_file.parent.relative_to(root).as_posix()
+        for raw in ignore_file.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            body = line[1:] if negate else line
+            if prefix != ".":  # a nested ignore file's patterns are relative to its own folder
+                body = f"{prefix}/{body.lstrip('/')}" if "/" in body.rstrip("/") else f"{prefix}/**/{body}"
+            lines.append(("!" if negate else "") + body)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _mentions_flow(path: Path) -> bool:
+    try:
+        return "Flow" in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def discover_flow_files(paths: Sequence[str | Path], ignore: Sequence[str] = (), pattern: str | None = None) -> list[Path]:
+    """The files registration imports, by the documented rule.
+
+    A file given by name is always imported. In a folder, a ``*.py`` file below it is imported when
+    it is not hidden or a dunder path, not matched by a ``.headwaterignore`` (gitignore syntax; one
+    in any folder, relative to that folder) or an ``ignore`` pattern, and it **mentions ``Flow``**
+    in its text — or its path (relative to the folder) matches ``pattern`` (a glob such as
+    ``flows/*.py``), which then replaces the "mentions Flow" test. Helper scripts are never run.
+    """
+    import fnmatch
+
     files: list[Path] = []
     for path in paths:
         p = Path(path)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*.py") if not any(part.startswith((".", "__")) for part in f.relative_to(p).parts)))
-        else:
+        if not p.is_dir():
             files.append(p)
-    sources: list[tuple[str, Any]] = [(str(f), lambda f=f: load_flows_from_file(f)) for f in files]
+            continue
+        spec = _ignore_spec(p, ignore)
+        for f in sorted(p.rglob("*.py")):
+            rel = f.relative_to(p)
+            if any(part.startswith((".", "__")) for part in rel.parts) or spec.match_file(rel.as_posix()):
+                continue
+            if pattern is not None:
+                if fnmatch.fnmatch(rel.as_posix(), pattern) or fnmatch.fnmatch(f.name, pattern):
+                    files.append(f)
+            elif _mentions_flow(f):
+                files.append(f)
+    return files
+
+
+def duplicate_flow_names(path: Path) -> list[tuple[str, list[int]]]:
+    """``[(name, [line, ...])]`` for flow names a file defines more than once (``Flow("etl")`` twice): one would be lost."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    seen: dict[str, list[int]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if called != "Flow":
+            continue
+        name_arg = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "name"), None)
+        if isinstance(name_arg, ast.Constant) and isinstance(name_arg.value, str):
+            seen.setdefault(name_arg.value, []).append(node.lineno)
+    return [(name, lines) for name, lines in seen.items() if len(lines) > 1]
+
+
+def load_flows(paths: Sequence[str | Path] = (), modules: Sequence[str] = (), names: Sequence[str] = (),
+               ignore: Sequence[str] = (), pattern: str | None = None) -> tuple[list[tuple[str, Any]], list[RegistrationResult]]:
+    """Load every flow from files (a folder: see :func:`discover_flow_files`) and modules: ``([(source, flow)], [errors])``.
+
+    A file defining two flows with the same name is an error (one of them would be dropped).
+    """
+    from headwater.plugins import load_flows_from_file, load_flows_from_module
+
+    found: list[tuple[str, Any]] = []
+    errors: list[RegistrationResult] = []
+    files = discover_flow_files(paths, ignore, pattern)
+    for f in files:
+        for name, lines in duplicate_flow_names(f):
+            errors.append(RegistrationResult(
+                name=name, status="error", source=str(f),
+                error=f"{f} defines flow {name!r} {len(lines)} times (lines {', '.join(map(str, lines))}); flow names must be "
+                      "unique per file, or only the last one would be registered. Rename one of them."))
+    duplicated = {str(e.source) for e in errors}
+    sources: list[tuple[str, Any]] = [(str(f), lambda f=f: load_flows_from_file(f)) for f in files if str(f) not in duplicated]
     sources += [(m, lambda m=m: load_flows_from_module(m)) for m in modules]
     for source, loader in sources:
         try:
@@ -69,15 +155,17 @@ def load_flows(paths: Sequence[str | Path] = (), modules: Sequence[str] = (), na
     return found, errors
 
 
-def source_files(paths: Sequence[str | Path] = (), modules: Sequence[str] = ()) -> list[Path]:
-    """The files registration reads: ``*.py`` under each path (or the file itself) and each module's file."""
+def source_files(paths: Sequence[str | Path] = (), modules: Sequence[str] = (), ignore: Sequence[str] = ()) -> list[Path]:
+    """The files registration watches: ``*.py`` under each path not ignored (or the file itself) and each module's file."""
     import importlib.util
 
     files: list[Path] = []
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*.py") if not any(part.startswith((".", "__")) for part in f.relative_to(p).parts)))
+            spec = _ignore_spec(p, ignore)
+            files.extend(sorted(f for f in p.rglob("*.py") if not any(part.startswith((".", "__")) for part in f.relative_to(p).parts)
+                                and not spec.match_file(f.relative_to(p).as_posix())))
         elif p.exists():
             files.append(p)
     for module in modules:
@@ -162,10 +250,10 @@ class Registration:
 
     def prepare(self, flow: Any, labels: Iterable[str] = ()) -> tuple[dict[str, Any], str, list[str]]:
         """Give the flow storage (default ``Local()``), add it, build; returns ``(metadata, hash, warnings)``."""
-        from headwater.serialization.flow_metadata import canonical_json
+        from headwater.plugins import canonical_json
 
         if flow.storage is None:
-            from headwater.storage.local import Local
+            from headwater.storage import Local
 
             flow.storage = Local()
         if flow.name not in flow.storage.flows:

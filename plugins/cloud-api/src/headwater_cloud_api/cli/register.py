@@ -18,11 +18,12 @@ __all__ = ["register"]
 
 
 def _register_once(api: Any, project: str, paths: tuple[str, ...], modules: tuple[str, ...], names: tuple[str, ...],
-                   labels: tuple[str, ...], force: bool, no_schedule: bool) -> int:
+                   labels: tuple[str, ...], force: bool, no_schedule: bool, ignore: tuple[str, ...] = (),
+                   pattern: str | None = None) -> int:
     """Load and register every flow once; prints one line per flow and a summary; returns the number of errors."""
     from headwater_cloud_api.registration import ProjectNotFoundError, load_flows
 
-    flows, errors = load_flows(paths, modules, names)
+    flows, errors = load_flows(paths, modules, names, ignore=ignore, pattern=pattern)
     try:
         with api_errors():
             results = api.registration().register_many(flows, project, labels=labels, force=force, schedule=not no_schedule)
@@ -57,14 +58,22 @@ def _register_once(api: Any, project: str, paths: tuple[str, ...], modules: tupl
 @click.option("--watch", is_flag=True, help="Keep running: register again whenever a source file changes (Ctrl-C stops).")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="With --watch: seconds between checks for changes.")
 @click.option("--max-checks", type=int, default=None, hidden=True, help="With --watch: stop after this many checks (tests).")
+@click.option("--ignore", "ignore", multiple=True, metavar="GLOB",
+              help="In a --path folder, skip files matching this gitignore-style pattern (repeatable; adds to .headwaterignore).")
+@click.option("--pattern", default=None, metavar="GLOB",
+              help="In a --path folder, import the files matching this glob (e.g. 'flows/*.py') instead of those mentioning Flow.")
 def register(project: str, paths: tuple[str, ...], modules: tuple[str, ...], names: tuple[str, ...],
              labels: tuple[str, ...], force: bool, no_schedule: bool, watch: bool, interval: float,
-             max_checks: int | None) -> None:
-    """Register every flow found; prints Registered / Skipped / Error per flow and exits 1 if any failed."""
+             max_checks: int | None, ignore: tuple[str, ...] = (), pattern: str | None = None) -> None:
+    """Register every flow found; prints Registered / Skipped / Error per flow and exits 1 if any failed.
+
+    In a --path folder, only ``*.py`` files that mention ``Flow`` (or match --pattern) are imported,
+    skipping hidden files and those matched by ``.headwaterignore`` or --ignore: helper scripts never run.
+    """
     if not paths and not modules:
         raise click.UsageError("Give at least one --path or --module.")
     api = client()
-    failed = _register_once(api, project, paths, modules, names, labels, force, no_schedule)
+    failed = _register_once(api, project, paths, modules, names, labels, force, no_schedule, ignore, pattern)
     if not watch:
         if failed:
             sys.exit(1)
@@ -76,7 +85,7 @@ def register(project: str, paths: tuple[str, ...], modules: tuple[str, ...], nam
     def again() -> None:
         console.print("[bold]Change detected[/bold]: registering again.")
         try:
-            _register_once(api, project, paths, modules, names, labels, False, no_schedule)
+            _register_once(api, project, paths, modules, names, labels, False, no_schedule, ignore, pattern)
         except click.ClickException as exc:  # the API went away or the project was deleted: report, keep watching
             console.print(f"[red]Error[/red]: {exc.format_message()}")
 
