@@ -108,8 +108,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
                 ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         base_url = f"unix://{sock}"
         deadline = time.monotonic() + 60
-        import docker
         import urllib.request
+
+        import docker
 
         while True:
             try:
@@ -124,7 +125,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
                         + (work / "registry.log").read_text(errors="replace")
                     ) from None
                 for p in processes:
-                    assert p.poll() is None, f"{p.args} exited with {p.returncode}"
+                    assert p.poll() is None, f"{p.args!r} exited with {p.returncode}"
                 time.sleep(0.1)
         os.environ["DOCKER_HOST"] = base_url
         cache = Path.home() / ".cache" / "headwater-docker-tests" / "wheels"

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from agent_helpers import AgentProcess, ServerProcess, wait_for
 from conftest import Engine
-
 from headwater.client import Client
 from headwater_docker.environment import RUN_LABEL
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import Built, Engine
-
 from headwater.plugins import EnvironmentConformance, from_dict
 from headwater.run_configs import DockerRun
 from headwater_docker.environment import RUN_LABEL, DockerRunError, container_api_url

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, Engine
-
 from headwater.testing.distributions import run_headwater
 
 PLUGIN = ROOT / "plugins" / "docker"

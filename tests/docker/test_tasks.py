@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from conftest import Built, Engine
-
 from headwater import Flow, Parameter
 
 
@@ -38,7 +37,8 @@ def test_container_pipeline_pull_create_start_wait_logs_remove(built: Built, eng
     state = flow.run(parameters={"script": ["python3", "-c", "print('etl step done')"]})
     assert state.is_successful(), state
     results = _results(flow, state)
-    assert results["WaitOnContainer"] == {"StatusCode": 0} or results["WaitOnContainer"]["StatusCode"] == 0
+    waited = results["WaitOnContainer"]
+    assert isinstance(waited, dict) and waited["StatusCode"] == 0
     assert results["GetContainerLogs"] == "etl step done\n"
     cid = results["CreateContainer"]
     assert isinstance(cid, str) and len(cid) == 64
@@ -54,7 +54,7 @@ def test_wait_on_container_fails_the_task_on_a_non_zero_exit(built: Built, engin
                                     command=["python3", "-c", "import sys; print('bad input'); sys.exit(4)"],
                                     labels={"io.headwater.test": "docker"})()
         started = StartContainer()(container_id=container)
-        waited = WaitOnContainer()(container_id=container, upstream_tasks=[started])
+        WaitOnContainer()(container_id=container, upstream_tasks=[started])
     state = flow.run()
     assert state.is_failed()
     wait_state = next(s for t, s in state.result.items() if t.name == "WaitOnContainer")
@@ -78,8 +78,9 @@ def test_build_tag_push_and_remove_image(engine: Engine, tmp_path: Path) -> None
     results = _results(flow, state)
     client = engine.client()
     assert results["BuildImage"] == client.images.get("tasks-built:1").id
-    import docker
     import urllib.request
+
+    import docker
 
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get(f"{target}:1")
