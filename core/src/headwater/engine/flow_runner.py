@@ -36,7 +36,13 @@ from headwater.states import (
     Success,
     TriggerFailed,
 )
-from headwater.utilities.logging import SecretMaskingFilter, configure_logging, get_logger, iso_timestamp
+from headwater.utilities.logging import (
+    SecretMaskingFilter,
+    configure_logging,
+    get_logger,
+    iso_timestamp,
+    refresh_secrets,
+)
 
 if TYPE_CHECKING:
     from headwater.core.edge import Edge
@@ -213,7 +219,7 @@ class FlowRunner:
                         timeout = max(0.0, self._delayed[0][0] - time.time())
                     if self.cancel is not None:
                         timeout = 0.2 if timeout is None else min(timeout, 0.2)
-                    done, _ = executor.wait(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+                    done = executor.completed(self._running, timeout=timeout)
                 for future in done:
                     self._complete(future)
             elif self._delayed and not self._ready:
@@ -571,6 +577,7 @@ def run_flow(
 ) -> State:
     """What ``flow.run()`` does: validate, check parameters, then run once or on the flow's schedule."""
     configure_logging(only_if_unconfigured=True)  # the application's own logging set-up wins
+    refresh_secrets()  # values to mask in logs and tracebacks, as they are now
     flow.validate()
     parameters = dict(parameters or {})
     if run_on_schedule is None:

@@ -33,6 +33,7 @@ __all__ = [
     "iso_timestamp",
     "mask_secrets",
     "remember_secret",
+    "refresh_secrets",
     "MASK",
 ]
 
@@ -162,6 +163,7 @@ def remember_secret(value: Any) -> None:
     for text in _secret_strings(value):
         with _remembered_lock:
             _remembered.add(text)
+    refresh_secrets()
 
 
 def _secret_strings(value: Any) -> list[str]:
@@ -175,38 +177,39 @@ def _secret_strings(value: Any) -> list[str]:
     return [text] if len(text) >= _MIN_SECRET_LENGTH else []
 
 
-_config_cache: tuple[float, set[str]] = (0.0, set())
+_cache: tuple[float, list[str]] = (-1.0, [])
 _reading = threading.local()
+_CACHE_SECONDS = 1.0
 
 
 def _known_secrets(fresh: bool = False) -> list[str]:
-    """Every secret value to mask, longest first.
+    """Every secret value to mask, longest first (a secret containing another is masked whole).
 
-    The environment and the remembered values are read on every call; the configuration file's
-    ``[context.secrets]`` at most every 0.5 s unless ``fresh`` (this runs per log line).
+    Read again at most every second unless ``fresh`` (this runs per log line); ``flow.run()``
+    and :func:`remember_secret` refresh it, and failures read it fresh.
     """
-    global _config_cache
-    values: set[str] = set()
-    for var, text in os.environ.items():
-        if var.upper().startswith(_SECRET_PREFIX):
-            values.update(_secret_strings(text.strip().strip("\"'")))
-    with _remembered_lock:
-        values.update(_remembered)
+    global _cache
     now = time.monotonic()
-    if not getattr(_reading, "active", False) and (fresh or now - _config_cache[0] >= 0.5):
-        _reading.active = True  # reading the configuration may log: don't recurse
-        try:
-            _config_cache = (now, _config_secrets())
-        finally:
-            _reading.active = False
-    values.update(_config_cache[1])
-    return sorted(values, key=len, reverse=True)  # longest first: a secret containing another is masked whole
+    if getattr(_reading, "active", False) or (not fresh and 0 <= now - _cache[0] < _CACHE_SECONDS):
+        return _cache[1]
+    _reading.active = True  # reading the configuration may log: don't recurse
+    try:
+        values: set[str] = set()
+        for var, text in os.environ.items():
+            if var.upper().startswith(_SECRET_PREFIX):
+                values.update(_secret_strings(text.strip().strip("\"'")))
+        values.update(_config_secrets())
+        with _remembered_lock:
+            values.update(_remembered)
+    finally:
+        _reading.active = False
+    _cache = (now, sorted(values, key=len, reverse=True))
+    return _cache[1]
 
 
-def remembered_changed() -> None:
-    """Read the configuration's secrets again at the next mask (e.g. after config.toml changed)."""
-    global _config_cache
-    _config_cache = (0.0, set())
+def refresh_secrets() -> None:
+    """Read the secret values again now (``flow.run()`` calls it: the environment or config.toml may have changed)."""
+    _known_secrets(fresh=True)
 
 
 def _config_secrets() -> set[str]:
@@ -222,7 +225,10 @@ def mask_secrets(text: str, fresh: bool = False) -> str:
     """``text`` with every known secret value replaced by ``********`` (``fresh``: read the secrets again now)."""
     if not text:
         return text
-    for secret in _known_secrets(fresh):
+    secrets = _known_secrets(fresh)
+    if not secrets:
+        return text
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
