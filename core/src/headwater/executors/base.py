@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +35,17 @@ class Executor(abc.ABC):
         self, futures: Iterable[Any], timeout: float | None = None, return_when: str = FIRST_COMPLETED
     ) -> tuple[set[Any], set[Any]]:
         """Block until some (``FIRST_COMPLETED``) or all futures are done or ``timeout`` passes; ``(done, not_done)``."""
+
+    def completed(self, pending: Collection[Any], timeout: float | None = None) -> list[Any]:
+        """Futures of ``pending`` that are done: at least one, unless ``timeout`` seconds pass first.
+
+        The engine calls this once per scheduling step. The default asks :meth:`wait`, which
+        looks at every pending future; executors with a completion queue (the thread and
+        process pools) answer from the queue, so a step costs what finished, not what is in
+        flight. ``pending`` supports ``in``.
+        """
+        done, _ = self.wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        return list(done)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"

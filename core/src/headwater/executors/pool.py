@@ -5,7 +5,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+import queue
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +24,8 @@ class _PoolExecutor(Executor):
             raise ValueError(f"{type(self).__name__}: max_workers must be at least 1, got {max_workers}.")
         self.max_workers = max_workers
         self._pool: cf.Executor | None = None
+        self._done: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
+        """Every future this executor hands out, put here when it finishes (the completion queue)."""
 
     def _make_pool(self) -> cf.Executor:
         raise NotImplementedError
@@ -46,6 +50,40 @@ class _PoolExecutor(Executor):
         done, not_done = cf.wait(list(futures), timeout=timeout, return_when=return_when)
         return set(done), set(not_done)
 
+    def completed(self, pending: Collection[Any], timeout: float | None = None) -> list[Any]:
+        """Done futures from the completion queue: O(finished), however many are in flight."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                first = self._done.get(timeout=wait) if wait is None or wait > 0 else self._done.get_nowait()
+            except queue.Empty:
+                return []
+            found = [first] if first in pending else []
+            while True:
+                try:
+                    future = self._done.get_nowait()
+                except queue.Empty:
+                    break
+                if future in pending:
+                    found.append(future)
+            if found or not pending:
+                return found  # else: only futures someone else waited for; keep waiting for ours
+
+    def _track(self, future: cf.Future[Any]) -> cf.Future[Any]:
+        future.add_done_callback(self._done.put)
+        return future
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pool"] = None
+        state["_done"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._done = queue.SimpleQueue()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__}(max_workers={self.max_workers})>"
 
@@ -57,7 +95,7 @@ class ThreadExecutor(_PoolExecutor):
         return cf.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="headwater-task")
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        return self._require_pool().submit(fn, *args, **kwargs)
+        return self._track(self._require_pool().submit(fn, *args, **kwargs))
 
 
 class UnpicklableResultError(TypeError):
@@ -99,4 +137,4 @@ class ProcessExecutor(_PoolExecutor):
                 outer.set_exception(exc)
 
         inner.add_done_callback(_unpickle)
-        return outer
+        return self._track(outer)
