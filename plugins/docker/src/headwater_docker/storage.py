@@ -91,7 +91,7 @@ def _validate_registry_url(url: str) -> str:
         raise DockerBuildError(
             "checking registry_url",
             f"registry_url {url!r} must be a registry host and optional path, without a scheme "
-            f"(e.g. {url.split('://', 1)[1]!r} or '127.0.0.1:5000/etl').",
+            f"(e.g. {url.split('://', 1)[1]!r}).",
         )
     url = url.rstrip("/")
     host, path = _split_registry(url + "/x")
@@ -240,9 +240,9 @@ class Docker(Storage):
         (self.output or _stderr)(line)
 
     def _site_names(self) -> list[str]:
-        from headwater_docker.site import BASE_DISTRIBUTIONS, distributions_for_modules
-
         import importlib.metadata as metadata
+
+        from headwater_docker.site import BASE_DISTRIBUTIONS, distributions_for_modules
 
         names = set(self.distributions)
         for name in BASE_DISTRIBUTIONS:
