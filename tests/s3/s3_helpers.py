@@ -148,7 +148,12 @@ class CuttableProxy:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             with self._lock:
-                self._sockets += [client, upstream]
+                late = self.closed.is_set()
+                if not late:
+                    self._sockets += [client, upstream]
+            if late:  # accepted while being cut: this connection dies too
+                self._reset([client, upstream])
+                return
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
@@ -176,8 +181,6 @@ class CuttableProxy:
 
     def cut(self) -> None:
         """Reset every connection and stop listening (idempotent)."""
-        import struct
-
         self.closed.set()
         try:
             self._listener.close()
@@ -185,6 +188,12 @@ class CuttableProxy:
             pass
         with self._lock:
             sockets, self._sockets = self._sockets, []
+        self._reset(sockets)
+
+    @staticmethod
+    def _reset(sockets: list[socket.socket]) -> None:
+        import struct
+
         for sock in sockets:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN

@@ -99,6 +99,7 @@ def test_an_upload_cut_mid_way_is_never_read(bucket: str, moto_endpoint: str, s3
     monkeypatch.setenv("HEADWATER__S3__MULTIPART_THRESHOLD", str(5 * 2**20))
     monkeypatch.setenv("HEADWATER__S3__MULTIPART_CHUNKSIZE", str(5 * 2**20))
     monkeypatch.setenv("HEADWATER__S3__MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("HEADWATER__S3__READ_TIMEOUT", "10")
     port = int(moto_endpoint.rsplit(":", 1)[1])
     direct = _result(bucket, moto_endpoint, location="cut/{task_name}.pkl")
     old = direct.write("the old, complete value", task_name="t")

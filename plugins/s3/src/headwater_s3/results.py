@@ -14,21 +14,26 @@ parameters by name, and ``parameters`` itself. Writes are atomic from a reader's
 small results are one ``PutObject``; results of ``[s3] multipart_threshold`` and more are a
 multipart upload that S3 makes visible only when it completes (a failed upload is aborted), so
 a half-written object is never read as a result.
+
+Requests go through one cached boto3 client per settings (one synchronous request per small
+result, s3transfer for multipart): per result this costs what plain boto3 costs
+(``benchmarks/s3.py``). Large objects are read into one buffer of their size.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import string
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from headwater.plugins import Result, ResultLocationError, Serializer
 
 from headwater_s3.connection import Connection, check_client_options
-from headwater_s3.errors import S3ConfigurationError, S3CorruptObjectError, S3Error, S3KeyNotFoundError, translate
+from headwater_s3.errors import S3CorruptObjectError, S3Error, S3KeyNotFoundError, translate
 
 __all__ = ["S3Result", "split_s3_url"]
 
@@ -198,12 +203,9 @@ class S3Result(Result):
         """Download and deserialize the result at ``location`` (``s3://bucket/key`` or a key in ``bucket``)."""
         bucket, key = split_s3_url(location, self.bucket)
         connection = self.connection()
+        data = download(connection, bucket, key, self)
         try:
-            data = connection.filesystem().cat_file(f"{bucket}/{key}")
-        except Exception as exc:
-            raise self._fail(exc, bucket, key, "read the result", connection) from exc
-        try:
-            value = self.serializer.deserialize(data)
+            value = self.serializer.deserialize(cast(bytes, data))  # a bytearray for large objects: bytes-like
         except Exception as exc:
             raise S3CorruptObjectError(
                 f"The result at s3://{bucket}/{key} ({len(data)} bytes) cannot be read with "
@@ -221,7 +223,7 @@ class S3Result(Result):
         bucket, key = self._resolve(location, kwargs)
         connection = self.connection()
         try:
-            connection.filesystem().call_s3("head_object", Bucket=bucket, Key=key)
+            connection.client().head_object(Bucket=bucket, Key=key)
         except Exception as exc:
             error = self._fail(exc, bucket, key, "check the result", connection)
             if isinstance(error, (FileNotFoundError, S3KeyNotFoundError)):
@@ -238,24 +240,66 @@ class S3Result(Result):
         return new
 
 
+def _failure(exc: BaseException, connection: Connection, bucket: str, key: str, action: str) -> BaseException:
+    if isinstance(exc, S3Error):
+        return exc
+    return translate(
+        exc, bucket=bucket, key=key, action=action, endpoint=connection.describe_endpoint(),
+        credentials=connection.describe_credentials(),
+        missing_key_fix="nothing was written there, or it was removed; check the location "
+        "(a task's Success state has it as state.location)",
+    )
+
+
 def upload(connection: Connection, bucket: str, key: str, data: bytes, owner: Any = None) -> None:
     """Put ``data`` at ``s3://bucket/key`` atomically: one PUT, or a multipart upload over the threshold.
 
-    A multipart upload is completed only after every part arrived, and aborted when one fails,
-    so readers see the old object (or none) until the new one is whole.
+    A multipart upload (parts of ``[s3] multipart_chunksize``, four at a time) is completed only
+    after every part arrived and aborted when one fails, so readers see the old object (or none)
+    until the new one is whole. Parts are read from ``data`` one at a time: memory stays at the
+    value plus a few parts.
     """
-    fs = connection.filesystem()
-    size = len(data)
+    client = connection.client()
     try:
-        if size < connection.multipart_threshold:
-            fs.pipe_file(f"{bucket}/{key}", data, chunksize=max(size, _MIN_PART))
+        if len(data) < connection.multipart_threshold:
+            client.put_object(Bucket=bucket, Key=key, Body=data)
         else:
-            chunk = max(_MIN_PART, min(connection.multipart_chunksize, size // 2))
-            fs.pipe_file(f"{bucket}/{key}", data, chunksize=chunk, max_concurrency=4)
+            from boto3.s3.transfer import TransferConfig
+
+            config = TransferConfig(
+                multipart_threshold=connection.multipart_threshold,
+                multipart_chunksize=max(_MIN_PART, connection.multipart_chunksize),
+                max_concurrency=4,
+            )
+            client.upload_fileobj(io.BytesIO(data), bucket, key, Config=config)  # BytesIO shares data's buffer
     except Exception as exc:
-        if isinstance(exc, (S3Error, S3ConfigurationError)):
-            raise
-        raise translate(
-            exc, bucket=bucket, key=key, action="write the result", endpoint=connection.describe_endpoint(),
-            credentials=connection.describe_credentials(),
-        ) from exc
+        raise _failure(exc, connection, bucket, key, "write the result") from exc
+
+
+def download(connection: Connection, bucket: str, key: str, owner: Any = None) -> bytes | bytearray:
+    """The bytes of ``s3://bucket/key`` in one GET, streamed into one buffer of the object's size."""
+    client = connection.client()
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+        size = int(response.get("ContentLength") or 0)
+        body = response["Body"]
+        if size < connection.multipart_threshold:
+            data: bytes | bytearray = body.read()
+        else:  # large: no intermediate copies, one preallocated buffer
+            buffer = bytearray(size)
+            view = memoryview(buffer)
+            position = 0
+            for chunk in body.iter_chunks(chunk_size=_MIN_PART):
+                view[position:position + len(chunk)] = chunk
+                position += len(chunk)
+            view.release()
+            data = buffer
+            if position != size:
+                raise S3CorruptObjectError(
+                    f"The result at s3://{bucket}/{key} ended after {position} of {size} bytes. Fix: run the task "
+                    "again (the connection broke, or the object was replaced while it was read).",
+                    bucket, key, "Truncated",
+                )
+    except Exception as exc:
+        raise _failure(exc, connection, bucket, key, "read the result") from exc
+    return data
