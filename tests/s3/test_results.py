@@ -201,3 +201,38 @@ def test_checkpointing_from_worker_threads_and_processes(bucket: str, moto_endpo
     assert state.is_successful(), state
     assert keys(s3_client, bucket) == sorted(f"workers-{executor_name}/{i}.pickle" for i in range(6))
     assert [result.read(f"workers-{executor_name}/{i}.pickle").value for i in range(6)] == [i**3 for i in range(6)]
+
+
+def test_target_skips_the_task_and_reads_the_result_back(bucket: str, moto_endpoint: str, s3_client: Any) -> None:
+    """Prefect 1's target caching: a task whose target object exists is not run; its result is read."""
+    calls: list[int] = []
+    result = _result(bucket, moto_endpoint, location="{flow_name}/{task_name}/{flow_run_id}.pkl")
+
+    @task(result=result, target="{flow_name}/targets/{task_name}-{x}.pkl")
+    def expensive(x: int) -> dict[str, int]:
+        calls.append(x)
+        return {"x": x, "squared": x * x}
+
+    @task
+    def report(value: dict[str, int]) -> str:
+        return f"{value['x']}^2={value['squared']}"
+
+    with Flow("targeted") as flow:
+        out = report(expensive(Parameter("x", default=3)))
+
+    first = flow.run(parameters={"x": 3}, run_on_schedule=False)
+    assert first.is_successful() and calls == [3]
+    assert first.result[out].result == "3^2=9"
+    assert keys(s3_client, bucket) == ["targeted/targets/expensive-3.pkl"]  # the target, not the location
+    second = flow.run(parameters={"x": 3}, run_on_schedule=False)
+    assert second.is_successful() and calls == [3], "the target exists: the task must not run again"
+    [cached] = [s for t, s in second.result.items() if t.name == "expensive"]
+    assert cached.is_cached(), cached
+    assert second.result[out].result == "3^2=9"
+    third = flow.run(parameters={"x": 4}, run_on_schedule=False)  # another target key: runs
+    assert third.result[out].result == "4^2=16" and calls == [3, 4]
+    # A target that is not a whole result (replaced by garbage) is not a cache hit: the task runs again.
+    s3_client.put_object(Bucket=bucket, Key="targeted/targets/expensive-3.pkl", Body=b"\x80garbage")
+    fourth = flow.run(parameters={"x": 3}, run_on_schedule=False)
+    assert fourth.result[out].result == "3^2=9" and calls == [3, 4, 3]
+    assert result.read("targeted/targets/expensive-3.pkl").value == {"x": 3, "squared": 9}

@@ -176,6 +176,17 @@ class S3Result(Result):
             name = f"{name}-{_safe(map_index)}"
         return f"{_safe(flow)}/{_safe(run_id)}/{name}{getattr(self.serializer, 'extension', '')}"
 
+    def at(self, target: str) -> S3Result:
+        """This S3Result writing to ``target`` (a task's ``target=``): a key template in ``bucket``, as in Prefect 1.
+
+        ``target="{flow_name}/{task_name}-{today}.pkl"`` names ``s3://<bucket>/<flow>/<task>-<date>.pkl``;
+        a full ``s3://other-bucket/...`` template is used as it is.
+        """
+        return S3Result(
+            bucket=self.bucket, location=target, serializer=self.serializer, boto3_kwargs=self.boto3_kwargs,
+            credentials_secret=self.credentials_secret,
+        )
+
     def _resolve(self, location: str | None, kwargs: Mapping[str, Any]) -> tuple[str, str]:
         if location is None:
             return split_s3_url(self.format(**kwargs), self.bucket)
