@@ -189,6 +189,7 @@ class RepoStorage(Storage):
             )
         local = self.local_source(flow)
         self._warn_unpushed_helpers(flow, sha)
+        _log.info("Flow %r: %s is on %s of %s (commit %s).", flow.name, path, self.ref_label(), self.repo_label(), sha)
         if local is not None and local == remote:
             return
         text = remote.decode(errors="replace")
