@@ -296,6 +296,7 @@ class FakeKubernetes:
         self.tick = tick
         self.backoff = backoff
         self.namespaces = {"default", "flows"}
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {("default", "headwater-api-key"): {"api-key": "key-from-secret"}}
         self.service_accounts = {("default", "default"), ("flows", "default"), ("default", "etl"), ("flows", "etl")}
         python_bin = str(Path(sys.executable).parent)
         shell = ["/bin/sh", "-c", 'echo "image entrypoint: preparing the container"; exec "$@"', "--"]
@@ -753,7 +754,17 @@ class FakeKubernetes:
         env = {"PATH": f"{self.image_path}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "HOSTNAME": name,
                "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
         for var in spec.get("env") or []:
-            if "value" in var:
+            ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is not None:
+                data = self.secrets.get((namespace, ref["name"]))
+                if data is None or ref["key"] not in data:
+                    what = f'secret "{ref["name"]}" not found' if data is None else f"couldn't find key {ref['key']} in Secret {namespace}/{ref['name']}"
+                    self.event(pod, "Failed", f"Error: {what}", "Warning")
+                    self._set_waiting(pod, spec["name"], spec["image"], "CreateContainerConfigError", what)
+                    rt["next"] = time.monotonic() + self.backoff * 2
+                    return
+                env[var["name"]] = data[ref["key"]]
+            elif "value" in var:
                 env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), str(var["value"]))
             elif (var.get("valueFrom") or {}).get("fieldRef"):
                 path = var["valueFrom"]["fieldRef"]["fieldPath"]

@@ -221,3 +221,35 @@ def test_execute_names_the_refusal(cluster: Any, tmp_path: Path) -> None:
     run = KubernetesRun(image="i", cpu_request="2", cpu_limit="1")
     with pytest.raises(KubernetesError, match=r"refused to create Job default/headwater-etl-.*422 Invalid.*less than or equal"):
         run.execute(storage, "etl/abc.flow", flow_run_id=RUN_ID)
+
+
+def test_the_api_key_stays_in_its_secret(cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With [k8s] api_key_secret the Job references the Secret; the pod gets the key, the Job's spec never has it."""
+    storage = Local(directory=str(tmp_path))
+    storage.flows["etl"] = "etl/abc.flow"
+    monkeypatch.setenv("HEADWATER__K8S__API_KEY_SECRET", "headwater-api-key")
+    run = KubernetesRun(image="headwater/flow:test")
+    command = ["python3", "-c", "import os; print('key:', os.environ['HEADWATER__CLOUD__API_KEY'])"]
+    out = tmp_path / "out.log"
+    handle = run.execute(storage, "etl/abc.flow", command=command, env={"HEADWATER__CLOUD__API_KEY": "agent-key"}, stdout=str(out))
+    assert run.wait(handle, timeout=120) == "success", out.read_text()
+    assert "key: key-from-secret" in out.read_text()
+    body = next(b for m, p, b in cluster.requests if m == "POST")
+    env = {e["name"]: e for e in body["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HEADWATER__CLOUD__API_KEY"] == {"name": "HEADWATER__CLOUD__API_KEY",
+                                                "valueFrom": {"secretKeyRef": {"name": "headwater-api-key", "key": "api-key"}}}
+    assert "agent-key" not in json.dumps(body)
+
+
+def test_a_missing_secret_is_reported_and_times_out(cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = Local(directory=str(tmp_path))
+    storage.flows["etl"] = "etl/abc.flow"
+    monkeypatch.setenv("HEADWATER__K8S__API_KEY_SECRET", "no-such-secret")
+    run = KubernetesRun(image="headwater/flow:test", start_timeout=3)
+    out = tmp_path / "out.log"
+    handle = run.execute(storage, "etl/abc.flow", command=["python3", "-c", "print(1)"],
+                         env={"HEADWATER__CLOUD__API_KEY": "k"}, stdout=str(out))
+    assert run.wait(handle, timeout=120) == "failed"
+    text = out.read_text()
+    assert 'container flow is waiting: CreateContainerConfigError: secret "no-such-secret" not found' in text, text
+    assert "did not start its container within the start timeout of 3 s" in text, text

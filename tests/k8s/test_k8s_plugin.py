@@ -81,6 +81,7 @@ def test_agent_manifest_is_valid_with_least_privilege() -> None:
     assert env["HEADWATER__K8S__IN_CLUSTER"]["value"] == "true" and env["HEADWATER__K8S__NAMESPACE"]["value"] == "flows"
     assert env["HEADWATER__CLOUD__API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "headwater-api-key", "key": "api-key"}}
     assert env["HEADWATER__K8S__START_TIMEOUT"]["value"] == "600"
+    assert env["HEADWATER__K8S__API_KEY_SECRET"]["value"] == "headwater-api-key", "flow-run Jobs reference the Secret too"
 
 
 def test_agent_manifest_json_and_errors() -> None:

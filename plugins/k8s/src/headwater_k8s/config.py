@@ -47,6 +47,9 @@ class K8sSection:
     """Delete a flow run's Job as soon as the run is over (its events and logs are in the run's logs by then)."""
     request_timeout: float = attrs.field(default=30.0, validator=_positive)
     """Seconds per Kubernetes API request."""
+    api_key_secret: str | None = None
+    """A Kubernetes Secret (in the Jobs' namespace) whose ``api-key`` key holds the API key: the Jobs then reference
+    it (``secretKeyRef``) instead of carrying the agent's key in their spec."""
 
 
 def k8s_settings() -> K8sSection:

@@ -59,9 +59,10 @@ def agent_manifest(
         {"name": "HEADWATER__K8S__NAMESPACE", "value": namespace},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    if api_key_secret:
+    if api_key_secret:  # the agent reads the key from the Secret, and its flow-run Jobs reference the same Secret
         variables.append({"name": "HEADWATER__CLOUD__API_KEY",
                           "valueFrom": {"secretKeyRef": {"name": api_key_secret, "key": "api-key"}}})
+        variables.append({"name": "HEADWATER__K8S__API_KEY_SECRET", "value": api_key_secret})
     variables += [{"name": str(k), "value": str(v)} for k, v in (env or {}).items()]
     pod_spec: dict[str, Any] = {
         "serviceAccountName": name,

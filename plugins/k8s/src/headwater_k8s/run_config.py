@@ -447,6 +447,12 @@ class KubernetesRun(Environment):
             namespace=self.namespace_for(settings), ttl_seconds_after_finished=settings.ttl_seconds_after_finished,
             attempt=secrets.token_hex(3)[:5],  # one Job per attempt: a rescheduled run gets a new Job next to a stale one
         )
+        if settings.api_key_secret:  # the key stays in its Secret, never in the Job's spec
+            for container in job["spec"]["template"]["spec"]["containers"]:
+                for var in container.get("env") or []:
+                    if var["name"] == "HEADWATER__CLOUD__API_KEY":
+                        var.pop("value", None)
+                        var["valueFrom"] = {"secretKeyRef": {"name": settings.api_key_secret, "key": "api-key"}}
         return job
 
     def namespace_for(self, settings: K8sSection | None = None) -> str:
