@@ -158,3 +158,26 @@ def test_finished_run_pages_are_cached_until_the_run_changes(server: ServerThrea
     again = httpx.get(f"{server.url}/ui/flow-runs/{run_id}").text
     assert data._RUN_CACHE[run_id][0] != token
     assert 'data-task="t"' in again and "state-Cancelled" in again.split('id="task-t"')[1].split("</tr>")[0]
+
+
+def test_schedule_switch_on_the_flows_page(server: ServerThread) -> None:
+    import re
+
+    from headwater_cloud_api.server.services.flows import create_flow, get_flow
+
+    db = server.app.state.db
+    scheduled = {**FLOW, "name": "nightly", "schedule": {"type": "Schedule", "clocks": [{"type": "CronClock", "cron": "0 3 * * *"}]}}
+    with db.write() as session:
+        flow, _ = create_flow(session, serialized=scheduled, project_name="p")
+    with httpx.Client(base_url=server.url, follow_redirects=False) as c:
+        page = c.get("/ui/flows", params={"q": "night"}).text
+        assert "cron 0 3 * * *" not in page and "● on" in page  # a schedule, active
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        r = c.post(f"/ui/flows/{flow.id}/schedule", data={"csrf": token, "active": "off", "back": "/ui/flows?q=night"})
+        assert r.status_code == 303 and r.headers["location"] == "/ui/flows?q=night"
+        with db.read() as session:
+            from headwater_cloud_api.server.db.models import FlowGroup
+
+            assert session.get(FlowGroup, get_flow(session, id=flow.id).flow_group_id).schedule_active is False  # type: ignore[union-attr]
+        assert "○ off" in c.get("/ui/flows", params={"q": "night"}).text
+        assert "cron 0 3 * * *" in c.get(f"/ui/flows/{flow.id}").text
