@@ -253,3 +253,19 @@ def test_a_missing_secret_is_reported_and_times_out(cluster: Any, tmp_path: Path
     text = out.read_text()
     assert 'container flow is waiting: CreateContainerConfigError: secret "no-such-secret" not found' in text, text
     assert "did not start its container within the start timeout of 3 s" in text, text
+
+
+def test_the_fake_serves_valid_objects(cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the fake answers is real data: its Jobs, Pods and Events are valid 1.37 objects (strict)."""
+    monkeypatch.setenv("HEADWATER__K8S__DELETE_FINISHED_JOBS", "false")
+    storage = Local(directory=str(tmp_path))
+    storage.flows["etl"] = "etl/abc.flow"
+    run = KubernetesRun(image="headwater/flow:flaky", memory_limit="1Gi", cpu_request="100m")
+    handle = run.execute(storage, "etl/abc.flow", command=["python3", "-c", "print('ok')"])
+    assert run.wait(handle, timeout=120) == "success"
+    objects = [*cluster.jobs.values(), *cluster.pods.values(), *cluster.events]
+    assert {o["kind"] for o in objects} == {"Job", "Pod", "Event"}
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    assert {e["reason"] for e in cluster.events} >= {"SuccessfulCreate", "Scheduled", "Pulling", "Failed", "BackOff", "Pulled",
+                                                     "Created", "Started", "Completed"}
