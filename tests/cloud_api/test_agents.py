@@ -181,8 +181,8 @@ def test_deploy_and_load_failures_end_failed_with_the_reason(api, flows, agents,
     flow_id = api.graphql("mutation($i: CreateFlowInput!) { create_flow(input: $i) { id } }",
                           {"i": {"serialized": broken, "project_name": "test", "labels": ["staging"]}})["create_flow"]["id"]
     bad_env = api.flow(id=flow_id).create_run()
-    for stored in (tmp_path / "home" / "flows").rglob("*.flow"):  # the Local storage's files are gone
-        if "sleepy" in str(stored):
+    for stored in (tmp_path / "home" / "flows").rglob("*"):  # the Local storage's files (scripts, issue 10 #12) are gone
+        if "sleepy" in str(stored) and stored.is_file():
             stored.unlink()
     no_code = api.flow(id=flows["sleepy"]).create_run()
     agents(lease_server.api, "staging", name="a")

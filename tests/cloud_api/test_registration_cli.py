@@ -46,7 +46,7 @@ def test_register_a_directory_then_skip_unchanged_in_one_request(run_cli, tmp_pa
     assert sqlite_client.transport.request_count == before + 1  # one request for the whole batch
 
     write_flow_file(flows / "team0" / "flow0.py", name="flow0", y=100)  # a code change
-    (flows / "broken.py").write_text("raise RuntimeError('boom')\n")
+    (flows / "broken.py").write_text("# a Flow file that fails at import\nraise RuntimeError('boom')\n")  # mentions Flow: imported
     out = run_cli("register", "--project", "P", "--path", str(flows), "--label", "extra", code=1)
     assert "flow0: Registered (version 2)" in out
     assert "Error" in out and "boom" in out

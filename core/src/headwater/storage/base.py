@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Storage", "FlowNotInStorageError", "code_hash", "slugify", "env_runner_variables"]
+__all__ = ["Storage", "FlowNotInStorageError", "code_hash", "slugify", "env_runner_variables", "content_location"]
 
 ENV_FLOW_LOCATION = "HEADWATER__RUN__FLOW_LOCATION"
 ENV_STORAGE = "HEADWATER__RUN__STORAGE"
@@ -26,6 +26,18 @@ class FlowNotInStorageError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "flow not in storage"
+
+
+def content_location(location: str, data: bytes) -> str:
+    """``location`` with the hash of ``data`` added (``etl/ab12.flow`` -> ``etl/ab12-9f3c....flow``).
+
+    A storage uses it when bytes different from those already stored would land on an existing
+    location (a pickle that captured an import-time value, e.g. ``datetime.now()``): locations are
+    immutable, so new content gets a new location, and the flow's metadata (hence its version) changes.
+    """
+    head, dot, ext = location.rpartition(".")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return f"{head}-{digest}.{ext}" if dot and "/" not in ext else f"{location}-{digest}"
 
 
 def slugify(name: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, slugify
+from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, content_location, slugify
 from headwater.storage.pickling import dumps_flow, loads_flow
 from headwater.storage.script import flow_from_script, relative_path, script_path, script_source, source_hash
 
@@ -95,6 +95,14 @@ class FileSystem(Storage):
             return
         data = script_source(flow, self.path).encode() if self.stored_as_script else dumps_flow(flow)
         target = f"{root}/{location}"
+        if fs.exists(target):
+            if fs.cat_file(target) == data:
+                return
+            location = content_location(location, data)  # a location's bytes never change: new bytes, new location
+            self.flows[flow.name] = location
+            target = f"{root}/{location}"
+            if fs.exists(target):
+                return
         fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         fs.pipe_file(target, data)
 

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from headwater.config.loader import headwater_home
-from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, slugify
+from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, content_location, slugify
 from headwater.storage.pickling import dumps_flow, loads_flow
 from headwater.storage.script import flow_from_script, relative_path, script_source, source_hash
 from headwater.utilities.files import atomic_write
@@ -44,8 +44,14 @@ class Local(Storage):
     def _write(self, flow: Any, location: str) -> None:
         data = script_source(flow, self.path).encode() if self.stored_as_script else dumps_flow(flow)
         target = self.root() / location
-        if target.exists() and target.read_bytes() == data:
-            return
+        if target.exists():
+            if target.read_bytes() == data:
+                return
+            location = content_location(location, data)  # a location's bytes never change: new bytes, new location
+            self.flows[flow.name] = location
+            target = self.root() / location
+            if target.exists():  # named by its own content: already the same bytes
+                return
         atomic_write(target, data)
 
     def get_flow(self, location: str) -> Any:

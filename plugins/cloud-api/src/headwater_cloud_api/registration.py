@@ -7,10 +7,11 @@ locations are content-addressed, and the location is part of the metadata.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +146,83 @@ def load_flows(paths: Sequence[str | Path] = (), modules: Sequence[str] = (), na
     sources += [(m, lambda m=m: load_flows_from_module(m)) for m in modules]
     for source, loader in sources:
         try:
-            flows = loader()
+            with _capture_reads() as captured:  # values the file reads at import (KV store, secrets): see prepare()
+                flows = loader()
         except Exception as exc:
             errors.append(RegistrationResult(name=source, status="error", source=source, error=str(exc).split("\n\n")[0]))
             continue
         for flow in flows.values():
+            if captured:
+                flow._headwater_import_reads = list(captured)
             if not names or flow.name in names:
                 found.append((source, flow))
     return found, errors
+
+
+def _secret_strings(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        if len(value) >= 4:
+            out.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _secret_strings(item, out)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _secret_strings(item, out)
+
+
+@contextlib.contextmanager
+def _capture_reads() -> Iterator[list[tuple[str, str]]]:
+    """Record ``(what, value)`` for every key-value store read and secret resolved while a flow file is imported."""
+    from headwater.plugins import Secret
+
+    from headwater_cloud_api.client.resources import KeyValueResource
+
+    captured: list[tuple[str, str]] = []
+    kv_get, secret_get = KeyValueResource.get, Secret.get
+
+    def kv(self: Any, key: str) -> Any:
+        value = kv_get(self, key)
+        found: list[str] = []
+        _secret_strings(value, found)
+        captured.extend((f"key-value store key {key!r}", v) for v in found)
+        return value
+
+    def secret(self: Any) -> Any:
+        value = secret_get(self)
+        found: list[str] = []
+        _secret_strings(value, found)
+        captured.extend((f"secret {self.name!r}", v) for v in found)
+        return value
+
+    KeyValueResource.get = kv  # type: ignore[method-assign]
+    Secret.get = secret  # type: ignore[method-assign]
+    try:
+        yield captured
+    finally:
+        KeyValueResource.get = kv_get  # type: ignore[method-assign]
+        Secret.get = secret_get  # type: ignore[method-assign]
+
+
+def _captured_warning(flow: Any) -> str | None:
+    """A warning when a pickled flow carries values its file read from the key-value store or secrets at import."""
+    reads = getattr(flow, "_headwater_import_reads", None)
+    storage = flow.storage
+    if not reads or storage is None or getattr(storage, "stored_as_script", True):
+        return None
+    from headwater.plugins import dumps_flow
+
+    try:
+        data = dumps_flow(flow)
+    except Exception:
+        return None
+    frozen = sorted({what for what, value in reads if value.encode() in data})
+    if not frozen:
+        return None
+    return (f"Flow {flow.name!r} is pickled with values its file read at import time from the {', '.join(frozen)}: they are "
+            f"frozen into the stored flow (anyone who can read the storage can read them, and they never update). Read them "
+            f"inside a task, or use script storage ({type(storage).__name__}(stored_as_script=True)), which runs the file again "
+            "at run time.")
 
 
 def source_files(paths: Sequence[str | Path] = (), modules: Sequence[str] = (), ignore: Sequence[str] = ()) -> list[Path]:
@@ -249,13 +319,19 @@ class Registration:
         self.client = client
 
     def prepare(self, flow: Any, labels: Iterable[str] = ()) -> tuple[dict[str, Any], str, list[str]]:
-        """Give the flow storage (default ``Local()``), add it, build; returns ``(metadata, hash, warnings)``."""
+        """Give the flow storage, add it, build; returns ``(metadata, hash, warnings)``.
+
+        The default storage of a flow loaded from a file is ``Local(stored_as_script=True)``: the
+        file's source is stored and run again at run time (Prefect 1's script semantics), so values
+        the file computes at import (a secret, ``datetime.now()``) are not frozen into the stored
+        flow. A flow object without a file gets ``Local()`` (pickled); pickling is otherwise opt-in.
+        """
         from headwater.plugins import canonical_json
 
         if flow.storage is None:
             from headwater.storage import Local
 
-            flow.storage = Local()
+            flow.storage = Local(stored_as_script=True) if getattr(flow, "_source_path", None) else Local()
         if flow.name not in flow.storage.flows:
             flow.storage.add_flow(flow)
         flow.storage.build()
@@ -265,8 +341,8 @@ class Registration:
         extra = sorted(set(labels))
         if extra:
             digest = hashlib.sha256(f"{digest}:labels={','.join(extra)}".encode()).hexdigest()
-        warning = _storage_warning(flow)
-        return serialized, digest, [warning] if warning else []
+        warnings = [w for w in (_storage_warning(flow), _captured_warning(flow)) if w]
+        return serialized, digest, warnings
 
     def register(self, flow: Any, project_name: str, labels: Iterable[str] = (), force: bool = False,
                  schedule: bool = True) -> str:
