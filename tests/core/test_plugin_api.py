@@ -117,3 +117,9 @@ def test_groups_of_state_names_come_from_headwater_states() -> None:
     files += sorted((CORE / "engine").rglob("*.py"))
     offenders = [line for path in files for line in _state_name_collections(path)]
     assert not offenders, "use headwater.states.FINISHED_STATE_NAMES & co:\n" + "\n".join(offenders)
+
+
+def test_all_lists_exactly_the_lazy_names() -> None:
+    import headwater.plugins as api
+
+    assert set(api.__all__) == {"hookimpl", "hookspec", *api._LAZY}

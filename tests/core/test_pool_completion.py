@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
+from pathlib import Path
 
 import pytest
-
 from headwater import Flow, task
 from headwater.executors import ProcessExecutor, ThreadExecutor
 
@@ -59,3 +59,43 @@ def test_fan_out_through_the_queue_keeps_every_state(executor: object) -> None:
     state = flow.run(executor=executor)
     assert state.is_successful() and state.result[out].result == sum(range(n))
     assert sum(1 for s in state.result.values() if s.is_successful()) == len(flow.tasks)
+
+
+@task(max_retries=1, retry_delay=0)
+def flaky_square(x: int) -> int:
+    import os
+
+    marker = f"{os.environ['HW_CHUNK_DIR']}/{x}"
+    if x % 7 == 3 and not os.path.exists(marker):  # fails once per item in another process: retried alone
+        open(marker, "w").close()
+        raise ValueError(f"item {x} failed once")
+    if x == 13:
+        raise RuntimeError("item 13 always fails")
+    return x * x
+
+
+def test_mapped_children_travel_in_chunks_with_exact_per_item_states(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from unittest import mock
+
+    from headwater.engine import task_runner
+
+    monkeypatch.setenv("HW_CHUNK_DIR", str(tmp_path))
+    executor = ProcessExecutor(max_workers=2, chunksize=10)
+    assert executor.map_chunksize(1000) == 10 and ProcessExecutor(max_workers=2).map_chunksize(1000) == 125
+    assert ProcessExecutor(max_workers=2).map_chunksize(3) == 1 and ThreadExecutor().map_chunksize(1000) == 1
+    with Flow("chunks") as flow:
+        squares = flaky_square.map(list(range(40)))
+    with mock.patch.object(executor, "submit", wraps=executor.submit) as submit:
+        state = flow.run(executor=executor)
+    batches = [c for c in submit.call_args_list if c.args[0] is task_runner.run_task_batch]
+    assert len(batches) == 4  # 40 children in chunks of 10; the retries go one by one
+    children = state.result[squares].map_states
+    assert [type(s).__name__ for s in children].count("Success") == 39
+    assert type(children[13]).__name__ == "Failed" and "always fails" in children[13].message
+    assert all(children[i].result == i * i for i in range(40) if i != 13)
+    assert {i for i in range(40) if i % 7 == 3} == {int(p.name) for p in tmp_path.iterdir()}
+
+
+def test_chunksize_is_checked() -> None:
+    with pytest.raises(ValueError, match="chunksize must be a whole number >= 1"):
+        ProcessExecutor(chunksize=0)

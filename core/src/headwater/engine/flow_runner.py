@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from headwater import signals
 from headwater.engine.cache import task_cache
-from headwater.engine.task_runner import StateHandlerError, call_state_handlers, handle_or_fail, run_task
+from headwater.engine.task_runner import StateHandlerError, call_state_handlers, handle_or_fail, run_task, run_task_batch
 from headwater.executors.base import FIRST_COMPLETED, Executor
 from headwater.executors.local import LocalExecutor
 from headwater.states import (
@@ -395,6 +395,7 @@ class FlowRunner:
             self._finish_mapped(task)
             return
         mapped_edges = [e for e in self._upstream[task] if e.mapped]
+        to_submit: list[tuple[int, dict[str, Any]]] = []
         for i in range(n):
             child_upstream = dict(shared_states)
             inputs = dict(constant_inputs)
@@ -408,11 +409,35 @@ class FlowRunner:
             if final is not None:
                 self._child_done(task, i, self._decided(task, final))
                 continue
-            self._submit(task, i, inputs, 1)
+            to_submit.append((i, inputs))
+        self._submit_children(task, to_submit)
+
+    def _submit_children(self, task: Task, children: list[tuple[int, dict[str, Any]]]) -> None:
+        """Submit mapped children, in chunks when the executor asks for them (process pools)."""
+        chunksize = self.executor.map_chunksize(len(children)) if children else 1
+        if chunksize <= 1:
+            for i, inputs in children:
+                self._submit(task, i, inputs, 1)
+            return
+        for start in range(0, len(children), chunksize):
+            chunk = children[start:start + chunksize]
+            runs = []
+            result = None
+            for i, inputs in chunk:
+                ctx, result = self._task_context(task, i, 1)
+                runs.append((inputs, ctx))
+            future = self.executor.submit(run_task_batch, task, runs, result)
+            self._running[future] = (task, _BATCH, chunk, 1)
 
     def _submit(
         self, task: Task, map_index: int | None, inputs: dict[str, Any], run_count: int, previous: State | None = None
     ) -> None:
+        ctx, result = self._task_context(task, map_index, run_count)
+        future = self.executor.submit(run_task, task, inputs, ctx, run_count, result, previous)
+        self._running[future] = (task, map_index, inputs, run_count)
+
+    def _task_context(self, task: Task, map_index: int | None, run_count: int) -> tuple[dict[str, Any], Any]:
+        """The task run's context and the Result to checkpoint to (None: no checkpoint); calls before_task_run."""
         ctx = self.base_context.copy()
         ctx["task_name"] = task.name
         ctx["task_slug"] = task.slug
@@ -427,8 +452,7 @@ class FlowRunner:
         checkpoint = task.checkpoint if task.checkpoint is not None else result is not None
         if self.hooks is not None:
             self.hooks.before_task_run(task=task, map_index=map_index, context=ctx)
-        future = self.executor.submit(run_task, task, inputs, ctx, run_count, result if checkpoint else None, previous)
-        self._running[future] = (task, map_index, inputs, run_count)
+        return ctx, (result if checkpoint else None)
 
     def _logger(self, name: str) -> logging.Logger:
         log = self._loggers.get(name)
@@ -440,10 +464,21 @@ class FlowRunner:
 
     def _complete(self, future: Any) -> None:
         task, map_index, inputs, run_count = self._running.pop(future)
+        if map_index is _BATCH:
+            try:
+                states: list[State] = future.result()
+            except Exception as exc:  # the executor failed the whole chunk
+                states = [Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)] * len(inputs)
+            for (i, child_inputs), state in zip(inputs, states, strict=True):
+                self._completed(task, i, child_inputs, run_count, state)
+            return
         try:
             state: State = future.result()
         except Exception as exc:  # the executor itself failed (a lost worker, an unpicklable result)
             state = Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)
+        self._completed(task, map_index, inputs, run_count, state)
+
+    def _completed(self, task: Task, map_index: int | None, inputs: Any, run_count: int, state: State) -> None:
         if self.hooks is not None:
             self.hooks.after_task_run(task=task, map_index=map_index, state=state)
         if isinstance(state, Retrying):
@@ -631,6 +666,10 @@ def _lifecycle_hooks() -> Any:
     except ImportError:
         return None
     return lifecycle_hooks()
+
+
+_BATCH = -2
+"""``map_index`` of a running entry that is a chunk of mapped children (its inputs are ``[(index, inputs)]``)."""
 
 
 def _default_target_result() -> Any:

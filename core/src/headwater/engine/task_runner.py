@@ -147,6 +147,14 @@ def run_task(
         context._reset(token)
 
 
+def run_task_batch(task: Any, runs: list[tuple[dict[str, Any], Mapping[str, Any]]], result: Any = None) -> list[State]:
+    """First attempts of several mapped children of ``task`` in one call: one payload, one trip to a worker.
+
+    ``runs`` is ``[(inputs, context)]``; the states come back in the same order.
+    """
+    return [run_task(task, inputs, ctx, 1, result) for inputs, ctx in runs]
+
+
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -36,6 +36,14 @@ class Executor(abc.ABC):
     ) -> tuple[set[Any], set[Any]]:
         """Block until some (``FIRST_COMPLETED``) or all futures are done or ``timeout`` passes; ``(done, not_done)``."""
 
+    def map_chunksize(self, children: int) -> int:
+        """How many mapped children to send per call (1: each on its own).
+
+        Process pools answer more than 1, so a mapped task's children travel in chunks, as
+        ``ProcessPoolExecutor.map(chunksize=...)`` does.
+        """
+        return 1
+
     def completed(self, pending: Collection[Any], timeout: float | None = None) -> list[Any]:
         """Futures of ``pending`` that are done: at least one, unless ``timeout`` seconds pass first.
 

@@ -119,12 +119,27 @@ class ProcessExecutor(_PoolExecutor):
     """Runs task runs in worker processes (spawned, so safe with threads): good for CPU-bound tasks.
 
     Calls and results travel with cloudpickle, so tasks defined in ``__main__`` or as
-    closures work.
+    closures work. Mapped children travel in chunks of ``chunksize`` (default: about four
+    chunks per worker, at most 256 children each), so a map over many small items does not
+    pay a round trip per item; ``chunksize=1`` sends each child on its own.
     """
 
+    def __init__(self, max_workers: int | None = None, chunksize: int | None = None) -> None:
+        super().__init__(max_workers)
+        if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+            raise ValueError(f"ProcessExecutor: chunksize must be a whole number >= 1, got {chunksize!r}.")
+        self.chunksize = chunksize
+
+    def _workers(self) -> int:
+        return self.max_workers or min(os.cpu_count() or 1, 8)
+
+    def map_chunksize(self, children: int) -> int:
+        if self.chunksize is not None:
+            return self.chunksize
+        return max(1, min(256, children // (self._workers() * 4)))
+
     def _make_pool(self) -> cf.Executor:
-        workers = self.max_workers or min(os.cpu_count() or 1, 8)
-        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        return cf.ProcessPoolExecutor(max_workers=self._workers(), mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
         inner = self._require_pool().submit(_run_pickled, cloudpickle.dumps((fn, args, kwargs)))

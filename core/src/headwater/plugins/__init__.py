@@ -118,7 +118,84 @@ _LAZY: dict[str, str] = {
     "ExecutorConformance": "headwater.testing.conformance",
 }
 
-__all__ = ["hookimpl", "hookspec", *_LAZY]
+__all__ = [
+    "hookimpl",
+    "hookspec",
+    "PLUGIN_API_VERSION",
+    "PluginRecord",
+    "get_plugin_manager",
+    "reset_plugin_manager",
+    "plugin_records",
+    "register_plugin",
+    "unregister_plugin",
+    "registry",
+    "lifecycle_hooks",
+    "call_register_hook",
+    "Registry",
+    "RegistrationConflictError",
+    "Registrar",
+    "RegistryKind",
+    "UnknownTypeError",
+    "import_string",
+    "install_hint",
+    "plugin_attribute",
+    "import_plugin_module",
+    "known_distribution",
+    "Storage",
+    "FlowNotInStorageError",
+    "code_hash",
+    "slugify",
+    "env_runner_variables",
+    "FlowLoadError",
+    "dumps_flow",
+    "loads_flow",
+    "script_source",
+    "script_path",
+    "source_hash",
+    "flow_from_script",
+    "relative_path",
+    "load_flows_from_file",
+    "load_flows_from_module",
+    "atomic_write",
+    "DagLayout",
+    "Environment",
+    "RunHandle",
+    "labels_converter",
+    "SubprocessEnvironment",
+    "env_converter",
+    "RUN_FROM_ENV_MODULE",
+    "RunConfig",
+    "Executor",
+    "FIRST_COMPLETED",
+    "ALL_COMPLETED",
+    "Result",
+    "ResultLocationError",
+    "Serializer",
+    "PickleSerializer",
+    "ResultSerializationError",
+    "Task",
+    "Flow",
+    "FlowGraph",
+    "Parameter",
+    "Edge",
+    "to_dict",
+    "from_dict",
+    "canonical_json",
+    "SerializationError",
+    "get_config",
+    "headwater_home",
+    "secret_field",
+    "ConfigError",
+    "Secret",
+    "SecretNotFoundError",
+    "mask_tree",
+    "mask_url",
+    "LazyCommand",
+    "get_logger",
+    "StorageConformance",
+    "EnvironmentConformance",
+    "ExecutorConformance",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
     from headwater.cli.lazy import LazyCommand
@@ -133,7 +210,6 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
     from headwater.environments.base import Environment, RunHandle, labels_converter
     from headwater.environments.subprocess import RUN_FROM_ENV_MODULE, SubprocessEnvironment, env_converter
     from headwater.executors.base import ALL_COMPLETED, FIRST_COMPLETED, Executor
-    from headwater.plugins.known import known_distribution
     from headwater.plugins._manager import (
         PLUGIN_API_VERSION,
         PluginRecord,
@@ -157,6 +233,7 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
         install_hint,
         plugin_attribute,
     )
+    from headwater.plugins.known import known_distribution
     from headwater.results.result import Result, ResultLocationError
     from headwater.results.serializers import PickleSerializer, ResultSerializationError, Serializer
     from headwater.run_configs import RunConfig
@@ -167,9 +244,9 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
     from headwater.storage.script import flow_from_script, relative_path, script_path, script_source, source_hash
     from headwater.testing.conformance import EnvironmentConformance, ExecutorConformance, StorageConformance
     from headwater.utilities.files import atomic_write
-    from headwater.utilities.visualization import DagLayout
     from headwater.utilities.flow_files import load_flows_from_file, load_flows_from_module
     from headwater.utilities.logging import get_logger
+    from headwater.utilities.visualization import DagLayout
 
 
 def __getattr__(name: str) -> Any:

@@ -118,8 +118,8 @@ def plugin_attribute(kind: str, name: str, module: str) -> Any:
     """
     if name.startswith("_"):
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    from headwater.plugins.known import known_distribution
     from headwater.plugins._manager import registry
+    from headwater.plugins.known import known_distribution
 
     reg = registry(str(kind))
     if name in reg:

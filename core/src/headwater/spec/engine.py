@@ -41,7 +41,6 @@ from headwater.spec.model import (
 from headwater.states import Failed, Retrying, Running, Skipped, State, Success, TriggerFailed
 
 if TYPE_CHECKING:
-    from headwater.core.flow import Flow
     from headwater.spec.model import SpecFlow
     from headwater.spec.store import FlowStore
 

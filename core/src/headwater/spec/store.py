@@ -36,7 +36,6 @@ from headwater.spec.model import (
 )
 
 if TYPE_CHECKING:
-    from headwater.core.flow import Flow
     from headwater.spec.model import SpecFlow
 
 __all__ = ["FlowStore", "FlowNotFoundError", "FlowExistsError", "StaleFlowError", "LeaseLostError", "INSTALL_HINT"]
@@ -97,6 +96,23 @@ def _tables(sa: Any, prefix: str) -> tuple[Any, Any, Any]:
         sa.Column("child_key", sa.String(255), primary_key=True, index=True),
     )
     return md, flows, waits
+
+
+def redact_url(url: str, text: str | None = None) -> str:
+    """``url`` with its password as ``***`` (or ``text`` with that password removed wherever it appears)."""
+    import re
+
+    match = re.match(r"^([^:/]+://[^:/@]*):([^@]*)@", url)
+    password = match.group(2) if match else None
+    if text is None:
+        return f"{match.group(1)}:***@{url[match.end():]}" if match else url
+    if password:
+        from urllib.parse import unquote
+
+        for form in {password, unquote(password)}:
+            if form:
+                text = text.replace(form, "***")
+    return text
 
 
 def _create_engine(sa: Any, url: str, engine_kwargs: dict[str, Any] | None) -> Any:
@@ -170,7 +186,8 @@ class FlowStore:
         try:
             self.engine = _create_engine(sa, url, engine_kwargs)
         except ImportError as exc:  # e.g. psycopg missing for postgresql+psycopg://
-            raise ImportError(f"FlowStore({url!r}): the database driver is not installed: {exc}. {INSTALL_HINT}.") from exc
+            raise ImportError(f"FlowStore({redact_url(url)!r}): the database driver is not installed: "
+                              f"{redact_url(url, str(exc))}. {INSTALL_HINT}.") from None
         self.url: str = self.engine.url.render_as_string(hide_password=True)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._metadata, self.flows_table, self.waits_table = _tables(sa, table_prefix)

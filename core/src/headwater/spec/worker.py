@@ -18,7 +18,6 @@ from headwater.spec.store import FlowNotFoundError, StaleFlowError
 from headwater.states import Failed
 
 if TYPE_CHECKING:
-    from headwater.core.flow import Flow
     from headwater.spec.model import SpecFlow
     from headwater.spec.store import FlowStore
 
