@@ -865,7 +865,7 @@ class _Handler(BaseHTTPRequestHandler):
                     body = json.loads(raw)
                 except ValueError as exc:
                     raise ApiError(400, "BadRequest", f"the object provided is unrecognized (must be of type Job): couldn't get version/kind; json parse error: {exc}") from exc
-            self.cluster.requests.append((method, parsed.path, body))
+            self.cluster.requests.append((method, parsed.path if not parsed.query else f"{parsed.path}?{parsed.query}", body))
             result = self._dispatch(action, match.groups(), query, body)
             if action == "pod_log":
                 self._send(200, result, "text/plain")

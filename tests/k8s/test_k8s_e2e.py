@@ -279,8 +279,8 @@ def test_cancel_deletes_the_job(stack: dict[str, Any]) -> None:
     assert _wait(stack, rid) == "Cancelled"
     cluster: FakeKubernetes = stack["cluster"]
     wait_for(lambda: ("default", name) not in cluster.jobs, 30, 0.2, "the cancelled run's Job to be deleted")
-    deletes = [path for method, path, _ in cluster.requests if method == "DELETE" and path.endswith(f"/jobs/{name}")]
-    assert deletes, "the Job was not deleted through the API"
+    deletes = [path for method, path, _ in cluster.requests if method == "DELETE" and f"/jobs/{name}?" in path]
+    assert deletes and all("propagationPolicy=Foreground" in path for path in deletes), deletes
     assert not cluster.rejections, cluster.rejections
 
 

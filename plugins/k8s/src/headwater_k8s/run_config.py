@@ -42,7 +42,7 @@ from headwater.plugins import Environment, RunHandle, env_converter, env_runner_
 from headwater_k8s.config import K8sSection, k8s_settings
 from headwater_k8s.job import FLOW_CONTAINER, build_job, load_template
 
-__all__ = ["KubernetesRun", "JobWatch", "kubernetes_clients", "KubernetesError"]
+__all__ = ["KubernetesRun", "JobWatch", "kubernetes_clients", "KubernetesError", "event_record"]
 
 _log = logging.getLogger("headwater.k8s")
 _FINAL = ("success", "failed", "cancelled")
@@ -246,14 +246,11 @@ class JobWatch:
         records = []
         for ev in sorted(events, key=when):
             uid = ev.metadata.uid or f"{ev.metadata.name}"
-            count = ev.count or 1
+            count = _event_count(ev)
             if self.seen_events.get(uid, 0) >= count:
                 continue
             self.seen_events[uid] = count
-            obj = ev.involved_object
-            repeat = f" (x{count})" if count > 1 else ""
-            records.append(("WARNING" if ev.type == "Warning" else "INFO",
-                            f"Kubernetes event: {obj.kind}/{obj.name}: {ev.reason}: {ev.message}{repeat}"))
+            records.append(event_record(ev))
         self.report_many(records, event=True)
 
     def _pod_logs(self, core: Any, pod: Any) -> None:
@@ -305,7 +302,7 @@ class JobWatch:
         failure: str | None = None
         pod_done = False
         if pod is not None:
-            failure, pod_done = self._inspect_pod(pod)
+            failure, pod_done = self.inspect_pod(pod)
             if self.started:
                 self._pod_logs(core, pod)
         conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"} if job.status else {}
@@ -323,8 +320,11 @@ class JobWatch:
                               "[k8s] start_timeout or KubernetesRun(start_timeout=...) if it only needs longer.")
         return "running", None
 
-    def _inspect_pod(self, pod: Any) -> tuple[str | None, bool]:
-        """Report the pod's container states; ``(failure reason, container terminated)``."""
+    def inspect_pod(self, pod: Any) -> tuple[str | None, bool]:
+        """Report what is new in the pod's status (waiting reasons, failed containers, eviction).
+
+        Returns ``(failure or None, whether the flow container or the pod has terminated)``.
+        """
         name = pod.metadata.name
         status = pod.status
         failure: str | None = None
@@ -365,6 +365,20 @@ class JobWatch:
                 records.append(("ERROR", f"Pod {name} failed: {status.reason}: {status.message or ''}".rstrip(": ")))
         self.report_many(records, event=True)
         return failure, terminated_any
+
+
+def _event_count(ev: Any) -> int:
+    series = getattr(ev, "series", None)
+    return int(ev.count or (series.count if series is not None and series.count else 1))
+
+
+def event_record(ev: Any) -> tuple[str, str]:
+    """``(level, message)`` of a ``V1Event`` for the run's logs: Warning events are WARNING, others INFO."""
+    obj = ev.involved_object
+    count = _event_count(ev)
+    repeat = f" (x{count})" if count > 1 else ""
+    level = "WARNING" if ev.type == "Warning" else "INFO"
+    return level, f"Kubernetes event: {obj.kind}/{obj.name}: {ev.reason}: {ev.message}{repeat}"
 
 
 def _has_container(pod: Any, name: str) -> bool:
