@@ -110,6 +110,7 @@ _LAZY: dict[str, str] = {
     "mask_url": "headwater.config.masking",
     # CLI
     "LazyCommand": "headwater.cli.lazy",
+    "ExtensibleCommand": "headwater.cli.lazy",
     # logging
     "get_logger": "headwater.utilities.logging",
     # conformance kits
@@ -191,6 +192,7 @@ __all__ = [
     "mask_tree",
     "mask_url",
     "LazyCommand",
+    "ExtensibleCommand",
     "get_logger",
     "StorageConformance",
     "EnvironmentConformance",
@@ -198,7 +200,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
-    from headwater.cli.lazy import LazyCommand
+    from headwater.cli.lazy import ExtensibleCommand, LazyCommand
     from headwater.config import get_config, headwater_home
     from headwater.config.errors import ConfigError
     from headwater.config.masking import mask_tree, mask_url

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from headwater.plugins import ExtensibleCommand
+
 from headwater_cloud_api.cli.common import api_errors, client, console
 
 __all__ = ["register"]
@@ -47,7 +49,7 @@ def _register_once(api: Any, project: str, paths: tuple[str, ...], modules: tupl
     return counts["error"]
 
 
-@click.command()
+@click.command(cls=ExtensibleCommand)
 @click.option("--project", "-p", required=True, help="The project (it must exist: `headwater project create P`).")
 @click.option("--path", "paths", multiple=True, type=click.Path(exists=True), help="A flow file or a directory of them (repeatable).")
 @click.option("--module", "-m", "modules", multiple=True, help="An importable module defining flows (repeatable).")
