@@ -17,33 +17,11 @@ from typing import Any
 
 import pytest
 from headwater.client import Client
-from ui_helpers import FLOWS, SCREENSHOTS, AgentProcess, ServerProcess, cli, wait_finished
+from ui_helpers import FLOWS, SCREENSHOTS, AgentProcess, Demo, ServerProcess, cli, wait_finished
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-class Demo:
-    """The session's server, agent, client and the ids of what the fixtures created."""
-
-    def __init__(self, server: ServerProcess, agent: AgentProcess, client: Client, workdir: Path) -> None:
-        self.server = server
-        self.agent = agent
-        self.client = client
-        self.workdir = workdir
-        self.flows: dict[str, str] = {}
-        self.runs: dict[str, str] = {}
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def ui(self, path: str = "/") -> str:
-        return f"{self.server.url}/ui{path}"
-
-    def create_run(self, flow: str, **parameters: Any) -> str:
-        return str(self.client.flow(name=flow, project="demo").create_run(parameters=parameters or None).id)
-
-
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """A server with project ``demo`` (flows etl, mapper, sleepy, gpu-job), an agent labelled ``ui`` and finished runs."""

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Demo
-from ui_helpers import png_stats, run_state, screenshot, wait_finished, wait_for
+from ui_helpers import Demo, png_stats, run_state, screenshot, wait_finished, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -7,8 +7,7 @@ import stat
 from pathlib import Path
 
 import httpx
-from conftest import Demo
-from ui_helpers import cli
+from ui_helpers import Demo, cli
 
 
 def test_server_start_prints_the_ui_url(demo: Demo) -> None:

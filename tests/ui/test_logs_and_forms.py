@@ -178,6 +178,6 @@ def test_schedule_switch_on_the_flows_page(server: ServerThread) -> None:
         with db.read() as session:
             from headwater_cloud_api.server.db.models import FlowGroup
 
-            assert session.get(FlowGroup, get_flow(session, id=flow.id).flow_group_id).schedule_active is False  # type: ignore[union-attr]
+            assert session.get(FlowGroup, get_flow(session, id=flow.id).flow_group_id).schedule_active is False
         assert "○ off" in c.get("/ui/flows", params={"q": "night"}).text
         assert "cron 0 3 * * *" in c.get(f"/ui/flows/{flow.id}").text

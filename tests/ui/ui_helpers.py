@@ -244,3 +244,25 @@ def screenshot(page: Any, shots: Path, name: str, full_page: bool = True) -> Pat
         docs.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, docs / path.name)
     return path
+
+
+class Demo:
+    """The session's server, agent, client and the ids of what the fixtures created."""
+
+    def __init__(self, server: ServerProcess, agent: AgentProcess, client: Any, workdir: Path) -> None:
+        self.server = server
+        self.agent = agent
+        self.client = client
+        self.workdir = workdir
+        self.flows: dict[str, str] = {}
+        self.runs: dict[str, str] = {}
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def ui(self, path: str = "/") -> str:
+        return f"{self.server.url}/ui{path}"
+
+    def create_run(self, flow: str, **parameters: Any) -> str:
+        return str(self.client.flow(name=flow, project="demo").create_run(parameters=parameters or None).id)
