@@ -1,0 +1,169 @@
+"""Build and run, per executor, against plain ``concurrent.futures`` and a graphlib loop, in one run.
+
+Run ``python benchmarks/executors.py [--sizes 1000,10000] [--repeat K] [--process-sizes 1000]``.
+
+The workloads are benchmarks/engine.py's (chain, fan + reduce, map + reduce). For each size N:
+
+- ``build``: ``with Flow(...)`` constructing the graph, per task;
+- ``run``: ``flow.run(executor=...)`` with full per-task states, per task run;
+- baselines measured in the same process, on the same functions:
+  ``graphlib`` (a topological loop calling each function, its graph construction included),
+  ``cf threads`` (``ThreadPoolExecutor``: submit every ready call, collect with ``as_completed``),
+  ``cf processes`` (``ProcessPoolExecutor.map(chunksize=auto)`` of the mapped function).
+
+Each row prints microseconds per task for build, run and both, and the ratio of build + run to
+its baseline. Nothing is asserted here: the figures are for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import engine as workloads  # noqa: E402  (benchmarks/engine.py: the same workloads and task functions)
+from headwater.executors import LocalExecutor, ProcessExecutor, ThreadExecutor  # noqa: E402
+
+__all__ = ["Row", "measure_flow", "graphlib_total", "cf_threads_total", "cf_processes_map", "main"]
+
+
+@dataclass
+class Row:
+    workload: str
+    n: int
+    system: str
+    build_s: float
+    run_s: float
+    tasks: int
+    baseline: str = ""
+    baseline_s: float = 0.0
+
+    @property
+    def total_us(self) -> float:
+        return (self.build_s + self.run_s) / self.tasks * 1e6
+
+    @property
+    def ratio(self) -> float:
+        return (self.build_s + self.run_s) / self.baseline_s if self.baseline_s else float("nan")
+
+
+def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def measure_flow(workload: str, n: int, executor: Any, repeat: int) -> tuple[float, float, Any]:
+    """(best build seconds, best run seconds, last state) for ``workload`` at ``n`` on ``executor``."""
+    build_s, (flow, final) = _best(lambda: workloads.build(workload, n), repeat)
+    run_s, state = _best(lambda: flow.run(executor=executor, run_on_schedule=False), repeat)
+    assert state.is_successful(), state
+    assert workloads.engine_result(state, final) == workloads.expected_result(workload, n)
+    return build_s, run_s, state
+
+
+def graphlib_total(workload: str, n: int) -> float:
+    """A topological loop over the same functions, its plain dict graph's construction included (one run)."""
+    flow, _ = workloads.build(workload, n)  # the plain graph is read off a flow; that part is not timed
+    start = time.perf_counter()
+    workloads.run_graphlib(workloads.to_plain_graph(flow))
+    return time.perf_counter() - start
+
+
+def _fn(name: str) -> Callable[..., Any]:
+    return getattr(workloads, name).run  # type: ignore[no-any-return]
+
+
+def cf_threads_total(workload: str, n: int, workers: int) -> float:
+    """The same dependencies with plain futures on a thread pool (submission in dependency order)."""
+    inc, value, add_all, items = _fn("inc"), _fn("value"), _fn("add_all"), _fn("items")
+    start = time.perf_counter()
+    with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+        if workload == "chain":
+            x = 0
+            for _ in range(n):
+                x = pool.submit(inc, x).result()
+        elif workload == "fan":
+            futures = [pool.submit(value, i) for i in range(n)]
+            pool.submit(add_all, [f.result() for f in cf.as_completed(futures)]).result()
+        else:
+            xs = pool.submit(items, n).result()
+            pool.submit(add_all, list(pool.map(inc, xs))).result()
+    return time.perf_counter() - start
+
+
+def plain_inc(x: int) -> int:
+    """The mapped function as a plain, picklable function (what ``inc`` runs)."""
+    return x + 1
+
+
+def cf_processes_map(n: int, workers: int) -> float:
+    """``ProcessPoolExecutor.map`` of the mapped function with an automatic chunk size, pool start included."""
+    inc = plain_inc
+    start = time.perf_counter()
+    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+        chunksize = max(1, n // (workers * 4))
+        sum(pool.map(inc, range(n), chunksize=chunksize))
+    return time.perf_counter() - start
+
+
+def _rows(sizes: Sequence[int], process_sizes: Sequence[int], repeat: int) -> list[Row]:
+    workers = min(os.cpu_count() or 1, 4)
+    rows: list[Row] = []
+    measure_flow("fan", 10, LocalExecutor(), 1)  # warm up: plugin loading and logging set-up happen once
+    for n in sizes:
+        for workload in workloads.WORKLOADS:
+            tasks = workloads.task_runs(workload, n)
+            base = min(graphlib_total(workload, n) for _ in range(repeat))
+            build_s, run_s, _ = measure_flow(workload, n, LocalExecutor(), repeat)
+            rows.append(Row(workload, n, "local", build_s, run_s, tasks, "graphlib", base))
+            threads = min(cf_threads_total(workload, n, workers) for _ in range(repeat))
+            build_s, run_s, _ = measure_flow(workload, n, ThreadExecutor(max_workers=workers), repeat)
+            rows.append(Row(workload, n, f"threads x{workers}", build_s, run_s, tasks, "cf threads", threads))
+    for n in process_sizes:
+        tasks = workloads.task_runs("map", n)
+        procs = min(cf_processes_map(n, 2) for _ in range(max(1, repeat // 2)))
+        build_s, run_s, _ = measure_flow("map", n, ProcessExecutor(max_workers=2), max(1, repeat // 2))
+        rows.append(Row("map", n, "processes x2", build_s, run_s, tasks, "cf processes map", procs))
+    return rows
+
+
+def _table(rows: Sequence[Row]) -> str:
+    head = f"{'workload':<8} {'N':>6} {'system':<13} {'build us':>9} {'run us':>8} {'total us':>9} {'baseline':<17} {'base us':>8} {'ratio':>6}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.workload:<8} {r.n:>6} {r.system:<13} {r.build_s / r.tasks * 1e6:>9.1f} {r.run_s / r.tasks * 1e6:>8.1f} "
+            f"{r.total_us:>9.1f} {r.baseline:<17} {r.baseline_s / r.tasks * 1e6:>8.1f} {r.ratio:>6.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000", help="N for local and thread rows (default 1000,10000)")
+    parser.add_argument("--process-sizes", default="1000,10000", help="N for the process rows (map only)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept (default 3)")
+    args = parser.parse_args(argv)
+    logging.getLogger("headwater").setLevel(logging.WARNING)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    process_sizes = [int(s) for s in args.process_sizes.split(",") if s]
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; microseconds per task run; ratio = (build + run) / baseline")
+    print(_table(_rows(sizes, process_sizes, args.repeat)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
