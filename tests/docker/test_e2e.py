@@ -84,7 +84,7 @@ def stack(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     project.mkdir()
     (project / "helpers.py").write_text("def shout(text):\n    return text.upper() + '!'\n")
     (project / "flows.py").write_text(FLOWS)
-    server = ServerProcess(f"sqlite:///{work / 'api.db'}", work, lease=3.0, max_resurrections=1).start()
+    server = ServerProcess(f"sqlite:///{work / 'api.db'}", work, lease=8.0, max_resurrections=1).start()
     agent = None
     try:
         _cli("project", "create", "test", cwd=project, api=server.api, registry=engine.registry)

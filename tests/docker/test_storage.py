@@ -104,7 +104,10 @@ def test_flow_is_read_out_of_a_pulled_image_after_the_local_one_is_removed(built
 
 
 def test_check_in_the_image_names_the_failing_import(tmp_path: Path, engine: Engine) -> None:
-    # "onlyhere" is installed here, but its RECORD lists no files, so nothing of it reaches the image
+    """"onlyhere" is installed here, but its RECORD lists none of its files, so nothing of it reaches the image.
+
+    Built in a fresh process, as `headwater register` would, so "onlyhere" counts as installed from the start.
+    """
     lib = tmp_path / "lib"
     (lib / "onlyhere").mkdir(parents=True)
     (lib / "onlyhere" / "__init__.py").write_text("")
@@ -115,25 +118,27 @@ def test_check_in_the_image_names_the_failing_import(tmp_path: Path, engine: Eng
     (info_dir / "METADATA").write_text("Metadata-Version: 2.1\nName: onlyhere\nVersion: 1.0\n")
     (info_dir / "top_level.txt").write_text("onlyhere\n")
     (info_dir / "RECORD").write_text("onlyhere-1.0.dist-info/METADATA,,\n")
-    sys.path.insert(0, str(lib))
-    try:
-        flows = _flow_file(tmp_path / "p", '''
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "build.py").write_text(f'''
 from headwater import Flow
+from headwater.storage import Docker
 from onlyhere.tasks import One
 
 with Flow("needs-onlyhere") as flow:
     One()()
+
+storage = Docker(base_image="localbase", image_name="{_name()}", stream_build_output=False)
+storage.add_flow(flow)
+storage.build()
 ''')
-        storage = Docker(base_image="localbase", image_name=_name(), stream_build_output=False)
-        storage.add_flow(flows["needs-onlyhere"])
-        with pytest.raises(DockerBuildError) as info:
-            storage.build()
-    finally:
-        sys.path.remove(str(lib))
-        for name in [m for m in sys.modules if m == "onlyhere" or m.startswith("onlyhere.")]:
-            del sys.modules[name]
-    message = str(info.value)
-    assert "the check inside the new image" in message
+    import os
+
+    done = subprocess.run([sys.executable, "build.py"], cwd=project, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(lib)})
+    assert done.returncode != 0
+    message = done.stderr
+    assert "DockerBuildError" in message and "the check inside the new image" in message, message
     assert "import onlyhere.tasks failed in the image: ModuleNotFoundError: No module named 'onlyhere'" in message
     assert "does not load in the image" in message
     assert "registration was aborted" in message

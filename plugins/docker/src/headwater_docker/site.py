@@ -1,11 +1,17 @@
-"""Python distributions from this machine, laid out as a ``site`` directory to ``COPY`` into an image.
+"""Python distributions from this machine, laid out as ``site`` directories to ``COPY`` into an image.
 
 Images get headwater, its plugins and their dependencies from the host, never from an index:
-installed distributions are copied file by file from their ``RECORD``; editable ones (a source
-checkout, like headwater's own during development) are built into wheels on the fly with
-``pip wheel --no-index --no-build-isolation`` and cached by a fingerprint of their source tree.
-The base image's ``python3`` must be the host's Python version (both 3.11 on Debian bookworm);
-the storage's in-image check verifies it.
+
+* released (installed) distributions are copied file by file from their ``RECORD`` into a
+  directory cached per set of versions (:func:`installed_site`), which the storage turns into a
+  shared *runtime image* once;
+* editable ones (a source checkout, like headwater's own during development) are copied as if
+  installed: their packages from the checkout plus their ``.dist-info`` (entry points included),
+  and versioned with a fingerprint of that source (:func:`site_fingerprint`), so an image tag
+  changes exactly when the code that goes in changes.
+
+The base image's ``python3`` must be the host's Python minor version (compiled extensions are
+copied as they are); the storage's in-image check verifies it.
 """
 
 from __future__ import annotations
@@ -279,14 +285,16 @@ def link_tree(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, copy_function=link, dirs_exist_ok=True)
 
 
-_PACKAGES: dict[str, list[str]] = {}
+_PACKAGES: dict[tuple[str, ...], dict[str, list[str]]] = {}
 
 
 def _packages_distributions() -> dict[str, list[str]]:
-    """``importlib.metadata.packages_distributions()``, computed once per process (it scans every path entry)."""
-    if not _PACKAGES:
-        _PACKAGES.update(metadata.packages_distributions())
-    return _PACKAGES
+    """``importlib.metadata.packages_distributions()``, computed once per ``sys.path`` (it scans every entry)."""
+    key = tuple(sys.path)
+    if key not in _PACKAGES:
+        _PACKAGES.clear()
+        _PACKAGES[key] = dict(metadata.packages_distributions())
+    return _PACKAGES[key]
 
 
 def distributions_for_modules(modules: Iterable[str]) -> list[str]:
