@@ -73,18 +73,20 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
 
 
 def _uvicorn_logs_in_headwater_format() -> None:
-    """uvicorn's own log lines (startup, errors) in the one headwater format instead of ``INFO:     ...``."""
-    import sys
+    """uvicorn's own log lines (startup, errors) in the one headwater format instead of ``INFO:     ...``.
 
+    Uses the formatter the CLI gave the ``headwater`` logger (format from ``[logging]``, colour on a terminal).
+    """
     import uvicorn.config
     from headwater.plugins import get_logger
 
     handler = next((h for h in get_logger().handlers if h.formatter is not None), None)
-    fmt = getattr(handler.formatter, "_fmt", None) if handler is not None else None
-    colour = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    if handler is None or handler.formatter is None:
+        return
+    formatter = handler.formatter
     for name in ("default", "access"):
         uvicorn.config.LOGGING_CONFIG["formatters"][name] = {
-            "()": "headwater.utilities.logging.HeadwaterFormatter", "fmt": fmt, "colour": colour,
+            "()": type(formatter), "fmt": formatter._fmt, "colour": bool(getattr(formatter, "colour", False)),
         }
 
 
