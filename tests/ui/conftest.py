@@ -10,7 +10,6 @@ Client. The browser is Debian's ``/usr/bin/chromium`` driven by Playwright (neve
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,22 +27,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     work = tmp_path_factory.mktemp("ui")
     home = work / "home"
     home.mkdir()
-    saved = {k: os.environ.get(k) for k in ("HEADWATER_HOME", "HEADWATER__CLOUD__API", "HEADWATER__CLOUD__API_KEY")}
-    os.environ["HEADWATER_HOME"] = str(home)  # the server, CLI and agent processes inherit it (Local storage lives there)
-    os.environ.pop("HEADWATER__CLOUD__API_KEY", None)
-    server = ServerProcess(f"sqlite:///{work / 'api.db'}", work).start()
-    os.environ["HEADWATER__CLOUD__API"] = server.api
+    env = {"HEADWATER_HOME": str(home), "HEADWATER__CLOUD__API_KEY": ""}  # for the server, CLI and agent processes only
+    server = ServerProcess(f"sqlite:///{work / 'api.db'}", work, env=env).start()
+    env["HEADWATER__CLOUD__API"] = server.api
     agent: AgentProcess | None = None
     try:
         repo = work / "repo"
         (repo / "flows").mkdir(parents=True)
         (repo / "flows" / "demo.py").write_text(FLOWS)
-        cli("project", "create", "demo", cwd=repo)
-        out = cli("register", "--project", "demo", "--path", "flows/", cwd=repo).stdout
+        cli("project", "create", "demo", cwd=repo, env=env)
+        out = cli("register", "--project", "demo", "--path", "flows/", cwd=repo, env=env).stdout
         assert "4 registered" in out, out
-        agent = AgentProcess(server.api, work / "agent", ("ui",), name="ui-agent")
+        agent = AgentProcess(server.api, work / "agent", ("ui",), name="ui-agent", env=env)
         client = Client(api=server.api, api_key="")
         d = Demo(server, agent, client, work)
+        d.env = env
         for f in client.graphql('{ flows(project: "demo") { id name } }')["flows"]:
             d.flows[f["name"]] = f["id"]
         d.runs["etl"] = d.create_run("etl", x=3, name="first")
@@ -56,11 +54,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         if agent is not None:
             agent.stop()
         server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ def test_server_start_prints_the_ui_url(demo: Demo) -> None:
 
 
 def test_run_watch_prints_the_run_page(demo: Demo) -> None:
-    out = cli("run", "--name", "etl", "--project", "demo", "--watch", cwd=demo.workdir).stdout
+    out = cli("run", "--name", "etl", "--project", "demo", "--watch", cwd=demo.workdir, env=demo.env).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("Watch it in the browser: "))
     url = line.split(": ", 1)[1]
     assert url.startswith(demo.ui("/flow-runs/"))
@@ -30,7 +30,7 @@ def test_flow_run_show_open_opens_the_page(demo: Demo, tmp_path: Path) -> None:
     browser.write_text(f"#!/bin/sh\necho \"$1\" > {opened}\n")
     browser.chmod(browser.stat().st_mode | stat.S_IEXEC)
     run_id = demo.runs["etl"]
-    out = cli("flow-run", "show", run_id, "--open", cwd=demo.workdir, env={"BROWSER": str(browser), "DISPLAY": ""}).stdout
+    out = cli("flow-run", "show", run_id, "--open", cwd=demo.workdir, env={**demo.env, "BROWSER": str(browser), "DISPLAY": ""}).stdout
     assert f"is Success: {demo.ui('/flow-runs/' + run_id)}" in out
     assert opened.read_text().strip() == demo.ui(f"/flow-runs/{run_id}")
-    assert os.environ.get("HEADWATER__CLOUD__API") == demo.server.api
+    assert "HEADWATER__CLOUD__API" not in os.environ or os.environ["HEADWATER__CLOUD__API"] != demo.server.api  # not leaked

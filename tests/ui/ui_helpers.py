@@ -120,7 +120,8 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = 
 class ServerProcess:
     """``headwater server start`` in a child process."""
 
-    def __init__(self, database_url: str, workdir: Path, auth: bool = False) -> None:
+    def __init__(self, database_url: str, workdir: Path, auth: bool = False, env: dict[str, str] | None = None) -> None:
+        self.env = {**os.environ, **(env or {})}
         self.database_url = database_url
         self.workdir = workdir
         self.port = free_port()
@@ -142,7 +143,7 @@ class ServerProcess:
         if self.auth:
             args.append("--auth")
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)
+            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env)
 
         def ready() -> bool:
             assert self.process is not None and self.process.poll() is None, self.log.read_text()
@@ -168,7 +169,8 @@ class ServerProcess:
 class AgentProcess:
     """``headwater agent start`` in a child process, output in ``log``."""
 
-    def __init__(self, api: str, workdir: Path, labels: tuple[str, ...], name: str = "agent") -> None:
+    def __init__(self, api: str, workdir: Path, labels: tuple[str, ...], name: str = "agent",
+                 env: dict[str, str] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log = workdir / f"{name}.log"
@@ -176,7 +178,7 @@ class AgentProcess:
                 "--cancel-grace-period", "1"]
         for label in labels:
             args += ["--label", label]
-        env = {**os.environ, "HEADWATER__CLOUD__API": api, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **(env or {}), "HEADWATER__CLOUD__API": api, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
 
@@ -256,6 +258,8 @@ class Demo:
         self.workdir = workdir
         self.flows: dict[str, str] = {}
         self.runs: dict[str, str] = {}
+        self.env: dict[str, str] = {}
+        """Environment of the session's processes (HEADWATER_HOME, HEADWATER__CLOUD__API): pass it to `cli`."""
 
     @property
     def url(self) -> str:
