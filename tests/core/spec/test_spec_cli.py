@@ -73,7 +73,7 @@ def test_run_spec_file_returns_1_and_shows_why_when_the_flow_fails(files: Path, 
 
 
 def test_run_spec_file_reports_an_invalid_spec(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_spec_file(str(files / "bad.yaml")) == 1
+    assert run_spec_file(str(files / "bad.yaml")) == 2  # invalid spec: 2, like a flow file that cannot load (issue 10 #16)
     captured = capsys.readouterr()
     assert "Unknown task_type 'teleport'" in captured.err and captured.out == ""
 

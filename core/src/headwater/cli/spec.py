@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from headwater.core.flow import Flow
     from headwater.spec.store import FlowStore
 
-__all__ = ["spec", "worker", "submit", "show", "run_spec_file", "flow_table"]
+__all__ = ["spec", "worker", "submit", "show", "run_spec_file", "flow_table", "SpecInputError", "EXIT_INVALID_SPEC"]
 
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow", "PENDING": "white", "SKIPPED": "dim"}
 
@@ -70,8 +70,35 @@ def _summary(flow: Flow) -> Any:
     return line
 
 
-def run_spec_file(path: str) -> int:
-    """Run the YAML/JSON spec at ``path`` locally, print its tasks' statuses; 0 if it COMPLETED, else 1."""
+EXIT_INVALID_SPEC = 2
+"""Exit status for a spec that cannot be read or is invalid (as for a flow file that cannot be loaded); 1 means it FAILED."""
+
+
+class SpecInputError(click.ClickException):
+    """A spec file or store that cannot be used: exits with :data:`EXIT_INVALID_SPEC`, not 1 (which means the flow failed)."""
+
+    exit_code = EXIT_INVALID_SPEC
+
+
+def _cli_parameters() -> dict[str, Any]:
+    """``--param KEY=VALUE`` of the ``headwater run`` invocation this runs in (empty outside one)."""
+    ctx = click.get_current_context(silent=True)
+    values = ctx.params.get("params") if ctx is not None else None
+    if not values:
+        return {}
+    from headwater.cli.run import parse_params
+
+    return parse_params(tuple(values))
+
+
+def run_spec_file(path: str, parameters: dict[str, Any] | None = None) -> int:
+    """Run the YAML/JSON spec at ``path`` locally, print its tasks' statuses; 0 if it COMPLETED, 1 if not, 2 if invalid.
+
+    ``parameters`` (default: the ``--param`` values of the running ``headwater run``) are merged into
+    the flow's ``data``, so tasks read them as ``$ctx.flow.data.NAME``.
+    """
+    import math
+
     from rich.console import Console
     from rich.text import Text
 
@@ -81,10 +108,17 @@ def run_spec_file(path: str) -> int:
 
     console = Console()
     try:
+        params = _cli_parameters() if parameters is None else dict(parameters)
+        bad = sorted(k for k, v in params.items() if isinstance(v, float) and not math.isfinite(v))
+        if bad:
+            raise SpecError(f"--param {', '.join(bad)}: NaN and Infinity are not values a spec can hold; quote them to pass text.")
         flow = Flow.from_flow_spec(path)
-    except (SpecError, ValueError) as exc:
-        Console(stderr=True).print(Text(f"Error: {exc}", style="red"))
-        return 1
+    except (SpecError, ValueError, OSError, click.BadParameter) as exc:
+        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        Console(stderr=True).print(Text(f"Error: {message}", style="red"))
+        return EXIT_INVALID_SPEC
+    if params:
+        flow.data.update(params)  # type: ignore[attr-defined]
     FlowEngine().tick_flow_until_has_no_pending(flow)
     console.print(flow_table(flow))
     console.print(_summary(flow))
@@ -92,15 +126,15 @@ def run_spec_file(path: str) -> int:
 
 
 def _store(db: str) -> FlowStore:
-    from headwater.spec.store import FlowStore
+    from headwater.spec.store import FlowStore, redact_url
 
     try:
         store = FlowStore(db)
         store.ensure_tables()
     except ImportError as exc:
-        raise click.ClickException(str(exc)) from None
-    except Exception as exc:  # an unreachable database, a bad URL
-        raise click.ClickException(f"Cannot open the flow store {db!r}: {exc}") from None
+        raise click.ClickException(redact_url(db, str(exc))) from None
+    except Exception as exc:  # an unreachable database, a bad URL: never print the password
+        raise click.ClickException(f"Cannot open the flow store {redact_url(db)!r}: {redact_url(db, str(exc))}") from None
     return store
 
 
@@ -155,6 +189,9 @@ def submit(file: str, db: str) -> None:
 
     try:
         flow = Flow.from_flow_spec(file)
+    except (SpecError, ValueError) as exc:
+        raise SpecInputError(str(exc)) from None
+    try:
         click.echo(_store(db).save(flow))
     except (SpecError, FlowExistsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

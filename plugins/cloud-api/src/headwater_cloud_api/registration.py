@@ -204,6 +204,15 @@ def _capture_reads() -> Iterator[list[tuple[str, str]]]:
         Secret.get = secret_get  # type: ignore[method-assign]
 
 
+def _split_labels_error(flow: Any) -> str | None:
+    """The run config's labels look like one string split into letters (``labels="staging"``): an error, with the fix."""
+    labels = list(getattr(flow.run_config, "labels", None) or []) if flow.run_config is not None else []
+    if len(labels) >= 3 and all(isinstance(label, str) and len(label) == 1 for label in labels):
+        return (f"Flow {flow.name!r}: its run config's labels {labels!r} look like a string split into letters; "
+                "pass a list of labels: labels=['staging'], not labels='staging'.")
+    return None
+
+
 def _captured_warning(flow: Any) -> str | None:
     """A warning when a pickled flow carries values its file read from the key-value store or secrets at import."""
     reads = getattr(flow, "_headwater_import_reads", None)
@@ -328,6 +337,9 @@ class Registration:
         """
         from headwater.plugins import canonical_json
 
+        split = _split_labels_error(flow)
+        if split:
+            raise ValueError(split)
         if flow.storage is None:
             from headwater.storage import Local
 

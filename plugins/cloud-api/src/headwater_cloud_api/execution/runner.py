@@ -144,6 +144,63 @@ def truncate_log(message: str, limit: int = MAX_LOG_CHARS) -> str:
     return message[:head] + marker + message[len(message) - tail:]
 
 
+class SecretRedactor:
+    """Remembers every secret value resolved in this process (``Secret.get``) and hides it in text sent to the API.
+
+    An exception message that quotes a connection string or a token would otherwise carry the
+    secret into task states and logs, where anyone who reads the API sees it.
+    """
+
+    MIN_LENGTH = 4
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+        self._original: Any = None
+
+    def install(self) -> SecretRedactor:
+        from headwater.plugins import Secret
+
+        original = self._original = Secret.get
+        redactor = self
+
+        def get(secret: Any) -> Any:
+            value = original(secret)
+            redactor.remember(value)
+            return value
+
+        Secret.get = get  # type: ignore[method-assign]
+        return self
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            from headwater.plugins import Secret
+
+            Secret.get = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def remember(self, value: Any) -> None:
+        if isinstance(value, str):
+            if len(value) >= self.MIN_LENGTH:
+                self.values.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                self.remember(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                self.remember(item)
+
+    def __call__(self, text: str | None) -> str | None:
+        if not text or not self.values:
+            return text
+        for value in sorted(self.values, key=len, reverse=True):
+            if value in text:
+                text = text.replace(value, "***")
+        return text
+
+
+_NO_REDACTION = SecretRedactor()
+
+
 def _size(item: dict[str, Any]) -> int:
     import json
 
@@ -158,8 +215,9 @@ class Outbox:
     """Task-run states and logs waiting to be sent; a thread sends them in batches, in order, with retries."""
 
     def __init__(self, client: Any, flow_run_id: str, flush_interval: float = 0.25, batch_size: int = 1000,
-                 attempt: int | None = None, lost: threading.Event | None = None) -> None:
+                 attempt: int | None = None, lost: threading.Event | None = None, redact: SecretRedactor | None = None) -> None:
         self.client = client
+        self.redact = redact or _NO_REDACTION
         self.flow_run_id = flow_run_id
         self.attempt = attempt
         self.lost = lost if lost is not None else threading.Event()
@@ -183,7 +241,7 @@ class Outbox:
 
     def task_state(self, task_slug: str, map_index: int | None, state: str, message: str | None) -> None:
         item = {"flow_run_id": self.flow_run_id, "task_slug": task_slug, "map_index": -1 if map_index is None else map_index,
-                "state": {"type": state, "message": None if message is None else str(message)[:10000]},
+                "state": {"type": state, "message": None if message is None else self.redact(str(message)[:10000])},
                 "attempt": self.attempt, "write_id": uuid.uuid4().hex}
         with self._lock:
             self._states.append(item)
@@ -192,7 +250,8 @@ class Outbox:
 
     def log(self, level: str, name: str, message: str, created: float) -> None:
         with self._lock:
-            self._logs.append({"flow_run_id": self.flow_run_id, "level": level, "name": name, "message": truncate_log(message),
+            self._logs.append({"flow_run_id": self.flow_run_id, "level": level, "name": name,
+                               "message": truncate_log(self.redact(message) or ""),
                                "timestamp": _iso(created)})
             if len(self._logs) >= self.batch_size:
                 self._wake.set()
@@ -426,6 +485,7 @@ class FlowRunExecution:
         self.flush_interval = flush_interval
         self.version: int | None = None
         self.cancel = threading.Event()
+        self.redact = SecretRedactor()
         self.lost = threading.Event()
         """Set once the API says this process's attempt was superseded (or the lease could not be renewed)."""
         env_attempt = os.environ.get("HEADWATER_FLOW_RUN_ATTEMPT")
@@ -444,6 +504,7 @@ class FlowRunExecution:
 
         if message is not None and "\x00" in message:
             message = message.replace("\x00", "\ufffd")
+        message = self.redact(message)
         variables = {"s": [{"flow_run_id": self.flow_run_id, "version": version, "attempt": self.attempt,
                             "write_id": uuid.uuid4().hex, "state": {"type": state, "message": message and message[:100000]}}]}
         try:
@@ -523,7 +584,9 @@ class FlowRunExecution:
             return EXIT_NOT_RUNNABLE
         heartbeat.running.set()
         heartbeat.start()
-        outbox = Outbox(self.client_factory(), self.flow_run_id, self.flush_interval, attempt=self.attempt, lost=self.lost).start()
+        outbox = Outbox(self.client_factory(), self.flow_run_id, self.flush_interval, attempt=self.attempt, lost=self.lost,
+                        redact=self.redact).start()
+        self.redact.install()  # secrets the flow resolves from now on are hidden in what is sent to the API
         handler = _LogHandler(outbox)
         root = logging.getLogger("headwater")
         root.addHandler(handler)
@@ -547,6 +610,7 @@ class FlowRunExecution:
         finally:
             root.removeHandler(handler)
             unregister_plugin(plugin_name)
+            self.redact.uninstall()
         outbox.close(timeout=10 if self.lost.is_set() else None)
         heartbeat.stop()
         name = type(final).__name__
