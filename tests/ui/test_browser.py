@@ -36,6 +36,12 @@ def test_dashboard_shows_runs_agents_and_failures(demo: Demo, page: Any, shots: 
     expect(page.locator("#recent tbody tr").first).to_be_visible()
     assert int(page.locator("[data-stat=runs] .num").inner_text()) >= 2
     screenshot(page, shots, "dashboard")
+    page.locator("#runs-by-state a .badge", has_text="Failed").click()
+    expect(page).to_have_url(re.compile(r"/ui/flow-runs\?state=Failed"))
+    expect(page.locator(f"#runs-table tr[data-run='{demo.runs['mapper']}']")).to_be_visible()
+    expect(page.locator("#runs-table .badge", has_text="Success")).to_have_count(0)
+    screenshot(page, shots, "runs")
+    page.go_back()
     page.locator("#failing a", has_text="mapper").click()
     expect(page).to_have_url(re.compile(r"/ui/flows/" + demo.flows["mapper"]))
 
@@ -251,7 +257,7 @@ def test_dark_mode_pages(demo: Demo, browser: Any, shots: Path) -> None:
 
 
 def test_screenshots_are_not_blank(demo: Demo, page: Any, shots: Path) -> None:
-    names = ["dashboard", "flows", "flow", "flow-run", "flow-run-running", "task-group", "task-run", "agents", "projects", "kv",
+    names = ["dashboard", "runs", "flows", "flow", "flow-run", "flow-run-running", "task-group", "task-run", "agents", "projects", "kv",
              "graphql", "flow-run-dark", "dashboard-dark"]
     missing = [n for n in names if not (shots / f"{n}.png").exists()]
     if missing:

@@ -51,11 +51,14 @@ def test_every_page_renders(backend: str, request: pytest.FixtureRequest, tmp_pa
         with httpx.Client(base_url=srv.url) as c:
             pages = {"/ui/": "both", "/ui/flows?q=BOT": "both", f"/ui/flows/{flow.id}": "param:p", f"/ui/flow-runs/{run.id}": "× 30",
                      f"/ui/flow-runs/{run.id}/tasks/m": "29", f"/ui/task-runs/{child}": "Failed", "/ui/agents": "Waiting in the queue",
-                     "/ui/projects": "p", "/ui/kv": "&#34;v&#34;", f"/ui/flow-runs/{waiting.id}": "Waiting for an agent"}
+                     "/ui/projects": "p", "/ui/flow-runs?state=Failed": run.id, f"/ui/flow-runs?flow={flow.id}&offset=0": waiting.id, "/ui/kv": "&#34;v&#34;", f"/ui/flow-runs/{waiting.id}": "Waiting for an agent"}
             for path, text in pages.items():
                 r = c.get(path)
                 assert r.status_code == 200, (path, r.text[:2000])
                 assert text in r.text, (path, text)
+            failed_only = c.get("/ui/flow-runs", params={"state": "Failed"}).text
+            assert waiting.id not in failed_only and "1 run in state Failed" in failed_only
+            assert c.get("/ui/flow-runs", params={"state": "Nonsense"}).status_code == 400
             found = c.get(f"/ui/flow-runs/{run.id}/logs", params={"q": "100%", "level": "WARNING"}).json()
             assert found["count"] == 5
             literal = c.get(f"/ui/flow-runs/{run.id}/logs", params={"q": "item_3"}).json()

@@ -32,7 +32,7 @@ from headwater_cloud_api.ui.gantt import TaskRunRow, aggregate
 
 __all__ = [
     "ALIVE_WITHIN", "LATE_AFTER", "dashboard", "flows_page", "flow_page", "flow_run_page", "run_token", "task_run_page",
-    "task_group_page", "agents_page", "projects_page", "kv_page", "parameter_fields",
+    "task_group_page", "agents_page", "runs_page", "projects_page", "kv_page", "parameter_fields",
 ]
 
 ALIVE_WITHIN = 60.0
@@ -384,6 +384,27 @@ def agents_page(s: Session, now: datetime | None = None) -> dict[str, Any]:
     in_flight = s.scalars(select(FlowRun).where(FlowRun.state.in_(ACTIVE)).order_by(FlowRun.state_timestamp.desc()).limit(50)).all()
     names.update(_flow_names(s, {r.flow_id for r in in_flight}))
     return {"agents": _agents(s, now), "waiting": explained, "in_flight": [_run_dict(r, names) for r in in_flight], "now": now}
+
+
+def runs_page(s: Session, state: str | None = None, agent: str | None = None, flow: str | None = None, offset: int = 0,
+              limit: int = 50) -> dict[str, Any]:
+    """Flow runs, newest first, filtered by state, agent id or flow (a version's id: its whole version group)."""
+    q = select(FlowRun)
+    agent_row = s.get(Agent, agent) if agent else None
+    flow_row = s.get(Flow, flow) if flow else None
+    if state:
+        run_service.check_state(state)
+        q = q.where(FlowRun.state == state)
+    if agent:
+        q = q.where(FlowRun.agent_id == agent)
+    if flow:
+        q = q.where(FlowRun.flow_group_id == (flow_row.flow_group_id if flow_row else flow))
+    total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = s.scalars(q.order_by(FlowRun.scheduled_start_time.desc(), FlowRun.id).offset(offset).limit(limit)).all()
+    names = _flow_names(s, {r.flow_id for r in rows})
+    states = [st for st, in s.execute(select(FlowRun.state).distinct().order_by(FlowRun.state)).all()]
+    return {"runs": [_run_dict(r, names) for r in rows], "total": total, "offset": offset, "limit": limit, "state": state or "",
+            "agent": agent_row, "agent_id": agent or "", "flow": flow_row, "flow_id": flow or "", "states": states}
 
 
 def projects_page(s: Session) -> dict[str, Any]:

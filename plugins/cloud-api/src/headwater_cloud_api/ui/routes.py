@@ -241,6 +241,12 @@ class UI:
     def task_run(self, request: Request, s: Any) -> Response:
         return self.html(request, "task_run.html", d=data.task_run_page(s, request.path_params["id"]), nav="runs")
 
+    def runs(self, request: Request, s: Any) -> Response:
+        q = request.query_params
+        d = data.runs_page(s, q.get("state") or None, q.get("agent") or None, q.get("flow") or None,
+                           max(0, int(q.get("offset") or 0)))
+        return self.html(request, "runs.html", d=d, nav="runs")
+
     def agents(self, request: Request, s: Any) -> Response:
         return self.html(request, "agents.html", d=data.agents_page(s), nav="agents")
 
@@ -356,6 +362,7 @@ class UI:
             Route(f"{PREFIX}/flows/{{id}}", self.page(self.flow), methods=["GET"]),
             Route(f"{PREFIX}/flows/{{id}}/run", self.action(self.run_flow), methods=["POST"]),
             Route(f"{PREFIX}/flows/{{id}}/schedule", self.action(self.set_schedule), methods=["POST"]),
+            Route(f"{PREFIX}/flow-runs", self.page(self.runs), methods=["GET"]),
             Route(f"{PREFIX}/flow-runs/{{id}}", self.page(self.flow_run), methods=["GET"]),
             Route(f"{PREFIX}/flow-runs/{{id}}/live", self.page(self.flow_run_live), methods=["GET"]),
             Route(f"{PREFIX}/flow-runs/{{id}}/logs", self.page(self.flow_run_logs), methods=["GET"]),
