@@ -88,7 +88,7 @@ def _from_config(name: str) -> tuple[bool, Any, str]:
 def _from_plugins(name: str) -> tuple[bool, Any, str]:
     where = "plugins implementing the get_secret(name) hook"
     try:
-        from headwater.plugins._manager import get_plugin_manager  # type: ignore[import-not-found]
+        from headwater.plugins._manager import get_plugin_manager
 
         hook = getattr(get_plugin_manager().hook, "get_secret", None)
     except (ImportError, AttributeError):
@@ -132,6 +132,9 @@ class Secret:
         found, value, where = _from_plugins(self.name)
         if found:
             _log.debug("Secret %r provided by a plugin", self.name)
+            from headwater.utilities.logging import remember_secret
+
+            remember_secret(value)  # masked in logs and tracebacks from now on, like env and config secrets
             return value
         places.append(where)
         raise SecretNotFoundError(self.name, places)

@@ -71,8 +71,8 @@ class State:
     def __eq__(self, other: object) -> bool:
         return (
             type(self) is type(other)
-            and self.message == other.message  # type: ignore[attr-defined]
-            and _safe_eq(self.result, other.result)  # type: ignore[attr-defined]
+            and self.message == other.message
+            and _safe_eq(self.result, other.result)
         )
 
     __hash__ = object.__hash__
@@ -250,10 +250,61 @@ class Cancelled(Finished):
 
 # --- state names: the one place other modules (agents, runners, the API) take them from ------------
 
+# --- Prefect-1 states the engine does not enter on its own (a task raises the signal, or the API sets them) ---
+
+
+@attrs.define(eq=False, repr=False)
+class Paused(Scheduled):
+    """Waiting for someone to resume the run (``raise PAUSE``, or a ``manual_only`` trigger in Prefect 1)."""
+
+    color = "#cfd8dc"
+
+
+@attrs.define(eq=False, repr=False)
+class Resume(Scheduled):
+    """A paused task that was approved to run: it runs on its next chance, triggers already passed."""
+
+    color = "#ffab00"
+
+
+@attrs.define(eq=False, repr=False)
+class Queued(Submitted):
+    """Submitted, but waiting for a slot (a concurrency limit); starts again at ``start_time``."""
+
+    start_time: float | None = attrs.field(default=None, kw_only=True)
+    color = "#fff9c4"
+
+
+@attrs.define(eq=False, repr=False)
+class ClientFailed(State):
+    """The run's process could not report its state to the API (a network or API error)."""
+
+    color = "#ff9800"
+
+
+@attrs.define(eq=False, repr=False)
+class Looped(Finished):
+    """One iteration of a looping task finished (``raise LOOP(result=...)``); ``loop_count`` so far."""
+
+    loop_count: int | None = attrs.field(default=None, kw_only=True)
+    color = "#9ccc65"
+
+
+@attrs.define(eq=False, repr=False)
+class ValidationFailed(Failed):
+    """The task's result did not pass validation (``raise VALIDATIONFAIL``)."""
+
+    color = "#b71c1c"
+
+
+__all__ += ["Paused", "Resume", "Queued", "ClientFailed", "Looped", "ValidationFailed"]
+
+
 STATE_CLASSES: dict[str, type[State]] = {
     cls.__name__: cls
     for cls in (State, Pending, Scheduled, Retrying, Submitted, Running, Cancelling, Finished, Success, Cached,
-                Mapped, Skipped, Failed, TriggerFailed, TimedOut, Cancelled)
+                Mapped, Skipped, Failed, TriggerFailed, TimedOut, Cancelled, Paused, Resume, Queued, ClientFailed,
+                Looped, ValidationFailed)
 }
 """Every state class by name (what the API stores and sends)."""
 
@@ -269,8 +320,8 @@ SCHEDULED_STATE_NAMES: frozenset[str] = _names(Pending)
 """Waiting to start: Pending, Scheduled, Retrying."""
 RUNNING_STATE_NAMES: frozenset[str] = _names(Running)
 """Running, Cancelling."""
-ACTIVE_STATE_NAMES: frozenset[str] = _names(Running) | {"Submitted"}
-"""Given to an agent and not finished: Submitted, Running, Cancelling."""
+ACTIVE_STATE_NAMES: frozenset[str] = _names(Running) | _names(Submitted)
+"""Given to an agent and not finished: Submitted, Queued, Running, Cancelling."""
 FINISHED_STATE_NAMES: frozenset[str] = _names(Finished)
 """Terminal: Success, Cached, Mapped, Skipped, Failed, TriggerFailed, TimedOut, Cancelled."""
 FAILED_STATE_NAMES: frozenset[str] = _names(Failed)

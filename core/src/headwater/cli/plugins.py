@@ -50,18 +50,18 @@ def plugins(show_all: bool, as_json: bool, hook: str | None) -> None:
             " built-in" if r.builtin else "",
         )
         console.print(heading)
-        rows = [("hooks", ", ".join(r.hooks) or "-")]
-        rows += [(kind, ", ".join(names)) for kind, names in sorted(r.tags.items()) if kind != "traceback"]
+        lines = [("hooks", ", ".join(r.hooks) or "-")]
+        lines += [(kind, ", ".join(names)) for kind, names in sorted(r.tags.items()) if kind != "traceback"]
         if console.is_terminal:
             details = Table.grid(padding=(0, 2))
             details.add_column(style="dim", no_wrap=True)
             details.add_column()
-            for label, value in rows:
+            for label, value in lines:
                 details.add_row(f"  {label}", value)
             console.print(details)
         else:
-            width = max(len(label) for label, _ in rows)
-            for label, value in rows:
+            width = max(len(label) for label, _ in lines)
+            for label, value in lines:
                 console.print(f"  {label:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)
         problems += [f"{r.name} ({r.distribution}): {text}" for text in ([r.error] if r.error else []) + r.warnings]
     if problems:

@@ -90,7 +90,8 @@ class LoggingSection:
     """``[logging]``: level and format of the ``headwater`` logger."""
 
     level: str = attrs.field(default="INFO", converter=_upper, validator=attrs.validators.in_(_LEVELS))
-    format: str = "[%(asctime)s] %(levelname)s - %(name)s | %(message)s"
+    format: str = "%(asctime)s %(levelname)-7s %(name)s | %(message)s"
+    """The one log format (the same as ``headwater.utilities.logging.FORMAT``): ISO-8601 time, level, logger, message."""
 
 
 @attrs.define
@@ -368,7 +369,7 @@ class _Structurer:
             field_secret = secret or bool(field.metadata.get(SECRET_METADATA))
             if field_secret:
                 secret_fields.add(key)
-            kwargs[field.alias] = self.value(raw[key], field.type, (*path, key), field_secret)
+            kwargs[field.alias or field.name] = self.value(raw[key], field.type, (*path, key), field_secret)
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:

@@ -31,7 +31,7 @@ class GetItem(Task):
 class _VarArgs(Task):
     """Collects its keyword inputs ``arg_0 .. arg_n`` in order."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Task:  # type: ignore[override]
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
         keyed = {f"arg_{i}": a for i, a in enumerate(args)}
         return super().__call__(**keyed, **kwargs)
 

@@ -329,24 +329,24 @@ class Flow:
                     if not constants:
                         self.constants.pop(task, None)
             else:
-                _, task, old_slug, old_count = entry
-                if task not in self._tasks:
+                _, added, old_slug, old_count = entry
+                if added not in self._tasks:
                     continue
-                del self._tasks[task]
-                del self._upstream[task], self._downstream[task]
-                if self._slugs.get(task.slug) is task:
-                    del self._slugs[task.slug]
+                del self._tasks[added]
+                del self._upstream[added], self._downstream[added]
+                if added.slug is not None and self._slugs.get(added.slug) is added:
+                    del self._slugs[added.slug]
                 if old_count is None:
-                    self._slug_counts.pop(task.name, None)
+                    self._slug_counts.pop(added.name, None)
                 else:
-                    self._slug_counts[task.name] = old_count
-                task.slug = old_slug
-                self.constants.pop(task, None)
-                self._bound_keys.pop(task, None)
-                self._reference_tasks.pop(task, None)
+                    self._slug_counts[added.name] = old_count
+                added.slug = old_slug
+                self.constants.pop(added, None)
+                self._bound_keys.pop(added, None)
+                self._reference_tasks.pop(added, None)
                 for case in self._cases:
-                    if task in case._added:
-                        case._added.remove(task)
+                    if added in case._added:
+                        case._added.remove(added)
 
     def _path(self, start: Task, goal: Task) -> list[Task] | None:
         """A downstream path from ``start`` to ``goal``, or None (iterative DFS)."""
@@ -552,8 +552,13 @@ class Flow:
 
     def to_flow_dict(self) -> dict[str, Any]:
         """This spec flow with its whole run state, as a JSON-ready dict."""
-        from headwater.spec.model import flow_to_dict
+        from headwater.spec.model import SpecFlow, flow_to_dict
 
+        if not isinstance(self, SpecFlow):
+            raise TypeError(
+                f"Flow {self.name!r} is not a spec flow: to_flow_dict() is for flows built with Flow.from_flow_spec() "
+                "or Flow.from_flow_dict(); serialize a Python flow's metadata with flow.serialize()."
+            )
         return flow_to_dict(self)
 
     # --- running ---------------------------------------------------------------------------
@@ -576,17 +581,21 @@ class Flow:
         Extra keyword arguments are parameters too, as in Prefect 1.
         """
         from headwater.engine.flow_runner import run_flow
+        from headwater.utilities.debug import RaisedInTask
 
         params = {**(parameters or {}), **kwargs}
-        return run_flow(
-            self,
-            parameters=params,
-            run_on_schedule=run_on_schedule,
-            executor=executor,
-            context=context,
-            cancel=cancel,
-            on_task_state=on_task_state,
-        )
+        try:
+            return run_flow(
+                self,
+                parameters=params,
+                run_on_schedule=run_on_schedule,
+                executor=executor,
+                context=context,
+                cancel=cancel,
+                on_task_state=on_task_state,
+            )
+        except RaisedInTask as carrier:  # ``with raise_on_exception():`` the task's own exception, unchanged
+            raise carrier.exc.with_traceback(carrier.exc.__traceback__) from None
 
     # --- pictures ----------------------------------------------------------------------------
 

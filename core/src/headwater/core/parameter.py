@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date, datetime
 from typing import Any
 
 from headwater.core.task import Task
 from headwater.utilities.context import context
 
-__all__ = ["Parameter", "NO_DEFAULT"]
+__all__ = ["Parameter", "DateTimeParameter", "JSONParameter", "NO_DEFAULT"]
 
 
 class _NoDefault:
@@ -34,7 +36,7 @@ class Parameter(Task):
             "Pass it to tasks instead of calling it."
         )
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Task:  # type: ignore[override]
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
         from headwater.core.flow import Flow
 
         flow = kwargs.pop("flow", None) or Flow._active()
@@ -53,3 +55,48 @@ class Parameter(Task):
 
     def __repr__(self) -> str:
         return f"<Parameter: {self.name}>"
+
+
+class DateTimeParameter(Parameter):
+    """A parameter whose value is a datetime: ISO-8601 strings (from the CLI, the API, a schedule) are parsed.
+
+    As Prefect 1's: ``None`` stays None (for ``required=False``); a datetime (stdlib or pendulum) is kept.
+    """
+
+    def __init__(self, name: str, default: Any = NO_DEFAULT, required: bool | None = None, tags: Any = None) -> None:
+        super().__init__(name, default=default, required=required, tags=tags)
+
+    def run(self) -> Any:
+        value = super().run()
+        if value is None or isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+            except ValueError:
+                raise ValueError(
+                    f"Parameter {self.name!r} needs an ISO-8601 datetime such as '2024-01-31T09:30:00+00:00', "
+                    f"got {value!r}."
+                ) from None
+        raise TypeError(f"Parameter {self.name!r} needs a datetime or an ISO-8601 string, got {value!r}.")
+
+    def __repr__(self) -> str:
+        return f"<DateTimeParameter: {self.name}>"
+
+
+class JSONParameter(Parameter):
+    """A parameter given as JSON text and received decoded (a string value is ``json.loads``-ed)."""
+
+    def run(self) -> Any:
+        value = super().run()
+        if isinstance(value, (str, bytes, bytearray)):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"Parameter {self.name!r} needs a JSON document, got {value!r}: {exc}.") from None
+        return value
+
+    def __repr__(self) -> str:
+        return f"<JSONParameter: {self.name}>"

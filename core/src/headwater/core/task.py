@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +16,34 @@ if TYPE_CHECKING:
     from headwater.core.flow import Flow
     from headwater.results import Result
 
-__all__ = ["Task", "FunctionTask", "task", "as_task", "TaskCallError"]
+__all__ = ["Task", "FunctionTask", "task", "as_task", "tags", "TaskCallError"]
 
 FLOW_ONLY_ARGUMENTS = ("upstream_tasks", "mapped", "task_args", "flow")
 StateHandler = Callable[[Any, Any, Any], Any]
 
 
-class TaskCallError(TypeError):
-    """A task was called or wired in a way that cannot work (names the task and the fix)."""
+_TAG_STACK: list[frozenset[str]] = []
+"""The tags of the open ``with tags(...)`` blocks, innermost last (each includes the outer ones)."""
+
+
+@contextmanager
+def tags(*names: str) -> Iterator[frozenset[str]]:
+    """Within the block, every task created or called (copied into a flow) gets these tags too (Prefect 1)."""
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"tags() takes tag names (strings), got {names!r}.")
+    current = (_TAG_STACK[-1] if _TAG_STACK else frozenset()) | frozenset(names)
+    _TAG_STACK.append(current)
+    try:
+        yield current
+    finally:
+        _TAG_STACK.pop()
+
+
+class TaskCallError(TypeError, ValueError):
+    """A task was called or wired in a way that cannot work (names the task and the fix).
+
+    Both a ``TypeError`` and, as Prefect 1's ``TaskCallError`` usage expects, a ``ValueError``.
+    """
 
 
 def _seconds(value: float | int | timedelta | None, what: str, task_name: str) -> float | None:
@@ -64,10 +86,15 @@ class Task:
         nout: int | None = None,
         log_stdout: bool = False,
         target: str | Callable[..., str] | None = None,
+        task_run_name: str | Callable[..., str] | None = None,
+        on_failure: Callable[[Any, Any], Any] | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> None:
         self.name = name or type(self).__name__
         self.slug = slug
         self.tags = set(tags or ())
+        if _TAG_STACK:  # inside ``with headwater.tags(...)``
+            self.tags.update(_TAG_STACK[-1])
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"Task {self.name!r}: max_retries must be a whole number >= 0, got {max_retries!r}.")
         self.max_retries = max_retries
@@ -102,7 +129,31 @@ class Task:
             )
         self.target = target
         """Where the result lives (Prefect 1's target caching): when it exists, the task is not run."""
-        reserved = [p for p in self._signature().parameters if p in FLOW_ONLY_ARGUMENTS]
+        if task_run_name is not None and not isinstance(task_run_name, str) and not callable(task_run_name):
+            raise TypeError(
+                f"Task {self.name!r}: task_run_name must be a template such as 'load-{{table}}' or a callable "
+                f"taking the inputs and context as keywords, got {task_run_name!r}."
+            )
+        self.task_run_name = task_run_name
+        """The name of each task run: a template formatted with the inputs and the context, or a callable."""
+        if retry_on is not None:
+            classes = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+            if not classes or not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+                raise TypeError(
+                    f"Task {self.name!r}: retry_on must be an exception class or a tuple of them, got {retry_on!r}."
+                )
+            retry_on = classes
+        self.retry_on = retry_on
+        """Retry only failures whose exception is one of these (None: every failure)."""
+        if on_failure is not None:
+            if not callable(on_failure):
+                raise TypeError(f"Task {self.name!r}: on_failure must be a callable (task, state), got {on_failure!r}.")
+            self.state_handlers.append(OnFailure(on_failure))
+        self.on_failure = on_failure
+        signature = self._signature()
+        if nout is None:
+            self.nout = _nout_from_annotation(self, signature)
+        reserved = [p for p in signature.parameters if p in FLOW_ONLY_ARGUMENTS]
         if reserved:
             raise TaskCallError(
                 f"Task {self.name!r}: run() may not take an argument named {reserved[0]!r}; "
@@ -111,7 +162,7 @@ class Task:
 
     # --- what the task does -------------------------------------------------------------
 
-    def run(self) -> Any:
+    def run(self, *args: Any, **kwargs: Any) -> Any:
         """The work. Subclasses override this; its arguments are the task's inputs."""
         raise NotImplementedError(f"Task {self.name!r} ({type(self).__name__}) does not implement run().")
 
@@ -178,6 +229,8 @@ class Task:
             new = copy.copy(self)
         new.slug = None
         new.tags = set(self.tags)
+        if _TAG_STACK:  # inside ``with headwater.tags(...)``
+            new.tags.update(_TAG_STACK[-1])
         new.state_handlers = list(self.state_handlers)
         for key, value in task_args.items():
             if key in ("retry_delay", "timeout", "cache_for"):
@@ -351,6 +404,22 @@ class Task:
             validate=validate,
         )
 
+    # --- logging -------------------------------------------------------------------------------
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The task's logger (``headwater.<task name>``): ``self.logger.info(...)`` inside ``run()``."""
+        override = self.__dict__.get("_logger")
+        if override is not None:
+            return override
+        from headwater.utilities.logging import get_logger
+
+        return get_logger(self.name)
+
+    @logger.setter
+    def logger(self, value: logging.Logger) -> None:
+        self.__dict__["_logger"] = value
+
     # --- results of calls ---------------------------------------------------------------------
 
     def __getitem__(self, key: Any) -> Task:
@@ -358,6 +427,103 @@ class Task:
         from headwater.core.collections import GetItem
 
         return GetItem(name=f"{self.name}[{key!r}]")(self, key)
+
+    # --- operators build tasks (Prefect 1): ``a + b``, ``a > 5`` inside a flow -----------------
+
+    def _operator(self, name: str, *args: Any) -> Task:
+        from headwater.tasks.core import operators
+
+        return getattr(operators, name)().bind(*args)  # type: ignore[no-any-return]
+
+    def __add__(self, other: Any) -> Task:
+        return self._operator("Add", self, other)
+
+    def __radd__(self, other: Any) -> Task:
+        return self._operator("Add", other, self)
+
+    def __sub__(self, other: Any) -> Task:
+        return self._operator("Sub", self, other)
+
+    def __rsub__(self, other: Any) -> Task:
+        return self._operator("Sub", other, self)
+
+    def __mul__(self, other: Any) -> Task:
+        return self._operator("Mul", self, other)
+
+    def __rmul__(self, other: Any) -> Task:
+        return self._operator("Mul", other, self)
+
+    def __truediv__(self, other: Any) -> Task:
+        return self._operator("Div", self, other)
+
+    def __rtruediv__(self, other: Any) -> Task:
+        return self._operator("Div", other, self)
+
+    def __floordiv__(self, other: Any) -> Task:
+        return self._operator("FloorDiv", self, other)
+
+    def __rfloordiv__(self, other: Any) -> Task:
+        return self._operator("FloorDiv", other, self)
+
+    def __mod__(self, other: Any) -> Task:
+        return self._operator("Mod", self, other)
+
+    def __rmod__(self, other: Any) -> Task:
+        return self._operator("Mod", other, self)
+
+    def __pow__(self, other: Any) -> Task:
+        return self._operator("Pow", self, other)
+
+    def __rpow__(self, other: Any) -> Task:
+        return self._operator("Pow", other, self)
+
+    def __and__(self, other: Any) -> Task:
+        return self._operator("And", self, other)
+
+    def __rand__(self, other: Any) -> Task:
+        return self._operator("And", other, self)
+
+    def __or__(self, other: Any) -> Task:
+        return self._operator("Or", self, other)
+
+    def __ror__(self, other: Any) -> Task:
+        return self._operator("Or", other, self)
+
+    def __gt__(self, other: Any) -> Task:
+        return self._operator("GreaterThan", self, other)
+
+    def __ge__(self, other: Any) -> Task:
+        return self._operator("GreaterThanOrEqual", self, other)
+
+    def __lt__(self, other: Any) -> Task:
+        return self._operator("LessThan", self, other)
+
+    def __le__(self, other: Any) -> Task:
+        return self._operator("LessThanOrEqual", self, other)
+
+    def is_equal(self, other: Any) -> Task:
+        """A task returning ``self_result == other`` (``==`` on tasks keeps meaning identity)."""
+        return self._operator("Equal", self, other)
+
+    def is_not_equal(self, other: Any) -> Task:
+        """A task returning ``self_result != other``."""
+        return self._operator("NotEqual", self, other)
+
+    def not_(self) -> Task:
+        """A task returning ``not self_result``."""
+        return self._operator("Not", self)
+
+    def and_(self, other: Any) -> Task:
+        """A task returning ``bool(self_result and other)``."""
+        return self._operator("And", self, other)
+
+    def or_(self, other: Any) -> Task:
+        """A task returning ``bool(self_result or other)``."""
+        return self._operator("Or", self, other)
+
+    def pipe(self, _task: Task, **kwargs: Any) -> Task:
+        """``_task(self, **kwargs)``: chain calls left to right, ``x.pipe(clean).pipe(load, table="t")``."""
+        return _task(self, **kwargs)
 
     def __iter__(self) -> Iterator[Task]:
         if self.nout is None:
@@ -377,6 +543,48 @@ class Task:
 
 
 _mapped_marker = mapped
+
+
+class OnFailure:
+    """The state handler ``on_failure=fn`` adds: calls ``fn(task, state)`` when the task enters a Failed state.
+
+    A class, not a closure, so tasks that use it pickle with any pickler.
+    """
+
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, task: Any, old: Any, new: Any) -> Any:
+        if new.is_failed():
+            self.fn(task, new)
+        return new
+
+    def __repr__(self) -> str:
+        return f"on_failure({getattr(self.fn, '__qualname__', self.fn)!r})"
+
+
+def _nout_from_annotation(task: Task, signature: inspect.Signature) -> int | None:
+    """``N`` when ``run()`` is annotated ``-> Tuple[T1, ..., TN]`` (Prefect 1), else None. Once, at creation."""
+    annotation = signature.return_annotation
+    if annotation is inspect.Signature.empty:
+        return None
+    if isinstance(annotation, str):  # ``from __future__ import annotations``
+        if not annotation.replace(" ", "").lower().startswith(("tuple[", "typing.tuple[")):
+            return None
+        try:
+            import typing
+
+            annotation = typing.get_type_hints(task.run).get("return")
+        except Exception:  # an unresolvable name: no nout, as if unannotated
+            return None
+    import typing
+
+    if typing.get_origin(annotation) is not tuple:
+        return None
+    args = typing.get_args(annotation)
+    if not args or Ellipsis in args or args == ((),):
+        return None
+    return len(args)
 
 
 def _contains_task(value: Any, depth: int = 0) -> bool:

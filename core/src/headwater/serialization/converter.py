@@ -111,12 +111,15 @@ def _tagged_structure(data: Any, base: type) -> Any:
 def register_polymorphic_base(base: type, kind: str) -> None:
     """Serialize every attrs subclass of ``base`` with a ``"type"`` tag from registry ``kind``."""
     _bases[base] = kind
-    converter.register_unstructure_hook_func(
-        lambda cls, base=base: isinstance(cls, type) and issubclass(cls, base) and attrs.has(cls), _tagged_unstructure
-    )
-    converter.register_structure_hook_func(
-        lambda cls, base=base: isinstance(cls, type) and issubclass(cls, base), _tagged_structure
-    )
+
+    def tagged_attrs_class(cls: Any) -> bool:
+        return isinstance(cls, type) and issubclass(cls, base) and attrs.has(cls)
+
+    def subclass(cls: Any) -> bool:
+        return isinstance(cls, type) and issubclass(cls, base)
+
+    converter.register_unstructure_hook_func(tagged_attrs_class, _tagged_unstructure)
+    converter.register_structure_hook_func(subclass, _tagged_structure)
 
 
 _CORE_BASES: dict[str, str] = {
