@@ -539,8 +539,7 @@ class FlowRunExecution:
 
     def run(self) -> int:
         from headwater import states as st
-        from headwater.plugins import register_plugin, unregister_plugin
-        from headwater.plugins import from_dict
+        from headwater.plugins import from_dict, register_plugin, unregister_plugin
 
         info = self._read()
         self.version = info["version"]
