@@ -1,6 +1,6 @@
 """S3Result figures against plain boto3: 1 000 small results and one 200 MB result, time and peak RSS.
 
-    python benchmarks/s3.py [--small-n 1000] [--large-mb 200] [--repeat 1]
+    python benchmarks/s3.py [--small-n 1000] [--large-mb 200] [--repeat 1] [--only small|large] [--json]
 
 moto's S3 server runs as its own process on 127.0.0.1 (so its memory is not counted). Each
 measurement runs in a fresh Python process, which reports its wall time and its peak resident
@@ -154,7 +154,7 @@ def start_moto(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[byt
 # --- the table ------------------------------------------------------------------------------
 
 
-def run(small_n: int, large_mb: int, repeat: int) -> list[dict[str, Any]]:
+def run(small_n: int, large_mb: int, repeat: int, only: str | None = None) -> list[dict[str, Any]]:
     """Every measurement, best of ``repeat`` for time (peak RSS of the same run)."""
     env = {**os.environ, **DUMMY_AWS, "HEADWATER__S3__MULTIPART_THRESHOLD": str(PART),
            "HEADWATER__S3__MULTIPART_CHUNKSIZE": str(PART)}
@@ -169,12 +169,14 @@ def run(small_n: int, large_mb: int, repeat: int) -> list[dict[str, Any]]:
 
             boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                          aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
-            for size, label in (("small", f"{small_n} small results"), ("large", f"one {large_mb} MB result")):
+            sizes = [("small", f"{small_n} small results"), ("large", f"one {large_mb} MB result")]
+            for size, label in [item for item in sizes if only in (None, item[0])]:
                 for op in ("upload", "download"):
-                    figures: dict[str, dict[str, float]] = {}
-                    for side in ("headwater", "boto3"):
-                        runs = [_child([side, op, size, endpoint, str(small_n), str(large_mb)], env) for _ in range(repeat)]
-                        figures[side] = min(runs, key=lambda r: r["seconds"])
+                    runs: dict[str, list[dict[str, float]]] = {"headwater": [], "boto3": []}
+                    for _ in range(repeat):  # interleaved, so a busy moment of the machine hits both sides
+                        for side in ("headwater", "boto3"):
+                            runs[side].append(_child([side, op, size, endpoint, str(small_n), str(large_mb)], env))
+                    figures = {side: min(r, key=lambda m: m["seconds"]) for side, r in runs.items()}
                     hw, bt = figures["headwater"], figures["boto3"]
                     rows.append({
                         "workload": label, "op": op,
@@ -205,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-n", type=int, default=1000, help="how many small results (default 1000)")
     parser.add_argument("--large-mb", type=int, default=200, help="size of the large result in MB (default 200)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts (default 1)")
+    parser.add_argument("--only", choices=("small", "large"), help="measure only the small or the large results")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--child", nargs=6, metavar=("SIDE", "OP", "SIZE", "ENDPOINT", "N", "MB"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         side, op, size, endpoint, n, mb = args.child
         print(json.dumps(measure(side, op, size, endpoint, int(n), int(mb))))
         return 0
-    rows = run(args.small_n, args.large_mb, max(1, args.repeat))
+    rows = run(args.small_n, args.large_mb, max(1, args.repeat), args.only)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
