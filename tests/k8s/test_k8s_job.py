@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,21 @@ def test_the_fake_serves_valid_objects(cluster: Any, tmp_path: Path, monkeypatch
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     assert {e["reason"] for e in cluster.events} >= {"SuccessfulCreate", "Scheduled", "Pulling", "Failed", "BackOff", "Pulled",
                                                      "Created", "Started", "Completed"}
+
+
+def test_an_earlier_attempts_job_is_deleted(cluster: Any, tmp_path: Path) -> None:
+    storage = Local(directory=str(tmp_path))
+    storage.flows["etl"] = "etl/abc.flow"
+    run = KubernetesRun(image="registry.invalid/never:1")  # both attempts wait for their image forever
+    first = run.execute(storage, "etl/abc.flow", flow_run_id=RUN_ID)
+    out = tmp_path / "second.log"
+    second = run.execute(storage, "etl/abc.flow", flow_run_id=RUN_ID, stdout=str(out))
+    old, new = (str(h.id).split("/", 1)[1] for h in (first, second))
+    assert old != new
+    assert f"Deleted the Kubernetes Job default/{old} of an earlier attempt of this flow run." in out.read_text()
+    deadline = time.monotonic() + 30  # foreground deletion: the Job goes once its pod is gone
+    while ("default", old) in cluster.jobs and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ("default", old) not in cluster.jobs and ("default", new) in cluster.jobs
+    run.kill(second, grace_period=0)
+    assert run.status(second) == "cancelled"

@@ -66,7 +66,7 @@ def test_agent_manifest_is_valid_with_least_privilege() -> None:
     assert all(o["metadata"]["namespace"] == "flows" for o in objects)
     role = objects[1]
     verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert verbs == {("batch", "jobs"): {"create", "get", "delete"}, ("", "pods"): {"list"}, ("", "pods/log"): {"get"},
+    assert verbs == {("batch", "jobs"): {"create", "get", "list", "delete"}, ("", "pods"): {"list"}, ("", "pods/log"): {"get"},
                      ("", "events"): {"list"}}
     assert not any("*" in rule["verbs"] or "*" in rule["resources"] for rule in role["rules"])
     binding = objects[2]

@@ -4,7 +4,8 @@
 (the equivalent of ``prefect agent kubernetes install``). The Role grants exactly what
 ``KubernetesRun`` uses, in the agent's namespace only:
 
-* ``batch/jobs``: ``create``, ``get``, ``delete`` (start, follow and stop flow runs);
+* ``batch/jobs``: ``create``, ``get``, ``delete`` (start, follow and stop flow runs), ``list`` (the Jobs
+  of earlier attempts of a rescheduled run, by their ``headwater.io/flow-run-id`` label);
 * ``pods``: ``list`` (the Job's pod, by its ``job-name`` label); ``pods/log``: ``get``;
 * ``events``: ``list`` (what happened to the Job and its pod).
 """
@@ -17,7 +18,7 @@ from typing import Any
 __all__ = ["agent_manifest", "AGENT_RULES", "to_yaml"]
 
 AGENT_RULES: list[dict[str, Any]] = [
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},

@@ -40,7 +40,7 @@ import attrs
 from headwater.plugins import Environment, RunHandle, env_converter, env_runner_variables
 
 from headwater_k8s.config import K8sSection, k8s_settings
-from headwater_k8s.job import FLOW_CONTAINER, build_job, load_template
+from headwater_k8s.job import FLOW_CONTAINER, LABEL_FLOW_RUN_ID, build_job, label_value, load_template
 
 __all__ = ["KubernetesRun", "JobWatch", "kubernetes_clients", "KubernetesError", "event_record"]
 
@@ -484,6 +484,7 @@ class KubernetesRun(Environment):
         namespace = job["metadata"].get("namespace") or self.namespace_for(settings)
         name = job["metadata"]["name"]
         batch, _ = kubernetes_clients(settings)
+        earlier = self._earlier_attempts(batch, namespace, run_context.get("flow_run_id"), settings)
         try:
             batch.create_namespaced_job(namespace, k8s.V1Job.from_dict(job), _request_timeout=settings.request_timeout)
         except ApiException as exc:
@@ -498,8 +499,29 @@ class KubernetesRun(Environment):
             api=env.get("HEADWATER__CLOUD__API"), api_key=env.get("HEADWATER__CLOUD__API_KEY"),
         )
         image = job["spec"]["template"]["spec"]["containers"][0].get("image")
+        for stale in earlier:
+            watch.report(f"Deleted the Kubernetes Job {namespace}/{stale} of an earlier attempt of this flow run.", "WARNING")
         watch.report(f"Created Kubernetes Job {namespace}/{name} (image {image}).")
         return RunHandle(environment="KubernetesRun", id=f"{namespace}/{name}", process=watch)
+
+    @staticmethod
+    def _earlier_attempts(batch: Any, namespace: str, flow_run_id: str | None, settings: K8sSection) -> list[str]:
+        """Delete the Jobs of earlier attempts of this run (a rescheduled run gets one Job at a time); their names."""
+        if not flow_run_id:
+            return []
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            jobs = batch.list_namespaced_job(namespace, label_selector=f"{LABEL_FLOW_RUN_ID}={label_value(flow_run_id)}",
+                                             _request_timeout=settings.request_timeout).items or []
+        except ApiException as exc:
+            _log.warning("%s", _api_error(exc, f"list the Jobs of flow run {flow_run_id} in namespace {namespace}"))
+            return []
+        names = [j.metadata.name for j in jobs if not j.metadata.deletion_timestamp]
+        for name in names:
+            watch = JobWatch(namespace=namespace, job_name=name, flow_run_id=None, settings=settings, start_timeout=1.0)
+            _delete_job(batch, watch, "Foreground", None)
+        return names
 
     def _watch(self, handle: RunHandle) -> JobWatch:
         if isinstance(handle.process, JobWatch):
