@@ -1,0 +1,384 @@
+"""The orchestrated path per task: a fan-out flow run through server and agent, every task-run state counted in the API.
+
+    python benchmarks/orchestrated.py                        # SQLite, N = 1 000 and 10 000
+    python benchmarks/orchestrated.py --postgres             # SQLite, then a throwaway PostgreSQL 15 (tests/pg.py)
+    python benchmarks/orchestrated.py --sizes 20 --databases sqlite
+    python benchmarks/orchestrated.py --server-profile /tmp/server.prof   # the server under cProfile
+
+Everything runs as real processes on 127.0.0.1, in a temporary ``HEADWATER_HOME``: the server
+(``headwater server start``), the registration (``headwater register``), one agent
+(``headwater agent start``, poll interval 0.1 s) and the ``headwater execute flow-run`` process it
+starts for each run. For each database and each N:
+
+1. the flow ``fanout-N`` (N independent trivial tasks and one ``done`` task downstream of all of
+   them: N + 1 task runs) is run locally, in this process (``flow.run()``, after a warm-up run),
+   for the baseline;
+2. a run of the registered flow is created with the Client and waited for;
+3. the task runs the API holds for it are read back (paged) and counted: every one of the N + 1
+   must be there and Success, or the benchmark exits 1;
+4. the server's CPU time (``/proc/<pid>/stat`` utime + stime) is read before ``create_run`` and
+   after the run is finished; divided by the state writes (the sum of the task runs' state
+   versions plus the flow run's), it is the server CPU per state write.
+
+Figures per row: ``run s`` is the run's Running -> final state (server timestamps: what the
+flow-run process spends once its flow is loaded), ``wall s`` is ``create_run`` -> finished seen
+by the client (pickup, process start and flow load included), ``local s`` the in-process
+``flow.run()``; ``over local`` is (run s - local s) per task run (target: at most 200 us on
+SQLite). Everything this script starts it stops, on failure and on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["Row", "flow_source", "count_task_runs", "cpu_seconds", "main"]
+
+LABEL = "orchestrated-bench"
+PROJECT = "bench"
+TARGET_US = 200.0
+
+FLOW = '''
+from headwater import Flow, task
+from headwater.run_configs import LocalRun
+
+
+@task
+def value(i):
+    return i
+
+
+@task
+def done():
+    return True
+
+
+with Flow("fanout-{n}", run_config=LocalRun(labels=["{label}"])) as flow:
+    done(upstream_tasks=[value(i) for i in range({n})])
+'''
+
+TASK_RUNS_PAGE = (
+    "query($id: String!, $o: Int!) { task_runs(flow_run_id: $id, limit: 1000, offset: $o) "
+    "{ task_slug map_index version state { type } } }"
+)
+
+
+@dataclass
+class Row:
+    """One database and size: the figures of one orchestrated run next to the local run of the same flow."""
+
+    database: str
+    n: int
+    expected: int
+    persisted: int
+    success: int
+    writes: int
+    wall_s: float
+    run_s: float
+    local_s: float
+    server_cpu_s: float
+
+    @property
+    def over_local_us(self) -> float:
+        """Orchestrated run time minus local run time, per task run (the issue's target figure)."""
+        return (self.run_s - self.local_s) / self.expected * 1e6
+
+    @property
+    def wall_over_local_us(self) -> float:
+        return (self.wall_s - self.local_s) / self.expected * 1e6
+
+    @property
+    def cpu_per_write_us(self) -> float:
+        return self.server_cpu_s / self.writes * 1e6 if self.writes else float("nan")
+
+
+def flow_source(n: int) -> str:
+    """The flow file's text for fan-out size ``n`` (flow name ``fanout-n``, runs labelled for the bench agent)."""
+    return FLOW.replace("{n}", str(n)).replace("{label}", LABEL)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def count_task_runs(client: Any, flow_run_id: str) -> list[dict[str, Any]]:
+    """Every task run the API holds for ``flow_run_id``, read 1 000 per request."""
+    runs: list[dict[str, Any]] = []
+    while True:
+        page = client.graphql(TASK_RUNS_PAGE, {"id": flow_run_id, "o": len(runs)})["task_runs"]
+        runs.extend(page)
+        if len(page) < 1000:
+            return runs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "headwater.cli", *args]
+
+
+class Processes:
+    """The processes this benchmark starts, each in its own session, stopped in reverse order by ``stop_all``."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir, self.env = workdir, env
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with open(self.workdir / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                    env={**self.env, **(env or {})}, start_new_session=True)
+        self.started.append((name, proc))
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+        """SIGTERM (a graceful stop: the agent stops its flow runs, cProfile writes its file), then SIGKILL."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything left in the session this benchmark started
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop_all(self) -> None:
+        while self.started:
+            _, proc = self.started.pop()
+            self.stop(proc)
+
+
+def _kill_flow_run_processes(flow_run_ids: Sequence[str]) -> None:
+    """SIGKILL any ``headwater execute flow-run`` process still running one of these runs (they lead their own session)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "execute" in cmdline and any(run_id in cmdline for run_id in flow_run_ids):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _wait_health(proc: subprocess.Popen[bytes], port: int, what: str, log: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer /health on port {port} (exit code {proc.poll()}); its log:\n{log}")
+        time.sleep(0.05)
+
+
+def local_run_seconds(path: Path, repeat: int) -> float:
+    """Best wall time of ``flow.run()`` of the flow in ``path``, in this process (a warm-up run first)."""
+    flow = runpy.run_path(str(path))["flow"]
+    logging.getLogger("headwater").setLevel(logging.WARNING)  # no INFO lines per run, as benchmarks/engine.py
+    state = flow.run(run_on_schedule=False)  # warm-up: config, plugins and logging set up once
+    assert state.is_successful(), state
+    logging.getLogger("headwater").setLevel(logging.WARNING)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        state = flow.run(run_on_schedule=False)
+        best = min(best, time.perf_counter() - start)
+        assert state.is_successful(), state
+    return best
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, started_runs: list[str]) -> tuple[Any, ...]:
+    """Create a run of ``fanout-n``, wait for it; returns (wall s, run s, server CPU s, task runs, flow run version)."""
+    cpu0 = cpu_seconds(server_pid)
+    t0 = time.perf_counter()
+    run = client.flow(name=f"fanout-{n}", project=PROJECT).create_run()
+    started_runs.append(run.id)
+    state = run.wait(timeout, poll_interval=0.1)
+    wall = time.perf_counter() - t0
+    cpu = cpu_seconds(server_pid) - cpu0
+    if not state.is_successful():
+        raise RuntimeError(f"The orchestrated run of fanout-{n} ended {type(state).__name__}: {state.message}")
+    info = run.query("start_time end_time version")
+    run_s = (_timestamp(info["end_time"]) - _timestamp(info["start_time"])).total_seconds()
+    return wall, run_s, cpu, count_task_runs(client, run.id), int(info["version"])
+
+
+@contextmanager
+def _interrupts_as_exceptions() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so the ``finally`` that stops everything runs."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, env: dict[str, str], repeat: int,
+                   timeout: float, profile: str | None) -> list[Row]:
+    """Server, registration, agent and one run per size against ``url``; every process stopped before returning."""
+    from headwater import Client
+
+    procs = Processes(work, env)
+    started_runs: list[str] = []
+    rows: list[Row] = []
+    try:
+        port = _free_port()
+        server_args = ["server", "start", "--port", str(port), "--database-url", url, "--no-scheduler",
+                       "--log-level", "warning"]
+        if profile:
+            args = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "headwater.cli", *server_args]
+        else:
+            args = _cli(*server_args)
+        server = procs.start(f"server-{database}", args)
+        _wait_health(server, port, "The API server", procs.log(f"server-{database}"))
+        api = f"http://127.0.0.1:{port}/graphql"
+        api_env = {"HEADWATER__CLOUD__API": api}
+        client = Client(api=api, api_key="")
+        client.project(name=PROJECT).create()
+        files = []
+        for n in sizes:
+            path = work / f"fanout_{n}.py"
+            path.write_text(flow_source(n))
+            files += ["--path", str(path)]
+        done = subprocess.run(_cli("register", "--project", PROJECT, *files), cwd=work, env={**env, **api_env},
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"headwater register failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+        procs.start(f"agent-{database}", _cli("agent", "start", "--label", LABEL, "--name", f"bench-{database}",
+                                              "--poll-interval", "0.1", "--max-concurrent-runs", "1"),
+                    env={**api_env, "PYTHONUNBUFFERED": "1"})
+        for n in sizes:
+            print(f"[{database}] N = {n}: local run ...", file=sys.stderr, flush=True)
+            local_s = local_run_seconds(work / f"fanout_{n}.py", repeat)
+            print(f"[{database}] N = {n}: orchestrated run ...", file=sys.stderr, flush=True)
+            wall, run_s, cpu, task_runs, flow_version = orchestrated_run(client, n, server.pid, timeout, started_runs)
+            keys = {(t["task_slug"], t["map_index"]) for t in task_runs}
+            rows.append(Row(
+                database=database, n=n, expected=n + 1, persisted=len(keys),
+                success=sum(t["state"]["type"] == "Success" for t in task_runs),
+                writes=sum(int(t["version"]) for t in task_runs) + flow_version,
+                wall_s=wall, run_s=run_s, local_s=local_s, server_cpu_s=cpu,
+            ))
+            print(f"[{database}] N = {n}: {len(keys)}/{n + 1} task runs persisted", file=sys.stderr, flush=True)
+    except Exception:
+        for name, _ in procs.started:
+            print(f"--- {name}.log (tail) ---\n{procs.log(name)}", file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+        _kill_flow_run_processes(started_runs)
+    return rows
+
+
+def table(rows: Sequence[Row]) -> str:
+    head = (f"{'db':<10} {'N':>6} {'persisted':>11} {'writes':>7} {'wall s':>7} {'run s':>7} {'local s':>8} "
+            f"{'over local us/task':>18} {'wall-local us/task':>18} {'server CPU s':>12} {'CPU us/write':>12}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.database:<10} {r.n:>6} {f'{r.persisted}/{r.expected}':>11} {r.writes:>7} {r.wall_s:>7.2f} {r.run_s:>7.2f} "
+            f"{r.local_s:>8.3f} {r.over_local_us:>18.0f} {r.wall_over_local_us:>18.0f} {r.server_cpu_s:>12.2f} "
+            f"{r.cpu_per_write_us:>12.0f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000", help="fan-out sizes N (default 1000,10000)")
+    parser.add_argument("--postgres", action="store_true", help="also run on a throwaway PostgreSQL 15 (as tests/pg.py starts it)")
+    parser.add_argument("--databases", default=None, help="comma-separated: sqlite, postgresql (default: sqlite, plus postgresql with --postgres)")
+    parser.add_argument("--repeat", type=int, default=3, help="local runs per size; the best is kept (default 3)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for one orchestrated run")
+    parser.add_argument("--server-profile", default=None, metavar="PATH",
+                        help="run the server under cProfile, writing PATH (PATH.<db> when several databases)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    databases = args.databases.split(",") if args.databases else ["sqlite"] + (["postgresql"] if args.postgres else [])
+    unknown = set(databases) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown database(s) {', '.join(sorted(unknown))}: use sqlite and/or postgresql")
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="hw-orchestrated-") as tmp, _interrupts_as_exceptions():
+        work = Path(tmp)
+        home = work / "home"
+        home.mkdir()
+        os.environ["HEADWATER_HOME"] = str(home)  # the in-process local run reads the same (empty) home
+        env = {**os.environ, "HEADWATER_HOME": str(home)}
+        env.pop("HEADWATER__CLOUD__API", None)
+        for database in databases:
+            profile = args.server_profile
+            if profile and len(databases) > 1:
+                profile = f"{profile}.{database}"
+            if database == "sqlite":
+                rows += bench_database(database, f"sqlite:///{work / 'bench.db'}", sizes, work, env, args.repeat,
+                                       args.timeout, profile)
+                continue
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from pg import PostgresServer
+
+            pg = PostgresServer()
+            try:
+                pg.start()
+                rows += bench_database(database, pg.create_database("bench"), sizes, work, env, args.repeat,
+                                       args.timeout, profile)
+            finally:
+                pg.stop()
+
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; fan-out of N trivial tasks + 1 (N + 1 task runs)")
+    print(table(rows))
+    lost = [r for r in rows if r.persisted != r.expected or r.success != r.expected]
+    for r in rows:
+        if r.database == "sqlite":
+            verdict = "PASS" if r.over_local_us <= TARGET_US else "FAIL"
+            print(f"{verdict} sqlite N={r.n}: {r.over_local_us:.0f} us/task over local (target <= {TARGET_US:.0f})")
+    for r in lost:
+        print(f"LOST {r.database} N={r.n}: {r.persisted}/{r.expected} task runs persisted, {r.success} Success")
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
