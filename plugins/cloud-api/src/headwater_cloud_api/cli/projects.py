@@ -17,10 +17,19 @@ def project() -> None:
 @project.command()
 @click.argument("name")
 @click.option("--description", "-d", default=None)
-def create(name: str, description: str | None) -> None:
+@click.option("--skip-if-exists", is_flag=True, help="Succeed quietly when the project already exists (for scripts).")
+def create(name: str, description: str | None, skip_if_exists: bool = False) -> None:
     """Create project NAME."""
+    from headwater_cloud_api.client.transport import APIClientError
+
     with api_errors():
-        client().project(name=name).create(description=description)
+        try:
+            client().project(name=name).create(description=description)
+        except APIClientError as exc:
+            if not (skip_if_exists and exc.code == "CONFLICT"):
+                raise
+            click.echo(f"Project {name!r} already exists; skipping.")
+            return
     click.echo(f"Created project {name!r}.")
 
 

@@ -50,8 +50,9 @@ def _register_once(api: Any, project: str, paths: tuple[str, ...], modules: tupl
 
 
 @click.command(cls=ExtensibleCommand)
-@click.option("--project", "-p", required=True, help="The project (it must exist: `headwater project create P`).")
-@click.option("--path", "paths", multiple=True, type=click.Path(exists=True), help="A flow file or a directory of them (repeatable).")
+@click.option("--project", required=True, help="The project (it must exist: `headwater project create P`).")
+@click.option("--path", "-p", "paths", multiple=True, type=click.Path(exists=True),
+              help="A flow file or a directory of them (repeatable). `-p` is --path, as in Prefect 1.")
 @click.option("--module", "-m", "modules", multiple=True, help="An importable module defining flows (repeatable).")
 @click.option("--name", "-n", "names", multiple=True, help="Only flows with this name (repeatable).")
 @click.option("--label", "-l", "labels", multiple=True, help="Extra label for every flow's runs (repeatable).")
