@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# run as a script, this file's directory is sys.path[0], and "import docker" would import this file, not the SDK
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 FLOWS = '''
 import os

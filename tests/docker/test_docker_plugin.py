@@ -66,10 +66,14 @@ def test_plugin_imports_only_the_public_core_api() -> None:
 def test_wheel_installs_into_a_fresh_venv_and_builds_and_runs_an_image(tmp_path: Path, engine: Engine) -> None:
     """Wheels of the core and the plugin (third-party dependencies from the package index) in a new venv;
     there, a Docker storage build copies the *installed* (non-editable) distributions into the image."""
+    import shutil
+
     wheels = tmp_path / "wheels"
-    for source in (ROOT / "core", PLUGIN):
+    for source in (ROOT / "core", PLUGIN):  # copies: a build leaves build/ and *.egg-info in its source tree
+        copy = tmp_path / "src" / source.name
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                               "--no-index", "-w", str(wheels), str(source)], capture_output=True, text=True)
+                               "--no-index", "-w", str(wheels), str(copy)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

@@ -47,3 +47,46 @@ def docker_client(base_url: str | None = None, timeout: float | None = None) -> 
             "[docker] base_url, HEADWATER__DOCKER__BASE_URL or DOCKER_HOST."
         ) from exc
     return client
+
+
+def engine_get_json(path: str, base_url: str | None = None, timeout: float = 10.0) -> Any:
+    """``GET path`` on the engine's API without the docker SDK (fast: no SDK import); None on 404.
+
+    For ``unix://`` and ``tcp://``/``http://`` engines only; raises :class:`DockerEngineError` for
+    others (TLS, ssh) and when the engine does not answer, so callers fall back to the SDK.
+    """
+    import http.client
+    import json
+    import socket
+    from urllib.parse import quote, urlsplit
+
+    url = engine_url(base_url) or "unix:///var/run/docker.sock"
+    parts = urlsplit(url)
+    connection: http.client.HTTPConnection
+    if parts.scheme in ("unix", "http+unix"):
+        sock_path = parts.path
+
+        class _UnixConnection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(timeout)
+                self.sock.connect(sock_path)
+
+        connection = _UnixConnection("localhost", timeout=timeout)
+    elif parts.scheme in ("tcp", "http") and os.environ.get("DOCKER_TLS_VERIFY") in (None, "", "0"):
+        connection = http.client.HTTPConnection(parts.hostname or "localhost", parts.port or 2375, timeout=timeout)
+    else:
+        raise DockerEngineError(f"engine_get_json does not speak {parts.scheme}:// (use the docker SDK).")
+    try:
+        connection.request("GET", quote(path, safe="/?=&:@"))
+        response = connection.getresponse()
+        body = response.read()
+    except OSError as exc:
+        raise DockerEngineError(f"the engine at {url} did not answer GET {path}: {exc}") from exc
+    finally:
+        connection.close()
+    if response.status == 404:
+        return None
+    if response.status >= 400:
+        raise DockerEngineError(f"the engine at {url} answered GET {path} with {response.status}: {body[:300]!r}")
+    return json.loads(body)

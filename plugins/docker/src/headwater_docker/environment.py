@@ -130,7 +130,7 @@ class DockerRun(Environment):
         if not image:
             raise DockerRunError(
                 f"DockerRun has no image to run: set DockerRun(image=...) or store the flow in Docker storage "
-                f"(this flow's storage is {type(storage).__name__}{'' if storage is None else ''}, which has no image)."
+                f"(this flow's storage is {type(storage).__name__}, which has no image)."
             )
         return str(image)
 
@@ -277,6 +277,12 @@ class DockerRun(Environment):
                 pass
             raise DockerRunError(f"The container of {image} did not start: {message}.") from None
         handle.id = cid
+        if handle.status == "cancelled":  # killed while it was being created: stop it at once
+            try:
+                client.api.remove_container(cid, force=True)
+            except DockerException:
+                pass
+            return
         try:
             handle.pid = int(client.api.inspect_container(cid)["State"].get("Pid") or 0) or None
         except (DockerException, KeyError, TypeError, ValueError):
@@ -417,7 +423,7 @@ class DockerRun(Environment):
         handle.status = "cancelled"
         follower = self._follower(handle)
         if follower.starting is not None:
-            follower.starting.join(timeout=max(5.0, grace_period) + 60)
+            follower.starting.join(timeout=max(1.0, grace_period))  # still pulling after that: it will not start
         if handle.id is None:
             handle.exit_code = -1
             return

@@ -312,6 +312,10 @@ class Docker(Storage):
         tag = user_tag or f"hw-{content}"
         repository = self.repository
         ref = f"{repository}:{tag}"
+        if self._up_to_date(ref, content, repository, tag):
+            self._say(f"Docker storage: image {ref} is up to date (content {content}); nothing to build or push.")
+            self.image_tag = tag
+            return
         client = self._client()
         try:
             existing = _local_image(client, ref)
@@ -341,6 +345,22 @@ class Docker(Storage):
             client.close()
         self.image_tag = tag
         self._say(f"Docker storage: built {ref} in {time.monotonic() - started:.1f} s.")
+
+    def _up_to_date(self, ref: str, content: str, repository: str, tag: str) -> bool:
+        """The fast path of re-registration: the engine has ``ref`` with this content (and the registry has it).
+
+        One plain HTTP request to the engine (no docker SDK import) and one to the registry.
+        """
+        from headwater_docker.client import DockerEngineError, engine_get_json
+
+        try:
+            info = engine_get_json(f"/images/{ref}/json", self.base_url)
+        except (DockerEngineError, ValueError):
+            return False
+        labels = ((info or {}).get("Config") or {}).get("Labels") or {}
+        if labels.get(CONTENT_LABEL) != content:
+            return False
+        return not self.registry_url or _registry_has(repository, tag)
 
     # --- the build context ----------------------------------------------------------------------------
 
