@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_orchestrated_demo_registers_runs_and_cleans_up() -> None:
-    env = {**os.environ, "BIN": str(Path(sys.executable).parent)}
+    env = {**os.environ, "BIN": str(Path(sys.executable).parent), "DEMO_KEEP": "0"}
     env.pop("HEADWATER_HOME", None)
     result = subprocess.run(
         ["bash", str(ROOT / "examples" / "orchestrated_demo.sh")],
@@ -27,3 +27,25 @@ def test_orchestrated_demo_registers_runs_and_cleans_up() -> None:
     assert not Path(home).exists(), "the demo removes its throwaway home"
     leftovers = subprocess.run(["pgrep", "-f", home], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "server and agent are stopped"
+
+
+def test_orchestrated_demo_keeps_the_finished_run_for_the_ui() -> None:
+    env = {**os.environ, "BIN": str(Path(sys.executable).parent)}
+    env.pop("HEADWATER_HOME", None)
+    env.pop("DEMO_KEEP", None)
+    result = subprocess.run(
+        ["bash", str(ROOT / "examples" / "orchestrated_demo.sh")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "the UI is at http://127.0.0.1:" in out and "then open http://127.0.0.1:" in out
+    home = next(line.split("SQLite in ", 1)[1].split(",", 1)[0] for line in out.splitlines() if "SQLite in " in line)
+    try:
+        assert list(Path(home).rglob("*.db")), "the demo keeps the database with the finished run"
+        leftovers = subprocess.run(["pgrep", "-f", home], capture_output=True, text=True)
+        assert leftovers.stdout.strip() == "", "server and agent are stopped"
+    finally:
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
