@@ -1,0 +1,252 @@
+"""Start-up costs: ``import headwater`` time and RSS, the first ``flow.run()``, ``headwater run`` of a one-task flow.
+
+    python benchmarks/startup.py              # best of 5 fresh processes per figure
+    python benchmarks/startup.py --repeat 10
+
+Every figure is measured in fresh subprocesses of this interpreter (the best of ``--repeat`` is
+kept, so a busy machine inflates it less), in a temporary, empty ``HEADWATER_HOME``:
+
+* ``python -c pass``: the bare interpreter's start, for scale;
+* ``import headwater``: wall time of the import statement inside the process, and the
+  process's RSS (``VmRSS``) and peak RSS (``VmHWM``) right after it (targets: < 0.3 s, < 30 MB);
+* first ``flow.run()``: a one-task flow built after the import; the first run's wall time, the
+  second run's, and the first over the second (config, plugin entry points and logging set up
+  on first use; target: < 0.05 s);
+* ``headwater run flow.py``: the CLI's wall time, process start to exit, for a one-task flow
+  file (target: < 0.5 s);
+* ``-X importtime``: the 10 modules with the largest cumulative import time under
+  ``import headwater`` (one more fresh process).
+
+Exits 0 when every measurement ran (whatever the targets say: the PASS/FAIL lines are
+informational), 1 when one failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Figure", "ImportEntry", "import_figures", "first_run_figures", "cli_run_seconds", "importtime_top", "main"]
+
+IMPORT_PROBE = """
+import json, time
+t0 = time.perf_counter()
+import headwater
+t1 = time.perf_counter()
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+kb = lambda key: int(status[key].split()[0])
+print(json.dumps({"import_s": t1 - t0, "rss_mb": kb("VmRSS") / 1024, "hwm_mb": kb("VmHWM") / 1024}))
+"""
+
+FIRST_RUN_PROBE = """
+import json, logging, time
+from headwater import Flow, task
+
+@task
+def one():
+    return 1
+
+with Flow("one") as flow:
+    one()
+logging.getLogger("headwater").setLevel(logging.WARNING)
+t0 = time.perf_counter()
+first = flow.run(run_on_schedule=False)
+t1 = time.perf_counter()
+second = flow.run(run_on_schedule=False)
+t2 = time.perf_counter()
+assert first.is_successful() and second.is_successful(), (first, second)
+print(json.dumps({"first_s": t1 - t0, "second_s": t2 - t1}))
+"""
+
+ONE_TASK_FLOW = """
+from headwater import Flow, task
+
+
+@task
+def one():
+    return 1
+
+
+with Flow("one-task") as flow:
+    one()
+"""
+
+
+@dataclass
+class Figure:
+    """One printed row: what was measured, its best value, its unit, and the issue's target (if any)."""
+
+    name: str
+    value: float
+    unit: str
+    target: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.target is None:
+            return ""
+        return "PASS" if self.value < self.target else "FAIL"
+
+
+@dataclass
+class ImportEntry:
+    """One ``-X importtime`` line: the module and its self / cumulative microseconds."""
+
+    module: str
+    self_us: int
+    cumulative_us: int
+    depth: int = 0  # nesting level: how many imports up the chain imported this one
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {**os.environ, "HEADWATER_HOME": str(home)}
+    for key in [k for k in env if k.startswith("HEADWATER__")]:
+        env.pop(key)  # the user's settings would change what is loaded
+    return env
+
+
+def _python_json(code: str, env: dict[str, str]) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"the probe process failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _wall(args: list[str], env: dict[str, str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return elapsed
+
+
+def bare_python_seconds(env: dict[str, str], cwd: Path, repeat: int) -> float:
+    """Best wall time of ``python -c pass`` (interpreter start and exit)."""
+    return min(_wall([sys.executable, "-c", "pass"], env, cwd) for _ in range(repeat))
+
+
+def import_figures(env: dict[str, str], repeat: int) -> dict[str, float]:
+    """Best ``import headwater`` seconds, and the smallest RSS / peak RSS (MB) right after it, over fresh processes."""
+    samples = [_python_json(IMPORT_PROBE, env) for _ in range(repeat)]
+    return {key: min(s[key] for s in samples) for key in ("import_s", "rss_mb", "hwm_mb")}
+
+
+def first_run_figures(env: dict[str, str], repeat: int) -> dict[str, float]:
+    """Best first and second ``flow.run()`` seconds of a one-task flow in fresh processes."""
+    samples = [_python_json(FIRST_RUN_PROBE, env) for _ in range(repeat)]
+    return {key: min(s[key] for s in samples) for key in ("first_s", "second_s")}
+
+
+def headwater_command() -> list[str]:
+    """The ``headwater`` console script next to this interpreter (what a user runs), else ``python -m headwater.cli``."""
+    script = Path(sys.executable).parent / "headwater"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "headwater.cli"]
+
+
+def cli_run_seconds(env: dict[str, str], cwd: Path, repeat: int) -> float:
+    """Best wall time of ``headwater run flow.py --quiet`` for a one-task flow file."""
+    path = cwd / "one_task_flow.py"
+    path.write_text(ONE_TASK_FLOW)
+    return min(_wall([*headwater_command(), "run", str(path), "--quiet"], env, cwd) for _ in range(repeat))
+
+
+def parse_importtime(stderr: str) -> list[ImportEntry]:
+    """The entries of ``-X importtime`` output (``import time: self [us] | cumulative | imported package``)."""
+    entries = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        parts = line[len("import time:"):].split("|")
+        if len(parts) != 3:
+            continue
+        try:
+            name = parts[2].rstrip()
+            depth = (len(name) - len(name.lstrip()) - 1) // 2
+            entries.append(ImportEntry(name.strip(), int(parts[0]), int(parts[1]), max(0, depth)))
+        except ValueError:
+            continue
+    return entries
+
+
+def importtime_top(env: dict[str, str], top: int = 10) -> list[ImportEntry]:
+    """The ``top`` modules by cumulative import time under ``import headwater`` (one fresh process)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import headwater"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"python -X importtime -c 'import headwater' failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    entries = parse_importtime(done.stderr)
+    if not any(e.module == "headwater" for e in entries):
+        raise RuntimeError("-X importtime printed no line for headwater: is the interpreter the project's venv?")
+    return sorted(entries, key=lambda e: e.cumulative_us, reverse=True)[:top]
+
+
+def measure(repeat: int, work: Path) -> tuple[list[Figure], list[ImportEntry]]:
+    """Every figure, in fresh subprocesses with ``work/home`` as an empty ``HEADWATER_HOME``."""
+    home = work / "home"
+    home.mkdir(exist_ok=True)
+    env = _env(home)
+    bare = bare_python_seconds(env, work, repeat)
+    imported = import_figures(env, repeat)
+    runs = first_run_figures(env, repeat)
+    cli = cli_run_seconds(env, work, repeat)
+    figures = [
+        Figure("python -c pass (wall)", bare, "s"),
+        Figure("import headwater", imported["import_s"], "s", 0.3),
+        Figure("RSS after import", imported["rss_mb"], "MB", 30.0),
+        Figure("peak RSS after import", imported["hwm_mb"], "MB"),
+        Figure("first flow.run() (one task)", runs["first_s"], "s"),
+        Figure("second flow.run()", runs["second_s"], "s"),
+        Figure("first flow.run() over a warm run", runs["first_s"] - runs["second_s"], "s", 0.05),
+        Figure("headwater run flow.py (wall)", cli, "s", 0.5),
+    ]
+    return figures, importtime_top(env)
+
+
+def format_figures(figures: Sequence[Figure]) -> str:
+    head = f"{'measure':<34} {'best':>10} {'unit':<4} {'target':>8}  verdict"
+    lines = [head, "-" * len(head)]
+    for f in figures:
+        target = f"< {f.target:g}" if f.target is not None else ""
+        lines.append(f"{f.name:<34} {f.value:>10.4f} {f.unit:<4} {target:>8}  {f.verdict}")
+    return "\n".join(lines)
+
+
+def format_importtime(entries: Sequence[ImportEntry]) -> str:
+    head = f"{'module':<44} {'depth':>5} {'cumulative ms':>13} {'self ms':>8}"
+    lines = [head, "-" * len(head)]
+    for e in entries:
+        lines.append(f"{e.module[:44]:<44} {e.depth:>5} {e.cumulative_us / 1000:>13.1f} {e.self_us / 1000:>8.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per figure; the best is kept (default 5)")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="hw-startup-") as tmp:
+        try:
+            figures, top = measure(args.repeat, Path(tmp))
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            print(f"startup benchmark failed: {exc}", file=sys.stderr)
+            return 1
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; best of {args.repeat} fresh processes")
+    print(format_figures(figures))
+    print()
+    print("python -X importtime -c 'import headwater': top 10 by cumulative time")
+    print(format_importtime(top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
