@@ -127,13 +127,15 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
                 for p in processes:
                     assert p.poll() is None, f"{p.args!r} exited with {p.returncode}"
                 time.sleep(0.1)
+        before = {i.id for i in docker.DockerClient(base_url=base_url).images.list()}
         os.environ["DOCKER_HOST"] = base_url
         cache = Path.home() / ".cache" / "headwater-docker-tests" / "wheels"
         os.environ["HEADWATER__DOCKER__WHEEL_CACHE"] = str(cache)
         yield Engine(base_url, f"127.0.0.1:{port}", work)
     finally:
         try:
-            _cleanup_images(f"unix://{sock}", port if "port" in locals() else None)
+            _cleanup_images(f"unix://{sock}", port if "port" in locals() else None,
+                            before if "before" in locals() else set())
         except Exception:  # noqa: BLE001 - best effort
             pass
         for p in reversed(processes):
@@ -146,24 +148,28 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         shutil.rmtree(work / "registry", ignore_errors=True)
 
 
-def _cleanup_images(base_url: str, port: int | None) -> None:
-    """Remove this session's containers and images, keeping the newest image's layers as the cache image."""
+def _cleanup_images(base_url: str, port: int | None, before: set[str]) -> None:
+    """Remove this session's containers and flow images (not ``before``'s), keeping the newest one's layers as a cache.
+
+    The ``headwater-runtime:*`` images stay: they are the cache every session's builds start from.
+    """
     import docker
 
     client = docker.DockerClient(base_url=base_url)
-    for container in client.containers.list(all=True, filters={"label": "io.headwater.test=docker"}):
-        container.remove(force=True)
-    for container in client.containers.list(all=True, filters={"label": "io.headwater.managed=true"}):
-        container.remove(force=True)
-    ours = [i for i in client.images.list() if any(t.startswith(f"127.0.0.1:{port}/") for t in i.tags)] if port else []
+    for label in ("io.headwater.test=docker", "io.headwater.managed=true"):
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+    ours = [i for i in client.images.list(filters={"label": "io.headwater.content-hash"}) if i.id not in before]
+    ours += [i for i in client.images.list() if port and i.id not in before
+             and any(t.startswith(f"127.0.0.1:{port}/") for t in i.tags) and i not in ours]
     if ours:
-        newest = max(ours, key=lambda i: i.attrs.get("Created", ""))
+        newest = max(ours, key=lambda i: str(i.attrs.get("Created", "")))
         newest.tag(CACHE_IMAGE.rsplit(":", 1)[0], "latest")
     for image in ours:
         for tag in image.tags:
-            if tag.startswith(f"127.0.0.1:{port}/"):
+            if not tag.startswith(CACHE_IMAGE.rsplit(":", 1)[0]):
                 try:
-                    client.images.remove(tag, force=False)
+                    client.images.remove(tag, force=True)
                 except docker.errors.APIError:
                     pass
     client.close()
