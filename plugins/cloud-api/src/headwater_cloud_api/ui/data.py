@@ -10,6 +10,7 @@ from collections import Counter, OrderedDict, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from headwater.states import FAILED_STATE_NAMES
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,9 @@ LATE_AFTER = 30.0
 """A Scheduled run still waiting this many seconds after its start time is late."""
 FINISHED = run_service.FINISHED_STATES
 ACTIVE = agent_service.ACTIVE_STATES
+
+_NOT_SUCCESSFUL = tuple(sorted(FAILED_STATE_NAMES | {"Cancelled"}))
+"""States that count as a task run gone wrong."""
 
 
 def _project_names(s: Session) -> dict[str, str]:
@@ -86,7 +90,7 @@ def dashboard(s: Session, now: datetime | None = None) -> dict[str, Any]:
     failing = s.execute(
         select(Flow.flow_group_id, Flow.name, Flow.project_id, func.count(), func.max(FlowRun.state_timestamp))
         .join(Flow, Flow.id == FlowRun.flow_id)
-        .where(FlowRun.state.in_(("Failed", "TimedOut", "TriggerFailed")), FlowRun.state_timestamp >= since)
+        .where(FlowRun.state.in_(tuple(sorted(FAILED_STATE_NAMES))), FlowRun.state_timestamp >= since)
         .group_by(Flow.flow_group_id, Flow.name, Flow.project_id).order_by(func.count().desc()).limit(10)
     ).all()
     projects = _project_names(s)
@@ -304,7 +308,7 @@ def _task_parts(s: Session, run: FlowRun, flow: Flow, now: datetime) -> dict[str
     return {"dag_svg": dag_svg, "dag_fit": dag_fit, "gantt": gantt, "tasks": task_table, "task_total": len(rows),
             "not_run": [t for slug, t in tasks_meta.items() if slug not in per_slug],
             "totals": sorted(totals.items(), key=lambda kv: -kv[1]),
-            "failed_tasks": sum(n for st, n in totals.items() if st in ("Failed", "TimedOut", "TriggerFailed", "Cancelled"))}
+            "failed_tasks": sum(n for st, n in totals.items() if st in _NOT_SUCCESSFUL)}
 
 
 def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[str, Any]:
@@ -335,7 +339,7 @@ def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[
         **parts, "run": run, "flow": flow, "project": s.scalar(select(Project.name).where(Project.id == flow.project_id)),
         "states": states, "explanation": explanation, "agent": agent, "finished": finished,
         "can_cancel": not finished and run.state != "Cancelling",
-        "can_restart": run.state in ("Failed", "TimedOut", "TriggerFailed", "Cancelled") or (finished and parts["failed_tasks"] > 0),
+        "can_restart": run.state in _NOT_SUCCESSFUL or (finished and parts["failed_tasks"] > 0),
         "token": token, "now": now,
     }
 

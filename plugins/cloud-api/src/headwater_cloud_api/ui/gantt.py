@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import attrs
+from headwater.states import FAILED_STATE_NAMES, RUNNING_STATE_NAMES, SCHEDULED_STATE_NAMES
 
 __all__ = ["TaskRunRow", "GanttBar", "GanttRow", "Gantt", "aggregate", "EXPAND_LIMIT", "BUCKETS"]
 
@@ -83,8 +84,9 @@ class Gantt:
         return (self.end - self.start).total_seconds() if self.start and self.end else 0.0
 
 
-_BAD = ("Failed", "TimedOut", "TriggerFailed")
-_LIVE = ("Running", "Cancelling", "Retrying", "Submitted", "Scheduled", "Pending")
+_BAD = tuple(sorted(FAILED_STATE_NAMES))
+# in priority order: what runs now, then what waits to run
+_LIVE = (*sorted(RUNNING_STATE_NAMES, reverse=True), *sorted(SCHEDULED_STATE_NAMES | {"Submitted"}, reverse=True))
 
 
 def _dominant(counts: Mapping[str, int]) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from headwater.states import FAILED_STATE_NAMES
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -459,7 +460,7 @@ def restart_from_failed(session: Any, run_id: str) -> int:
     run = run_service.get_flow_run(session, run_id)
     if run.state not in run_service.FINISHED_STATES:
         raise BadInput(f"Flow run {run_id} is {run.state}: only a finished run can be restarted (cancel it first).")
-    bad = ("Failed", "TimedOut", "TriggerFailed", "Cancelled")
+    bad = tuple(sorted(FAILED_STATE_NAMES | {"Cancelled"}))
     rows = session.execute(select(TaskRun.id, TaskRun.version).where(TaskRun.flow_run_id == run_id, TaskRun.state.in_(bad))).all()
     if not rows and run.state not in bad:
         raise BadInput(f"Flow run {run_id} is {run.state} and has no failed task runs: there is nothing to restart.")
