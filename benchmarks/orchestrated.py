@@ -24,7 +24,10 @@ Figures per row: ``run s`` is the run's Running -> final state (server timestamp
 flow-run process spends once its flow is loaded), ``wall s`` is ``create_run`` -> finished seen
 by the client (pickup, process start and flow load included), ``local s`` the in-process
 ``flow.run()``; ``over local`` is (run s - local s) per task run (target: at most 200 us on
-SQLite). Everything this script starts it stops, on failure and on Ctrl-C too.
+SQLite). ``flow-run CPU s`` is the CPU time of the ``headwater execute flow-run`` process
+(sampled from /proc while it runs; its start-up and flow load included) and ``load`` the
+1-minute load average when the run ended, since a loaded machine stretches every wall figure.
+Everything this script starts it stops, on failure and on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class Row:
     run_s: float
     local_s: float
     server_cpu_s: float
+    flow_run_cpu_s: float = float("nan")
+    load: float = float("nan")
 
     @property
     def over_local_us(self) -> float:
@@ -226,20 +231,62 @@ def _timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+class FlowRunCpu:
+    """The CPU seconds of the ``headwater execute flow-run`` process of one run, read from /proc while it lives.
+
+    The process is the agent's child in its own session and is gone when the run is finished, so
+    its last reading (at most one poll interval before it exited) stands for its total.
+    """
+
+    def __init__(self, flow_run_id: str) -> None:
+        self.flow_run_id = flow_run_id
+        self.pid: int | None = None
+        self.seconds = float("nan")
+
+    def _find(self) -> int | None:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+                if "execute" in cmdline and self.flow_run_id in cmdline:
+                    return int(entry.name)
+        return None
+
+    def sample(self) -> None:
+        if self.pid is None:
+            self.pid = self._find()
+        if self.pid is not None:
+            try:
+                self.seconds = cpu_seconds(self.pid)
+            except (OSError, IndexError, ValueError):
+                pass  # exited: keep the last reading
+
+
 def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, started_runs: list[str]) -> tuple[Any, ...]:
-    """Create a run of ``fanout-n``, wait for it; returns (wall s, run s, server CPU s, task runs, flow run version)."""
+    """Create a run of ``fanout-n``, wait for it.
+
+    Returns (wall s, run s, server CPU s, flow-run process CPU s, task runs, flow run version).
+    """
     cpu0 = cpu_seconds(server_pid)
     t0 = time.perf_counter()
     run = client.flow(name=f"fanout-{n}", project=PROJECT).create_run()
     started_runs.append(run.id)
-    state = run.wait(timeout, poll_interval=0.1)
+    flow_run_cpu = FlowRunCpu(run.id)
+    deadline = time.monotonic() + timeout
+    while not (state := run.state).is_finished():
+        flow_run_cpu.sample()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"The orchestrated run of fanout-{n} ({run.id}) is still {type(state).__name__} after {timeout} s.")
+        time.sleep(0.1)
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(server_pid) - cpu0
     if not state.is_successful():
         raise RuntimeError(f"The orchestrated run of fanout-{n} ended {type(state).__name__}: {state.message}")
     info = run.query("start_time end_time version")
     run_s = (_timestamp(info["end_time"]) - _timestamp(info["start_time"])).total_seconds()
-    return wall, run_s, cpu, count_task_runs(client, run.id), int(info["version"])
+    return wall, run_s, cpu, flow_run_cpu.seconds, count_task_runs(client, run.id), int(info["version"])
 
 
 @contextmanager
@@ -293,13 +340,15 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
             print(f"[{database}] N = {n}: local run ...", file=sys.stderr, flush=True)
             local_s = local_run_seconds(work / f"fanout_{n}.py", repeat)
             print(f"[{database}] N = {n}: orchestrated run ...", file=sys.stderr, flush=True)
-            wall, run_s, cpu, task_runs, flow_version = orchestrated_run(client, n, server.pid, timeout, started_runs)
+            wall, run_s, cpu, run_cpu, task_runs, flow_version = orchestrated_run(client, n, server.pid, timeout,
+                                                                                  started_runs)
             keys = {(t["task_slug"], t["map_index"]) for t in task_runs}
             rows.append(Row(
                 database=database, n=n, expected=n + 1, persisted=len(keys),
                 success=sum(t["state"]["type"] == "Success" for t in task_runs),
                 writes=sum(int(t["version"]) for t in task_runs) + flow_version,
-                wall_s=wall, run_s=run_s, local_s=local_s, server_cpu_s=cpu,
+                wall_s=wall, run_s=run_s, local_s=local_s, server_cpu_s=cpu, flow_run_cpu_s=run_cpu,
+                load=os.getloadavg()[0],
             ))
             print(f"[{database}] N = {n}: {len(keys)}/{n + 1} task runs persisted", file=sys.stderr, flush=True)
     except Exception:
@@ -314,13 +363,14 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
 
 def table(rows: Sequence[Row]) -> str:
     head = (f"{'db':<10} {'N':>6} {'persisted':>11} {'writes':>7} {'wall s':>7} {'run s':>7} {'local s':>8} "
-            f"{'over local us/task':>18} {'wall-local us/task':>18} {'server CPU s':>12} {'CPU us/write':>12}")
+            f"{'over local us/task':>18} {'wall-local us/task':>18} {'server CPU s':>12} {'CPU us/write':>12} "
+            f"{'flow-run CPU s':>14} {'load':>5}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r.database:<10} {r.n:>6} {f'{r.persisted}/{r.expected}':>11} {r.writes:>7} {r.wall_s:>7.2f} {r.run_s:>7.2f} "
             f"{r.local_s:>8.3f} {r.over_local_us:>18.0f} {r.wall_over_local_us:>18.0f} {r.server_cpu_s:>12.2f} "
-            f"{r.cpu_per_write_us:>12.0f}"
+            f"{r.cpu_per_write_us:>12.0f} {r.flow_run_cpu_s:>14.2f} {r.load:>5.1f}"
         )
     return "\n".join(lines)
 
