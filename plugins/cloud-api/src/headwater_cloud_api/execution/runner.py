@@ -168,7 +168,7 @@ class SecretRedactor:
             redactor.remember(value)
             return value
 
-        Secret.get = get  # type: ignore[method-assign]
+        Secret.get = get  # type: ignore[method-assign,assignment]
         return self
 
     def uninstall(self) -> None:
@@ -273,7 +273,8 @@ class Outbox:
         """The next states and logs to send: at most ``batch_size`` of each and :data:`MAX_REQUEST_BYTES` in all."""
         budget = MAX_REQUEST_BYTES - 1024
         with self._lock:
-            states, logs = [], []
+            states: list[dict[str, Any]] = []
+            logs: list[dict[str, Any]] = []
             for queue, out in ((self._states, states), (self._logs, logs)):
                 for item in queue[: self.batch_size]:
                     size = _size(item)
@@ -497,7 +498,7 @@ class FlowRunExecution:
         info = retrying(lambda: self.client.graphql(_RUN_QUERY, {"id": self.flow_run_id}), "reading the flow run")["flow_run"]
         if self.attempt is None:  # the agent may pass the attempt it claimed (HEADWATER_FLOW_RUN_ATTEMPT); else the current one
             self.attempt = int(info.get("attempt") or 0)
-        return info  # type: ignore[no-any-return]
+        return info  # type: ignore[no-any-return,unused-ignore]
 
     def _write(self, state: str, message: str | None, version: int | None) -> dict[str, Any]:
         from headwater_cloud_api.client.transport import APIClientError
@@ -518,7 +519,7 @@ class FlowRunExecution:
             return {"status": "SUPERSEDED", "state": "Superseded", "version": version}
         if result["status"] == "SUCCESS":
             self.version = result["version"]
-        return result  # type: ignore[no-any-return]
+        return result  # type: ignore[no-any-return,unused-ignore]
 
     def _write_final(self, state: str, message: str | None, lost: bool = False) -> str:
         """The final state, unless the run meanwhile finished, was rescheduled, or is no longer ours."""

@@ -12,7 +12,7 @@ from headwater_cloud_api.server.app import create_app
 
 __all__ = ["serve", "ServerThread", "GRACEFUL_SHUTDOWN"]
 
-GRACEFUL_SHUTDOWN = 5.0
+GRACEFUL_SHUTDOWN = 5
 """Seconds a stopping server waits for requests still running (they stop at their next field meanwhile)."""
 
 

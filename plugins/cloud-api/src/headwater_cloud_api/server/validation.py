@@ -218,7 +218,7 @@ except ImportError:  # pragma: no cover
     _SchemaExtension = object  # type: ignore[assignment,misc]
 
 
-class InputChecks(_SchemaExtension):  # type: ignore[misc,valid-type]
+class InputChecks(_SchemaExtension):
     """Checks every field's arguments before its resolver runs (NUL, name lengths, negative limits, finite floats).
 
     The same rules on SQLite and PostgreSQL: a value PostgreSQL would refuse is refused here, as
