@@ -50,9 +50,26 @@ def bench_build(n: int) -> dict[str, float]:
     return {"builds/s": n / elapsed, "us/build": elapsed / n * 1e6}
 
 
-def _settings(kubeconfig: Path) -> None:
+_VARIABLES = ("HEADWATER__K8S__KUBECONFIG", "HEADWATER__K8S__POLL_INTERVAL")
+
+
+def _settings(kubeconfig: Path) -> dict[str, str | None]:
+    """Point [k8s] at the benchmark's cluster; returns the previous values for :func:`_restore`."""
+    saved = {name: os.environ.get(name) for name in _VARIABLES}
     os.environ["HEADWATER__K8S__KUBECONFIG"] = str(kubeconfig)
     os.environ["HEADWATER__K8S__POLL_INTERVAL"] = "0.05"
+    return saved
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    from headwater_k8s import run_config
+
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    run_config._clients.clear()  # the cached client points at the stopped cluster
 
 
 def bench_cluster(runs: int, polls: int) -> dict[str, Any]:
@@ -62,8 +79,8 @@ def bench_cluster(runs: int, polls: int) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="k8s-bench-"))
     fake = FakeKubernetes(work).start()
+    saved = _settings(fake.kubeconfig(work / "kubeconfig"))
     try:
-        _settings(fake.kubeconfig(work / "kubeconfig"))
         storage = Local(directory=str(work / "flows"))
         storage.flows["bench"] = "bench/x.flow"
         env = KubernetesRun(image="headwater/flow:test")
@@ -96,6 +113,7 @@ def bench_cluster(runs: int, polls: int) -> dict[str, Any]:
                 "run p50 s": statistics.median(latencies), "run max s": max(latencies),
                 "requests/run": statistics.mean(requests)}
     finally:
+        _restore(saved)
         fake.stop()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -553,6 +553,10 @@ class KubernetesRun(Environment):
         handle.exit_code = watch.exit_code
         if status == "running":
             status = self._check_stale(watch, batch)
+        elif status == "failed" and watch.run_state() == "Cancelled":  # the flow-run process stopped on a cancel request
+            watch.report(f"Kubernetes Job {watch.namespace}/{watch.job_name} ended (exit code {watch.exit_code}) after the "
+                         "flow run was cancelled.")
+            status, failure = "cancelled", None
         if status in _FINAL:
             self._finish(watch, batch, status, failure)
             handle.status = status
@@ -586,7 +590,7 @@ class KubernetesRun(Environment):
             watch.end_run_failed(message)
         elif status == "success":
             watch.report(f"Kubernetes Job {watch.namespace}/{watch.job_name} succeeded.")
-        if status != "cancelled" and (watch.settings.delete_finished_jobs or failure and not watch.started):
+        if not watch.killed and (watch.settings.delete_finished_jobs or (failure is not None and not watch.started)):
             _delete_job(batch, watch, "Background", None)
 
     def kill(self, handle: RunHandle, grace_period: float = 10.0) -> None:
