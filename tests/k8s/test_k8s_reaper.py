@@ -69,6 +69,7 @@ def test_lost_run_is_rescheduled_into_a_new_job(fake_cluster: FakeKubernetes, ku
             resurrected = client.flow_run(id=run.id).get("times_resurrected")
             batch = k8s.BatchV1Api(config.new_client_from_config(str(kubeconfig)))
             for job in batch.list_namespaced_job("default", label_selector=f"headwater.io/flow-run-id={run.id}").items:
+                assert job.metadata is not None and job.metadata.name is not None
                 batch.delete_namespaced_job(job.metadata.name, "default", propagation_policy="Background")  # ...then its pod
             wait_for(lambda: client.flow_run(id=run.id).get("times_resurrected") == resurrected + 1, 90, 0.3,
                      "the reaper to reschedule the run")
