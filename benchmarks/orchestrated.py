@@ -157,12 +157,15 @@ class Processes:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir, self.env = workdir, env
         self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.stop_signals: dict[int, int] = {}
 
-    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None,
+              stop_signal: int = signal.SIGTERM) -> subprocess.Popen[bytes]:
         with open(self.workdir / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
                                     env={**self.env, **(env or {})}, start_new_session=True)
         self.started.append((name, proc))
+        self.stop_signals[proc.pid] = stop_signal
         return proc
 
     def log(self, name: str) -> str:
@@ -170,9 +173,9 @@ class Processes:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-        """SIGTERM (a graceful stop: the agent stops its flow runs, cProfile writes its file), then SIGKILL."""
+        """The process's stop signal (a graceful stop: the agent stops its flow runs), then SIGKILL."""
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(self.stop_signals.get(proc.pid, signal.SIGTERM))
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -325,7 +328,9 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
             args = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "headwater.cli", *server_args]
         else:
             args = _cli(*server_args)
-        server = procs.start(f"server-{database}", args)
+        # under cProfile, SIGINT: uvicorn re-raises the signal it stopped on, and only KeyboardInterrupt
+        # (not SIGTERM's default action) lets cProfile write its file
+        server = procs.start(f"server-{database}", args, stop_signal=signal.SIGINT if profile else signal.SIGTERM)
         _wait_health(server, port, "The API server", procs.log(f"server-{database}"))
         api = f"http://127.0.0.1:{port}/graphql"
         api_env = {"HEADWATER__CLOUD__API": api}
