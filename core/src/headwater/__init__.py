@@ -8,7 +8,7 @@ from headwater.client import Client
 from headwater.core.edge import flatten, mapped, unmapped
 from headwater.core.flow import CycleError, Flow, FlowValidationError
 from headwater.core.parameter import Parameter
-from headwater.core.task import Task, TaskCallError, task
+from headwater.core.task import Task, TaskCallError, tags, task
 from headwater.tasks.control_flow import case
 from headwater.utilities.context import context
 from headwater.utilities.logging import configure_logging, get_logger
@@ -36,11 +36,12 @@ __all__ = [
     "CycleError",
     "FlowValidationError",
     "TaskCallError",
+    "tags",
 ]
 
 _LAZY_SUBMODULES = frozenset(
     {"config", "secrets", "results", "schedules", "storage", "environments", "serialization", "plugins",
-     "tasks", "run_configs", "spec", "testing", "backend"}
+     "tasks", "run_configs", "spec", "testing", "backend", "engine"}
 )
 
 

@@ -24,6 +24,8 @@ __all__ = [
     "any_failed",
     "none_failed",
     "not_all_skipped",
+    "some_successful",
+    "some_failed",
 ]
 
 Trigger = Callable[[Mapping[Any, State]], bool]
@@ -111,3 +113,49 @@ def not_all_skipped(upstream_states: Mapping[Any, State]) -> bool:
     if any(s.is_failed() for s in upstream_states.values()):
         raise signals.TRIGGERFAIL("Trigger was 'not_all_skipped' but some upstream tasks failed.")
     return True
+
+
+class _Some:
+    """A trigger counting upstream states of one kind; bounds are counts, or fractions in (0, 1).
+
+    A module-level class (not a closure) so flows that use it pickle with any pickler.
+    """
+
+    def __init__(self, what: str, at_least: int | float | None, at_most: int | float | None) -> None:
+        for bound, label in ((at_least, "at_least"), (at_most, "at_most")):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound < 0):
+                raise ValueError(
+                    f"{what}({label}=...) must be a count >= 0 or a fraction between 0 and 1, got {bound!r}."
+                )
+        self.__name__ = self.__qualname__ = what
+        self.at_least = at_least
+        self.at_most = at_most
+
+    def __call__(self, upstream_states: Mapping[Any, State]) -> bool:
+        total = len(upstream_states)
+        failed = self.__name__ == "some_failed"
+        count = sum(1 for s in upstream_states.values() if (s.is_failed() if failed else s.is_successful()))
+        # as in Prefect 1: a float strictly between 0 and 1 is a fraction of the upstream tasks
+        low, high = (b * total if isinstance(b, float) and 0 < b < 1 else b for b in (self.at_least, self.at_most))
+        if (low is not None and count < low) or (high is not None and count > high):
+            raise signals.TRIGGERFAIL(
+                f"Trigger was '{self.__name__}' (at_least={self.at_least!r}, at_most={self.at_most!r}) but {count} "
+                f"of {total} upstream tasks {'failed' if failed else 'succeeded'}."
+            )
+        return True
+
+    def __repr__(self) -> str:
+        return f"{self.__name__}(at_least={self.at_least!r}, at_most={self.at_most!r})"
+
+
+def some_successful(at_least: int | float | None = None, at_most: int | float | None = None) -> Trigger:
+    """A trigger: run when the number of successful upstream tasks is within ``[at_least, at_most]``.
+
+    Either bound may be a count or a fraction (``0.5`` = half of the upstream tasks), as in Prefect 1.
+    """
+    return _Some("some_successful", at_least, at_most)
+
+
+def some_failed(at_least: int | float | None = None, at_most: int | float | None = None) -> Trigger:
+    """A trigger: run when the number of failed upstream tasks is within ``[at_least, at_most]``."""
+    return _Some("some_failed", at_least, at_most)

@@ -15,6 +15,8 @@ from headwater.core.parameter import Parameter
 from headwater.core.task import Task, TaskCallError, as_task
 
 if TYPE_CHECKING:
+    import logging
+
     from headwater.executors.base import Executor
     from headwater.states import State
 
@@ -64,6 +66,13 @@ class _Atomic:
                 self.flow._undo(journal)
 
 
+def _count(items: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
 def _atomic(method: _F) -> _F:
     @functools.wraps(method)
     def wrapper(self: Flow, *args: Any, **kwargs: Any) -> Any:
@@ -71,6 +80,28 @@ def _atomic(method: _F) -> _F:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+class TerminalStateHandler:
+    """The flow state handler ``terminal_state_handler=fn`` adds: on the final state, ``fn`` may return another.
+
+    ``fn(flow, state, reference_task_states)`` runs before the other state handlers see the
+    final state; returning None keeps it. A class, not a closure, so flows pickle with any pickler.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, flow: Flow, old: State, new: State) -> State:
+        if not new.is_finished() or old.is_finished():
+            return new
+        states = new.result if isinstance(new.result, dict) else {}
+        references = {t: states[t] for t in flow.reference_tasks() if t in states}
+        replaced = self.fn(flow, new, references)
+        return replaced if replaced is not None else new
+
+    def __repr__(self) -> str:
+        return f"terminal_state_handler({getattr(self.fn, '__qualname__', self.fn)!r})"
 
 
 class FlowGraph:
@@ -116,6 +147,7 @@ class Flow:
         state_handlers: Iterable[Callable[..., Any]] | None = None,
         result: Any = None,
         validate: bool | None = None,
+        terminal_state_handler: Callable[..., Any] | None = None,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ValueError(f"A flow needs a non-empty string name, got {name!r}.")
@@ -128,6 +160,15 @@ class Flow:
         self.storage = storage
         self.result = result
         self.state_handlers = list(state_handlers or ())
+        self.terminal_state_handler = terminal_state_handler
+        """Prefect 1's ``terminal_state_handler(flow, state, reference_task_states)``: may replace the final state."""
+        if terminal_state_handler is not None:
+            if not callable(terminal_state_handler):
+                raise TypeError(
+                    f"Flow {name!r}: terminal_state_handler must be a callable (flow, state, reference_task_states), "
+                    f"got {terminal_state_handler!r}."
+                )
+            self.state_handlers.insert(0, TerminalStateHandler(terminal_state_handler))
         self._tasks: dict[Task, None] = {}
         self._edges: dict[Edge, None] = {}
         self._upstream: dict[Task, list[Edge]] = {}
@@ -596,6 +637,157 @@ class Flow:
             )
         except RaisedInTask as carrier:  # ``with raise_on_exception():`` the task's own exception, unchanged
             raise carrier.exc.with_traceback(carrier.exc.__traceback__) from None
+
+    # --- Prefect 1's graph editing and helpers -----------------------------------------------------
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The flow's logger (``headwater.<flow name>``), as ``flow.logger`` in Prefect 1."""
+        from headwater.utilities.logging import get_logger
+
+        return get_logger(self.name)
+
+    def _remove(self, task: Task) -> None:
+        """Take ``task`` and its edges out of the graph (for :meth:`replace`)."""
+        for edge in list(self._upstream.get(task, ())) + list(self._downstream.get(task, ())):
+            self._edges.pop(edge, None)
+            if edge in self._downstream.get(edge.upstream_task, ()):
+                self._downstream[edge.upstream_task].remove(edge)
+            if edge in self._upstream.get(edge.downstream_task, ()):
+                self._upstream[edge.downstream_task].remove(edge)
+            if edge.key is not None:
+                bound = self._bound_keys.get(edge.downstream_task, {})
+                if bound.get(edge.key) is edge.upstream_task:
+                    del bound[edge.key]
+        del self._tasks[task]
+        del self._upstream[task], self._downstream[task]
+        if task.slug is not None and self._slugs.get(task.slug) is task:
+            del self._slugs[task.slug]
+        self.constants.pop(task, None)
+        self._bound_keys.pop(task, None)
+
+    def replace(self, old: Task, new: Any, validate: bool = True) -> None:
+        """Put ``new`` (a task, or a value made a Constant) where ``old`` is: same edges, constants and reference role.
+
+        Inputs of ``old`` (keyed edges and constants) that ``new`` does not take are dropped, so a
+        task can be replaced by a value; unkeyed upstream edges are kept.
+        """
+        if old not in self._tasks:
+            raise ValueError(f"Flow {self.name!r}: cannot replace {old!r}, it is not in the flow.")
+        new = as_task(new, flow=self)
+        incoming = list(self._upstream[old])
+        outgoing = list(self._downstream[old])
+        constants = dict(self.constants.get(old, {}))
+        was_reference = old in self._reference_tasks
+        self._remove(old)
+        self.add_task(new)
+        takes = set(new._input_names())
+        takes_any = new._takes_var_keyword()
+        for e in incoming:
+            if e.key is not None and e.key not in takes and not takes_any:
+                continue
+            self.add_edge(e.upstream_task, new, key=e.key, mapped=e.mapped, flattened=e.flattened, validate=False)
+        for e in outgoing:
+            self.add_edge(new, e.downstream_task, key=e.key, mapped=e.mapped, flattened=e.flattened, validate=False)
+        for key, value in constants.items():
+            if key in takes or takes_any:
+                self._set_constant(new, key, value)
+        if was_reference:
+            self._reference_tasks = {(new if t is old else t): None for t in self._reference_tasks}
+        if validate:
+            self.validate()
+
+    def update(self, flow: Flow, merge_parameters: bool = False, validate: bool | None = None) -> None:
+        """Add every task, edge and constant of ``flow`` to this one.
+
+        ``merge_parameters=True`` makes a parameter of ``flow`` that has the name of one here the
+        same parameter (otherwise two parameters of one name are an error, as in Prefect 1).
+        """
+        same: dict[Task, Task] = {}
+        if merge_parameters:
+            mine = {p.name: p for p in self.parameters()}
+            same = {p: mine[p.name] for p in flow.parameters() if p.name in mine}
+        for t in flow._tasks:
+            if t not in same:
+                self.add_task(t)
+        for e in flow._edges:
+            self.add_edge(same.get(e.upstream_task, e.upstream_task), same.get(e.downstream_task, e.downstream_task),
+                          key=e.key, mapped=e.mapped, flattened=e.flattened, validate=validate)
+        for t, constants in flow.constants.items():
+            for key, value in constants.items():
+                self._set_constant(same.get(t, t), key, value)
+
+    def diagnostic(self, secrets: bool = False) -> str:
+        """JSON describing this machine and this flow, for bug reports (no values of secrets or parameters).
+
+        ``secrets=True`` also lists the names (never the values) of secrets set in the environment.
+        """
+        import json
+        import os
+        import platform
+
+        from headwater._version import __version__
+
+        info: dict[str, Any] = {
+            "system_information": {
+                "headwater_version": __version__,
+                "platform": platform.platform(),
+                "python_version": platform.python_version(),
+            },
+            "config_overrides": sorted(k for k in os.environ if k.startswith("HEADWATER__")
+                                       and "SECRETS" not in k and "KEY" not in k and "TOKEN" not in k),
+            "flow_information": {
+                "name": self.name,
+                "tasks": len(self._tasks),
+                "edges": len(self._edges),
+                "parameters": sorted(p.name for p in self.parameters()),
+                "schedule": type(self.schedule).__name__ if self.schedule is not None else None,
+                "storage": type(self.storage).__name__ if self.storage is not None else None,
+                "run_config": type(self.run_config).__name__ if self.run_config is not None else None,
+                "executor": type(self.executor).__name__ if self.executor is not None else None,
+                "result": type(self.result).__name__ if self.result is not None else None,
+                "task_types": dict(sorted(_count(type(t).__name__ for t in self._tasks).items())),
+            },
+        }
+        if secrets:
+            prefix = "HEADWATER__CONTEXT__SECRETS__"
+            info["secret_names"] = sorted(k[len(prefix):] for k in os.environ if k.startswith(prefix))
+        return json.dumps(info, indent=4, sort_keys=True)
+
+    def register(
+        self,
+        project_name: str | None = None,
+        build: bool = True,
+        labels: Iterable[str] | None = None,
+        set_schedule_active: bool = True,
+        **kwargs: Any,
+    ) -> str:
+        """Register this flow with the API (``headwater.Client().register``); returns the flow id.
+
+        Needs the headwater-cloud-api plugin (``pip install headwater-cloud-api``). ``build=False``
+        (Prefect 1's "storage is already built") is not supported: registration builds storage.
+        """
+        if not project_name:
+            raise ValueError(
+                f"Flow {self.name!r}: register() needs project_name=..., the project to register into "
+                "(create it with `headwater project create NAME`)."
+            )
+        if not build:
+            raise ValueError(
+                f"Flow {self.name!r}: register(build=False) is not supported; headwater builds the flow's storage "
+                "when it registers (unchanged storage is not rebuilt). Drop build=False."
+            )
+        from headwater.client import INSTALL_HINT, Client, MissingClientResourceError
+
+        client = Client()
+        try:
+            client._resource_class("registration")
+        except MissingClientResourceError:
+            raise MissingClientResourceError(
+                f"Flow {self.name!r}: register() needs the orchestration API plugin, which is not installed: "
+                f"{INSTALL_HINT}. To run the flow without an API, call flow.run()."
+            ) from None
+        return client.register(self, project_name, labels=list(labels or ()), schedule=set_schedule_active, **kwargs)
 
     # --- pictures ----------------------------------------------------------------------------
 

@@ -290,6 +290,8 @@ class FlowRunner:
             return TriggerFailed(str(sig), sig)
         except signals.SKIP as sig:
             return Skipped(str(sig))  # no result: downstream tasks that run anyway get None
+        except signals.HeadwaterSignal as sig:  # signals are BaseExceptions: a trigger's FAIL, PAUSE, ...
+            return sig.state
         except Exception as exc:
             return Failed(f"Error in the trigger of task {task.name!r}: {exc!r}", exc)
         return None

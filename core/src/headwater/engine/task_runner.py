@@ -27,10 +27,11 @@ from headwater import signals
 from headwater.core.flow import _active_flows
 from headwater.core.task import Task
 from headwater.states import Cached, Failed, Pending, Retrying, Running, State, Success, TimedOut
+from headwater.utilities import debug as _debug
 from headwater.utilities.context import context
 from headwater.utilities.logging import mask_secrets
 
-__all__ = ["run_task", "call_state_handlers", "StateHandlerError", "format_task_traceback"]
+__all__ = ["run_task", "call_state_handlers", "StateHandlerError", "TaskRunNameError", "format_task_traceback"]
 
 _NOT_STARTED = Pending()
 
@@ -94,13 +95,24 @@ def run_task(
             result, found = _target_result(task, target, result, ctx)
             if found is not None:
                 return handle_or_fail(task, handlers, state or Running(), found) if handlers else found
+        run_name = getattr(task, "task_run_name", None)
         try:
-            if task.timeout is not None:
-                value = _call_with_timeout(task, inputs)
-            elif task.log_stdout:
-                value = _call_logging_stdout(task, inputs, ctx)
-            else:
-                value = task.run(**inputs)
+            if run_name is not None:  # Prefect 1's task_run_name: a template or a callable, given inputs and context
+                ctx = _with_run_name(task, run_name, inputs, ctx)
+                context._replace(ctx)
+            while True:
+                try:
+                    if task.timeout is not None:
+                        value = _call_with_timeout(task, inputs)
+                    elif task.log_stdout:
+                        value = _call_logging_stdout(task, inputs, ctx)
+                    else:
+                        value = task.run(**inputs)
+                    break
+                except signals.LOOP as sig:  # run again with the loop's result in the context (Prefect 1's LOOP)
+                    ctx = {**ctx, "task_loop_count": int(ctx.get("task_loop_count") or 1) + 1,
+                           "task_loop_result": sig.state.result}
+                    context._replace(ctx)
         except signals.ENDRUN as sig:
             new: State = sig.state
             ended = True  # exactly this state: no retry
@@ -114,6 +126,8 @@ def run_task(
             new = TimedOut(str(exc), exc)
             _task_logger(ctx).error("Task %r: %s", task.name, exc)
         except Exception as exc:
+            if _debug.RAISE_ON_EXCEPTION[0]:  # ``with raise_on_exception():`` -- out of flow.run() as it is
+                raise _debug.RaisedInTask(exc) from exc
             formatted = mask_secrets(format_task_traceback(exc), fresh=True)
             new = Failed(mask_secrets(f"Error during execution of task: {exc!r}"), exc, traceback=formatted)
             # The traceback goes in the message (not exc_info) so every handler (terminal, API) gets it, masked.
@@ -132,7 +146,8 @@ def run_task(
                 new = Success("Task run succeeded.", value)
                 if result is not None:
                     new = _checkpoint(task, new, result, ctx)
-        if isinstance(new, Failed) and not isinstance(new, Retrying) and run_count <= task.max_retries and not ended:
+        if (isinstance(new, Failed) and not isinstance(new, Retrying) and run_count <= task.max_retries and not ended
+                and _retries_on(task, new)):
             new = Retrying(
                 f"Retrying after: {new.message} (run {run_count} of {task.max_retries + 1})",
                 new.result,
@@ -145,6 +160,29 @@ def run_task(
     finally:
         _active_flows.reset(flows_token)
         context._reset(token)
+
+
+def _retries_on(task: Any, state: Failed) -> bool:
+    """Whether ``state`` may be retried under the task's ``retry_on`` (None: every failure)."""
+    retry_on = getattr(task, "retry_on", None)
+    return retry_on is None or isinstance(state.result, retry_on)
+
+
+def _with_run_name(task: Any, run_name: Any, inputs: Mapping[str, Any], ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """``ctx`` with ``task_run_name`` formatted from the context and the task's inputs (inputs win)."""
+    values = {**ctx, **inputs}
+    try:
+        name = run_name(**values) if callable(run_name) else str(run_name).format(**values)
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError) as exc:
+        raise TaskRunNameError(
+            f"Task {task.name!r}: task_run_name {run_name!r} could not be formatted ({exc!r}); it may use the "
+            f"task's inputs ({', '.join(sorted(inputs)) or 'none'}) and context keys such as map_index and flow_name."
+        ) from exc
+    return {**ctx, "task_run_name": str(name)}
+
+
+class TaskRunNameError(ValueError):
+    """A ``task_run_name`` template or callable failed (names the task, the template and the keys)."""
 
 
 def run_task_batch(task: Any, runs: list[tuple[dict[str, Any], Mapping[str, Any]]], result: Any = None) -> list[State]:

@@ -9,7 +9,7 @@ Import from here::
 Every datetime is timezone-aware: naive datetimes raise :class:`NaiveDatetimeError`.
 """
 
-from headwater.schedules import clocks, filters
+from headwater.schedules import adjustments, clocks, filters
 from headwater.schedules.clocks import (
     Clock,
     ClockEvent,
@@ -17,6 +17,7 @@ from headwater.schedules.clocks import (
     DatesClock,
     IntervalClock,
     NaiveDatetimeError,
+    RRuleClock,
 )
 from headwater.schedules.schedule import CronSchedule, IntervalSchedule, Schedule
 
@@ -29,7 +30,9 @@ __all__ = [
     "IntervalClock",
     "CronClock",
     "DatesClock",
+    "RRuleClock",
     "NaiveDatetimeError",
     "clocks",
     "filters",
+    "adjustments",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,11 +26,12 @@ __all__ = [
     "IntervalClock",
     "CronClock",
     "DatesClock",
+    "RRuleClock",
     "NaiveDatetimeError",
     "DEFAULT_START_DATE",
 ]
 
-UTC = timezone.utc
+UTC = UTC
 
 DEFAULT_START_DATE = datetime(2019, 1, 1, tzinfo=UTC)
 """Where an :class:`IntervalClock` without ``start_date`` counts its intervals from (as in Prefect 1)."""
@@ -366,3 +367,81 @@ class DatesClock(Clock):
             if when_utc > after_utc and when_utc != last:
                 last = when_utc
                 yield self._event(when)
+
+
+# --- rrule (Prefect 1's RRuleClock) -------------------------------------------------------
+
+
+def _to_rrule_text(value: Any) -> str:
+    """An RFC 5545 rule as text (what is stored and serialized), from a ``dateutil.rrule.rrule`` or a string."""
+    from dateutil.rrule import rrule, rruleset, rrulestr
+
+    if isinstance(value, (rrule, rruleset)):
+        if isinstance(value, rruleset):
+            raise TypeError("RRuleClock takes one dateutil.rrule.rrule, not an rruleset: give one clock per rule.")
+        text = str(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise TypeError(f"RRuleClock needs a dateutil.rrule.rrule or an RRULE string, got {value!r}.")
+    try:
+        rrulestr(text)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"RRuleClock: {text!r} is not a valid RFC 5545 rule ({exc}).") from exc
+    return text
+
+
+@attrs.frozen
+class RRuleClock(Clock):
+    """Fires on the occurrences of a ``dateutil.rrule.rrule`` (e.g. the last Friday of each month).
+
+    The rule's ``dtstart`` fixes the wall-clock time and zone of the occurrences; a rule without
+    a zone is read as UTC. ``start_date``/``end_date`` bound the occurrences as in other clocks.
+    """
+
+    rrule: str = attrs.field(converter=_to_rrule_text)
+    start_date: datetime | None = attrs.field(default=None, validator=_aware_or_none)
+    end_date: datetime | None = attrs.field(default=None, validator=_end_after_start)
+    parameter_defaults: dict[str, Any] = _defaults_field()
+    labels: list[str] | None = _labels_field()
+
+    def __attrs_post_init__(self) -> None:
+        ensure_registered("clock", RRuleClock)
+
+    def _rule(self) -> Any:
+        from dateutil.rrule import rrulestr
+
+        rule = rrulestr(self.rrule)
+        start = getattr(rule, "_dtstart", None)
+        if start is not None and start.tzinfo is None:
+            rule = rule.replace(dtstart=start.replace(tzinfo=UTC))
+        return rule
+
+    def events(self, after: datetime | None = None) -> Iterator[ClockEvent]:
+        """Yield the rule's occurrences strictly after ``after`` (default: now), within the bounds."""
+        after_utc = resolve_after(after)
+        if self.start_date is not None and _utc(self.start_date) > after_utc:
+            after_utc = _utc(self.start_date) - timedelta(microseconds=1)
+        rule = self._rule()
+        zone = rule._dtstart.tzinfo if getattr(rule, "_dtstart", None) is not None else UTC
+        for when in rule.xafter(after_utc.astimezone(zone), inc=False):
+            if self.end_date is not None and _utc(when) > _utc(self.end_date):
+                return
+            yield self._event(when)
+
+
+def ensure_registered(kind: str, cls: type) -> None:
+    """Give ``cls`` its type tag (its class name) in registry ``kind`` unless it has one already.
+
+    Called at import and when an object is made, so a registry that was cleared (tests) or
+    filled before the import still knows the class. Cheap: one dict lookup when registered.
+    """
+    from headwater.plugins._manager import registry
+    from headwater.plugins._registry import BUILTIN_PLUGIN
+
+    reg = registry(kind)
+    if reg._entries.get(cls.__name__) is None:
+        reg.register(f"{cls.__module__}:{cls.__qualname__}", cls.__name__, plugin=BUILTIN_PLUGIN)
+
+
+ensure_registered("clock", RRuleClock)

@@ -150,3 +150,121 @@ class BetweenDates(Filter):
         if start <= end:
             return start <= d <= end
         return d >= start or d <= end
+
+
+# --- Prefect 1's filter functions ---------------------------------------------------------------
+
+
+def _instant(value: object, what: str) -> str:
+    """An aware datetime (stdlib or pendulum) as an ISO string; an ISO string (a restored filter) as it is."""
+    from headwater.schedules.clocks import check_aware
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return check_aware(value, what).isoformat()
+
+
+def _start_instant(value: object) -> str:
+    return _instant(value, "between_datetimes start")
+
+
+def _end_instant(value: object) -> str:
+    return _instant(value, "between_datetimes end")
+
+
+def _at_instant(value: object) -> str:
+    return _instant(value, "on_datetime dt")
+
+
+@attrs.frozen
+class BetweenDatetimes(Filter):
+    """Between two instants inclusive (timezone-aware datetimes, stored as ISO strings)."""
+
+    start: str = attrs.field(converter=_start_instant)
+    end: str = attrs.field(converter=_end_instant)
+
+    def __attrs_post_init__(self) -> None:
+        _ensure_registered(BetweenDatetimes)
+
+    def __call__(self, dt: datetime) -> bool:
+        return datetime.fromisoformat(self.start) <= dt <= datetime.fromisoformat(self.end)
+
+
+@attrs.frozen
+class OnDatetime(Filter):
+    """Exactly at one instant (a timezone-aware datetime, stored as an ISO string)."""
+
+    at: str = attrs.field(converter=_at_instant)
+
+    def __attrs_post_init__(self) -> None:
+        _ensure_registered(OnDatetime)
+
+    def __call__(self, dt: datetime) -> bool:
+        return dt == datetime.fromisoformat(self.at)
+
+
+is_weekday = IsWeekday()
+"""Prefect 1's ``filters.is_weekday``: Monday to Friday."""
+is_weekend = IsWeekend()
+"""Prefect 1's ``filters.is_weekend``: Saturday and Sunday."""
+is_month_start = IsMonthStart()
+"""Prefect 1's ``filters.is_month_start``: the first day of the month."""
+is_month_end = IsMonthEnd()
+"""Prefect 1's ``filters.is_month_end``: the last day of the month."""
+
+
+def at_time(dt: time) -> AtTime:
+    """Prefect 1's ``filters.at_time(time)``: events exactly at that wall-clock time."""
+    return AtTime(dt)
+
+
+def between_times(start: time, end: time) -> BetweenTimes:
+    """Prefect 1's ``filters.between_times(start, end)``: wall-clock times, wrapping midnight."""
+    return BetweenTimes(start, end)
+
+
+def between_dates(start_month: int, start_day: int, end_month: int, end_day: int) -> BetweenDates:
+    """Prefect 1's ``filters.between_dates(...)``: days of the year, wrapping the new year."""
+    return BetweenDates(start_month, start_day, end_month, end_day)
+
+
+def between_datetimes(start: datetime, end: datetime) -> BetweenDatetimes:
+    """Prefect 1's ``filters.between_datetimes(start, end)``: between two instants inclusive."""
+    return BetweenDatetimes(start, end)
+
+
+def on_date(month: int, day: int) -> OnDate:
+    """Prefect 1's ``filters.on_date(month, day)``."""
+    return OnDate(month, day)
+
+
+def on_datetime(dt: datetime) -> OnDatetime:
+    """Prefect 1's ``filters.on_datetime(dt)``: exactly at one instant."""
+    return OnDatetime(dt)
+
+
+__all__ += [
+    "BetweenDatetimes",
+    "OnDatetime",
+    "is_weekday",
+    "is_weekend",
+    "is_month_start",
+    "is_month_end",
+    "at_time",
+    "between_times",
+    "between_dates",
+    "between_datetimes",
+    "on_date",
+    "on_datetime",
+]
+
+
+def _ensure_registered(cls: type) -> None:
+    """Type tags for the filters added for Prefect 1 (see ``clocks.ensure_registered``)."""
+    from headwater.schedules.clocks import ensure_registered
+
+    ensure_registered("schedule_filter", cls)
+
+
+_ensure_registered(BetweenDatetimes)
+_ensure_registered(OnDatetime)

@@ -30,7 +30,7 @@ from headwater.triggers import not_all_skipped
 if TYPE_CHECKING:
     from headwater.core.flow import Flow
 
-__all__ = ["CompareValue", "Merge", "case", "merge", "ifelse", "switch"]
+__all__ = ["CompareValue", "Merge", "FilterTask", "case", "merge", "ifelse", "switch"]
 
 
 def _require_flow(flow: Flow | None, what: str) -> Flow:
@@ -174,3 +174,34 @@ def ifelse(condition: Any, true_task: Any, false_task: Any, flow: Flow | None = 
         raise ValueError("ifelse() needs a true_task or a false_task (both were None).")
     as_bool = _AsBool(name="as_bool", checkpoint=False).bind(x=condition, flow=active)
     switch(as_bool, cases, flow=active)
+
+
+def _keep_by_default(result: Any) -> bool:
+    """FilterTask's default: drop None (skipped or no result) and exceptions (failed mapped children)."""
+    return not isinstance(result, (BaseException, type(None)))
+
+
+class FilterTask(Task):
+    """Filters a list result (typically a mapped task's): ``FilterTask()(mapped_task)`` drops failures and Nones.
+
+    ``filter_func(item) -> bool`` decides what is kept (default: not None and not an exception);
+    ``log_func(kept)`` may return a message to log. As in Prefect 1 it runs whatever happened
+    upstream (``all_finished``) and is not skipped when an upstream task was.
+    """
+
+    def __init__(self, filter_func: Any = None, log_func: Any = None, **kwargs: Any) -> None:
+        from headwater.triggers import all_finished
+
+        kwargs.setdefault("skip_on_upstream_skip", False)
+        kwargs.setdefault("trigger", all_finished)
+        self.filter_func = filter_func or _keep_by_default
+        self.log_func = log_func
+        super().__init__(**kwargs)
+
+    def run(self, task_result: Any) -> list[Any]:
+        kept = [item for item in task_result if self.filter_func(item)]
+        if self.log_func is not None:
+            message = self.log_func(kept)
+            if message is not None:
+                self.logger.info(message)
+        return kept

@@ -1,0 +1,59 @@
+"""Prefect 1's ``prefect.utilities.tasks``: helpers for writing and wiring tasks."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from headwater import signals
+from headwater.core.edge import unmapped
+from headwater.core.task import as_task, tags, task
+from headwater.utilities.context import context
+
+__all__ = ["task", "as_task", "tags", "unmapped", "defaults_from_attrs", "pause_task"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def defaults_from_attrs(*attr_args: str) -> Callable[[_F], _F]:
+    """Decorate a Task's ``run``: each named argument left ``None`` takes the task's attribute of that name.
+
+    So ``MyTask(query="select 1")`` sets a default that ``run(query=...)`` can override::
+
+        class Query(Task):
+            def __init__(self, query=None, **kwargs):
+                self.query = query
+                super().__init__(**kwargs)
+
+            @defaults_from_attrs("query")
+            def run(self, query=None):
+                ...
+    """
+
+    def decorator(method: _F) -> _F:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            for name in attr_args:
+                if kwargs.get(name) is None:
+                    kwargs[name] = getattr(self, name, None)
+            return method(self, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    for name in attr_args:
+        if not isinstance(name, str):
+            raise TypeError(f"defaults_from_attrs() takes attribute names (strings), got {name!r}.")
+    return decorator
+
+
+def pause_task(message: str | None = None, duration: timedelta | None = None) -> None:
+    """Pause the running task (it ends Paused) unless this run is a resume (``context.resume``).
+
+    ``duration`` is accepted for Prefect 1 compatibility; headwater does not resume paused tasks
+    on a timer (see docs/prefect1.md).
+    """
+    if context.get("resume", False):
+        return
+    raise signals.PAUSE(message or "pause_task signal raised during task execution.")
