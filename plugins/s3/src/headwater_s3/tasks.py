@@ -87,7 +87,7 @@ class _S3Task(Task):
 class S3Download(_S3Task):
     """Download one object; returns its text (UTF-8), or its bytes with ``as_bytes=True``."""
 
-    def run(  # type: ignore[override]
+    def run(
         self,
         key: str,
         credentials: Mapping[str, str] | None = None,
@@ -118,7 +118,7 @@ class S3Download(_S3Task):
 class S3Upload(_S3Task):
     """Upload a string or bytes; returns the key (a new UUID when none is given)."""
 
-    def run(  # type: ignore[override]
+    def run(
         self,
         data: str | bytes,
         key: str | None = None,
