@@ -345,13 +345,18 @@ def partition(root: Path) -> dict[str, Any]:
                 agent.kill()
 
 
-def many_runs(root: Path, runs: int, agent_count: int) -> dict[str, Any]:
+def many_runs(root: Path, runs: int, agent_count: int, lease: float = 30.0) -> dict[str, Any]:
+    """``runs`` short runs through ``agent_count`` agents, the first SIGKILLed; ``lease``: the server's heartbeat lease.
+
+    With a lease shorter than a flow-run process needs to start on a loaded machine, the reaper
+    reschedules live runs (their tasks then run twice; the first process is fenced off).
+    """
     from headwater_cloud_api.server.run import ServerThread
 
     marks = root / "marks-many.txt"
     flows = root / "flows-many.py"
     flows.write_text(FLOWS.format(marks=str(marks)))
-    with ServerThread(database_url=f"sqlite:///{root / 'many.db'}", scheduler=False, heartbeat_lease=3.0,
+    with ServerThread(database_url=f"sqlite:///{root / 'many.db'}", scheduler=False, heartbeat_lease=lease,
                       max_resurrections=3, reaper_interval=0.5) as srv, _client(srv.api) as api:
         ids = _register(api, flows)
         agents = [Agent(srv.api, root / f"wd-many-{i}", f"a{i}") for i in range(agent_count)]
@@ -371,7 +376,9 @@ def many_runs(root: Path, runs: int, agent_count: int) -> dict[str, Any]:
             for _, _, run, slug in _marks(marks):
                 starts[(run, slug)] = starts.get((run, slug), 0) + 1
             twice = sum(n > 1 for n in starts.values())
-            return {"fault": f"{runs} runs, {agent_count} agents, one SIGKILL", "injected": 1, "lost": lost, "twice": twice}
+            resurrected = sum(1 for r in created if api.flow_run(id=r).get("times_resurrected"))
+            return {"fault": f"{runs} runs, {agent_count} agents, one SIGKILL (lease {lease:g} s)", "injected": 1,
+                    "lost": lost, "twice": twice, "note": f"{resurrected} run(s) rescheduled by the reaper"}
         finally:
             for agent in agents:
                 agent.kill()
@@ -454,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuzz-examples", type=int, default=25, help="examples per GraphQL field and database")
     parser.add_argument("--runs", type=int, default=100, help="runs in the several-agents-one-SIGKILL fault")
     parser.add_argument("--agents", type=int, default=3)
+    parser.add_argument("--lease", type=float, default=30.0, help="heartbeat lease (s) of the many-runs server")
     parser.add_argument("--log-mb", default="1,8,16", help="comma-separated log volumes (MB) for the chatty task")
     parser.add_argument("--postgres-url", default=None, help="an empty PostgreSQL database to fuzz too")
     parser.add_argument("--skip-faults", action="store_true")
@@ -471,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_faults:
             if not args.skip_partition:
                 fault_rows.append(partition(root))
-            fault_rows.append(many_runs(root, args.runs, args.agents))
+            fault_rows.append(many_runs(root, args.runs, args.agents, args.lease))
             fault_rows.append(nan_batch(root))
             row, largest = chatty(root, [float(s) for s in args.log_mb.split(",") if s])
             fault_rows.append(row)
@@ -486,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nFaults injected (real processes)")
         print(f"{'fault':<48} {'injected':>8} {'states lost':>11} {'tasks run twice':>15}")
         for row in fault_rows:
-            print(f"{row['fault']:<48} {row['injected']:>8} {row['lost']:>11} {row['twice']:>15}")
+            print(f"{row['fault']:<48} {row['injected']:>8} {row['lost']:>11} {row['twice']:>15}  {row.get('note', '')}")
         print(f"\nlargest log volume that loses nothing: {largest:g} MB (lines) + one {largest:g} MB line (truncated with a marker)")
     print(f"total time: {elapsed:.0f} s")
     bad = sum(c["5xx"] + c["internal"] for _, c in fuzz_rows) + sum(r["lost"] + r["twice"] for r in fault_rows)
