@@ -295,6 +295,8 @@ class FakeKubernetes:
         self.workdir = workdir
         self.tick = tick
         self.backoff = backoff
+        self.token = TOKEN
+        """The bearer token the server accepts (a test may revoke it)."""
         self.namespaces = {"default", "flows"}
         self.secrets: dict[tuple[str, str], dict[str, str]] = {("default", "headwater-api-key"): {"api-key": "key-from-secret"}}
         self.service_accounts = {("default", "default"), ("flows", "default"), ("default", "etl"), ("flows", "etl")}
@@ -376,6 +378,7 @@ class FakeKubernetes:
             self.rejections.clear()
             self._containers.clear()
             self._runtime.clear()
+            self.token = TOKEN
 
     # --- helpers ----------------------------------------------------------------------------------------
 
@@ -849,7 +852,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            if self.headers.get("Authorization") != f"Bearer {self.cluster.token}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             route = next(((action, m) for verb, pattern, action in _ROUTES
                           if verb == method and (m := pattern.match(parsed.path))), None)

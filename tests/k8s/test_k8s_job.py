@@ -288,3 +288,17 @@ def test_an_earlier_attempts_job_is_deleted(cluster: Any, tmp_path: Path) -> Non
     assert ("default", old) not in cluster.jobs and ("default", new) in cluster.jobs
     run.kill(second, grace_period=0)
     assert run.status(second) == "cancelled"
+
+
+def test_a_job_that_cannot_be_followed_fails_after_the_start_timeout(cluster: Any, tmp_path: Path) -> None:
+    """The agent loses access (credentials revoked): reported once, then the unstarted run fails at its start timeout."""
+    storage = Local(directory=str(tmp_path))
+    storage.flows["etl"] = "etl/abc.flow"
+    run = KubernetesRun(image="registry.invalid/never:1", start_timeout=2)
+    out = tmp_path / "out.log"
+    handle = run.execute(storage, "etl/abc.flow", flow_run_id=RUN_ID, stdout=str(out))
+    cluster.token = "revoked"
+    assert run.wait(handle, timeout=60) == "failed"
+    text = out.read_text()
+    assert text.count("401 Unauthorized") >= 1 and "could not follow Kubernetes Job" in text, text
+    assert text.count("Kubernetes refused to read Job") == 2, "the same error is reported once, then in the final message"

@@ -164,6 +164,7 @@ class JobWatch:
     waiting: dict[str, str] = attrs.field(factory=dict)
     pods_reported: set[str] = attrs.field(factory=set)
     exit_code: int | None = None
+    last_error: str | None = None
     _client: Any = attrs.field(default=None, repr=False)
 
     # --- where reports go ---------------------------------------------------------------------
@@ -544,12 +545,17 @@ class KubernetesRun(Environment):
         batch, core = kubernetes_clients(watch.settings)
         try:
             status, failure = watch.poll(batch, core)
-        except KubernetesError as exc:
-            _log.warning("%s", exc)
-            return handle.status
-        except Exception as exc:  # the API server is unreachable for a moment: try again next pass
-            _log.warning("Following Kubernetes Job %s failed: %s", handle.id, exc)
-            return handle.status
+        except Exception as exc:  # the API server is unreachable or refuses: try again next pass
+            message = str(exc) if isinstance(exc, KubernetesError) else f"Following Kubernetes Job {handle.id} failed: {exc}"
+            if message != watch.last_error:
+                watch.last_error = message
+                watch.report(message, "WARNING")
+            if watch.started or now - watch.created <= watch.start_timeout:
+                return handle.status  # a running pod goes on without us; an unstarted one gets its start timeout
+            status, failure = "failed", (f"headwater could not follow Kubernetes Job {handle.id} within the start timeout "
+                                         f"of {watch.start_timeout:g} s: {message}")
+        else:
+            watch.last_error = None
         handle.exit_code = watch.exit_code
         if status == "running":
             status = self._check_stale(watch, batch)
