@@ -14,7 +14,6 @@ from typing import Any
 
 import dask_helpers as h
 import pytest
-
 from headwater import Flow, Parameter
 from headwater.core.edge import unmapped
 from headwater.plugins import from_dict, registry, to_dict
@@ -58,7 +57,7 @@ def test_registered_under_the_prefect_names_and_round_trips() -> None:
     data = to_dict(original)
     json.dumps(data)
     assert data["cluster_class"] == "dask.distributed.LocalCluster" and data["adapt_kwargs"] == {"maximum": 4}
-    restored = from_dict(json.loads(json.dumps(data)), executors.get(executors.name_for(DaskExecutor)))
+    restored = from_dict(json.loads(json.dumps(data)), executors.get(executors.name_for(DaskExecutor) or "?"))
     assert restored == original and restored is not original
     local = LocalDaskExecutor(scheduler="threads", num_workers=8)
     assert from_dict(to_dict(local), LocalDaskExecutor) == local
@@ -227,8 +226,9 @@ def test_unreachable_scheduler_fails_the_run_with_the_address_and_the_fix() -> N
     address = f"tcp://127.0.0.1:{port}"
     state = flow.run(executor=DaskExecutor(address=address, connect_timeout=1.0), run_on_schedule=False)
     assert state.is_failed()
-    assert address in state.message
-    assert "dask scheduler --host 127.0.0.1" in state.message and "DaskConnectionError" in state.message
+    message = str(state.message)
+    assert address in message
+    assert "dask scheduler --host 127.0.0.1" in message and "DaskConnectionError" in message
 
 
 # --- cancellation ------------------------------------------------------------------------------------
@@ -291,9 +291,8 @@ def test_cancel_on_the_local_scheduler_cancels_task_runs_not_started(tmp_path: P
 def test_a_large_constant_is_scattered_once_not_per_mapped_item(
     dask_address: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from distributed import Client
-
     import headwater_dask.executor as module
+    from distributed import Client
 
     scatters: list[int] = []
     payloads: list[int] = []

@@ -24,7 +24,15 @@ _LAZY = {
     "UnpicklableResultError": "headwater_dask.worker",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "__version__",
+    "DaskExecutor",
+    "DaskConnectionError",
+    "DaskTaskFuture",
+    "LocalDaskExecutor",
+    "UnpicklableArgumentError",
+    "UnpicklableResultError",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from headwater_dask.executor import DaskConnectionError, DaskExecutor, DaskTaskFuture

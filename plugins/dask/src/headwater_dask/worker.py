@@ -94,7 +94,7 @@ def _install_capture(level: int) -> None:
             _installed = True
 
 
-class _SharedPickler(cloudpickle.Pickler):  # type: ignore[misc]
+class _SharedPickler(cloudpickle.Pickler):
     """cloudpickle that writes a reference (its key) instead of each shared value."""
 
     def __init__(self, file: io.BytesIO, shared: Mapping[int, str]) -> None:
