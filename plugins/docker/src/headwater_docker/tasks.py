@@ -95,6 +95,25 @@ def _stream_errors(chunks: Any, task: str, what: str, stream_logs: bool) -> list
     return out
 
 
+def _log_tail(api: Any, container_id: str, lines: int = 20) -> str:
+    """The last ``lines`` of a finished container's output (the engine may still be flushing it: retried briefly)."""
+    import time
+
+    from docker.errors import DockerException
+
+    text = ""
+    for _ in range(5):
+        try:
+            raw = api.logs(container_id, stdout=True, stderr=True)
+        except DockerException:
+            return ""
+        text = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip()
+        if text:
+            break
+        time.sleep(0.2)
+    return "\n".join(text.splitlines()[-lines:])
+
+
 class PullImage(_DockerTask):
     """Pull ``repository:tag`` (``tag=None`` pulls ``latest``); returns the pulled image's id.
 
@@ -370,7 +389,7 @@ class WaitOnContainer(_ContainerTask):
                 raise self._fail(f"waiting on container {container_id}", exc) from None
             code = int(result.get("StatusCode", 0) or 0)
             if code != 0 and _pick(raise_on_exit_code, self.raise_on_exit_code):
-                tail = api.logs(container_id, tail=20).decode(errors="replace").strip()
+                tail = _log_tail(api, container_id)
                 error = (result.get("Error") or {}).get("Message") if isinstance(result.get("Error"), dict) else None
                 raise signals.FAIL(f"{type(self).__name__}: container {container_id[:12]} exited with status {code}"
                                    + (f" ({error})" if error else "") + (f"; its last output:\n{tail}" if tail else "."))
