@@ -17,6 +17,9 @@ kept, so a busy machine inflates it less), in a temporary, empty ``HEADWATER_HOM
 * ``-X importtime``: the 10 modules with the largest cumulative import time under
   ``import headwater`` (one more fresh process).
 
+Each timed row also shows its CPU seconds (user + system of the measured process), the figure
+a machine shared with other work inflates least; the verdict is on the best wall time.
+
 Exits 0 when every measurement ran (whatever the targets say: the PASS/FAIL lines are
 informational), 1 when one failed.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,12 +42,12 @@ __all__ = ["Figure", "ImportEntry", "import_figures", "first_run_figures", "cli_
 
 IMPORT_PROBE = """
 import json, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import headwater
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
 kb = lambda key: int(status[key].split()[0])
-print(json.dumps({"import_s": t1 - t0, "rss_mb": kb("VmRSS") / 1024, "hwm_mb": kb("VmHWM") / 1024}))
+print(json.dumps({"import_s": t1 - t0, "import_cpu_s": c1 - c0, "rss_mb": kb("VmRSS") / 1024, "hwm_mb": kb("VmHWM") / 1024}))
 """
 
 FIRST_RUN_PROBE = """
@@ -57,13 +61,13 @@ def one():
 with Flow("one") as flow:
     one()
 logging.getLogger("headwater").setLevel(logging.WARNING)
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 first = flow.run(run_on_schedule=False)
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 second = flow.run(run_on_schedule=False)
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 assert first.is_successful() and second.is_successful(), (first, second)
-print(json.dumps({"first_s": t1 - t0, "second_s": t2 - t1}))
+print(json.dumps({"first_s": t1 - t0, "second_s": t2 - t1, "first_cpu_s": c1 - c0, "second_cpu_s": c2 - c1}))
 """
 
 ONE_TASK_FLOW = """
@@ -88,6 +92,7 @@ class Figure:
     value: float
     unit: str
     target: float | None = None
+    cpu_s: float | None = None  # CPU seconds of the same measurement (waiting for a busy CPU does not count)
 
     @property
     def verdict(self) -> str:
@@ -120,30 +125,41 @@ def _python_json(code: str, env: dict[str, str]) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _wall(args: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wall_cpu(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the process and its waited-for children) of one command."""
+    cpu0, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu0
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return elapsed
+    return elapsed, cpu
 
 
-def bare_python_seconds(env: dict[str, str], cwd: Path, repeat: int) -> float:
-    """Best wall time of ``python -c pass`` (interpreter start and exit)."""
-    return min(_wall([sys.executable, "-c", "pass"], env, cwd) for _ in range(repeat))
+def _best_wall_cpu(args: list[str], env: dict[str, str], cwd: Path, repeat: int) -> tuple[float, float]:
+    samples = [_wall_cpu(args, env, cwd) for _ in range(repeat)]
+    return min(w for w, _ in samples), min(c for _, c in samples)
+
+
+def bare_python_seconds(env: dict[str, str], cwd: Path, repeat: int) -> tuple[float, float]:
+    """Best wall and CPU seconds of ``python -c pass`` (interpreter start and exit)."""
+    return _best_wall_cpu([sys.executable, "-c", "pass"], env, cwd, repeat)
 
 
 def import_figures(env: dict[str, str], repeat: int) -> dict[str, float]:
     """Best ``import headwater`` seconds, and the smallest RSS / peak RSS (MB) right after it, over fresh processes."""
     samples = [_python_json(IMPORT_PROBE, env) for _ in range(repeat)]
-    return {key: min(s[key] for s in samples) for key in ("import_s", "rss_mb", "hwm_mb")}
+    return {key: min(s[key] for s in samples) for key in ("import_s", "import_cpu_s", "rss_mb", "hwm_mb")}
 
 
 def first_run_figures(env: dict[str, str], repeat: int) -> dict[str, float]:
     """Best first and second ``flow.run()`` seconds of a one-task flow in fresh processes."""
     samples = [_python_json(FIRST_RUN_PROBE, env) for _ in range(repeat)]
-    return {key: min(s[key] for s in samples) for key in ("first_s", "second_s")}
+    return {key: min(s[key] for s in samples) for key in ("first_s", "second_s", "first_cpu_s", "second_cpu_s")}
 
 
 def headwater_command() -> list[str]:
@@ -152,11 +168,11 @@ def headwater_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "headwater.cli"]
 
 
-def cli_run_seconds(env: dict[str, str], cwd: Path, repeat: int) -> float:
-    """Best wall time of ``headwater run flow.py --quiet`` for a one-task flow file."""
+def cli_run_seconds(env: dict[str, str], cwd: Path, repeat: int) -> tuple[float, float]:
+    """Best wall and CPU seconds of ``headwater run flow.py --quiet`` for a one-task flow file."""
     path = cwd / "one_task_flow.py"
     path.write_text(ONE_TASK_FLOW)
-    return min(_wall([*headwater_command(), "run", str(path), "--quiet"], env, cwd) for _ in range(repeat))
+    return _best_wall_cpu([*headwater_command(), "run", str(path), "--quiet"], env, cwd, repeat)
 
 
 def parse_importtime(stderr: str) -> list[ImportEntry]:
@@ -199,24 +215,26 @@ def measure(repeat: int, work: Path) -> tuple[list[Figure], list[ImportEntry]]:
     runs = first_run_figures(env, repeat)
     cli = cli_run_seconds(env, work, repeat)
     figures = [
-        Figure("python -c pass (wall)", bare, "s"),
-        Figure("import headwater", imported["import_s"], "s", 0.3),
+        Figure("python -c pass (wall)", bare[0], "s", cpu_s=bare[1]),
+        Figure("import headwater", imported["import_s"], "s", 0.3, imported["import_cpu_s"]),
         Figure("RSS after import", imported["rss_mb"], "MB", 30.0),
         Figure("peak RSS after import", imported["hwm_mb"], "MB"),
-        Figure("first flow.run() (one task)", runs["first_s"], "s"),
-        Figure("second flow.run()", runs["second_s"], "s"),
-        Figure("first flow.run() over a warm run", runs["first_s"] - runs["second_s"], "s", 0.05),
-        Figure("headwater run flow.py (wall)", cli, "s", 0.5),
+        Figure("first flow.run() (one task)", runs["first_s"], "s", cpu_s=runs["first_cpu_s"]),
+        Figure("second flow.run()", runs["second_s"], "s", cpu_s=runs["second_cpu_s"]),
+        Figure("first flow.run() over a warm run", runs["first_s"] - runs["second_s"], "s", 0.05,
+               runs["first_cpu_s"] - runs["second_cpu_s"]),
+        Figure("headwater run flow.py (wall)", cli[0], "s", 0.5, cli[1]),
     ]
     return figures, importtime_top(env)
 
 
 def format_figures(figures: Sequence[Figure]) -> str:
-    head = f"{'measure':<34} {'best':>10} {'unit':<4} {'target':>8}  verdict"
+    head = f"{'measure':<34} {'best':>10} {'unit':<4} {'CPU s':>8} {'target':>8}  verdict"
     lines = [head, "-" * len(head)]
     for f in figures:
         target = f"< {f.target:g}" if f.target is not None else ""
-        lines.append(f"{f.name:<34} {f.value:>10.4f} {f.unit:<4} {target:>8}  {f.verdict}")
+        cpu = f"{f.cpu_s:.4f}" if f.cpu_s is not None else ""
+        lines.append(f"{f.name:<34} {f.value:>10.4f} {f.unit:<4} {cpu:>8} {target:>8}  {f.verdict}")
     return "\n".join(lines)
 
 
