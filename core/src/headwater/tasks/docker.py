@@ -1,14 +1,14 @@
-"""The Docker task library (``PullImage``, ``CreateContainer``, ``WaitOnContainer`` ...): lives in headwater-docker.
+"""The Docker task library (Prefect 1's ``prefect.tasks.docker``), provided by ``headwater-docker``.
 
-``from headwater.tasks.docker import PullImage`` re-exports ``headwater_docker.tasks``; without the
-plugin installed the import fails with ``pip install headwater-docker``.
+``from headwater.tasks.docker import PullImage`` imports ``headwater_docker.tasks``; without the
+plugin it raises ``ImportError: The Docker task library is in headwater-docker: pip install headwater-docker``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
+__all__ = [  # noqa: F822 - resolved by __getattr__ from headwater-docker
     "PullImage",
     "BuildImage",
     "PushImage",
@@ -25,19 +25,15 @@ __all__ = [
 ]
 
 
-def _module() -> Any:
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from headwater.plugins import import_plugin_module
 
-    return import_plugin_module("headwater_docker.tasks", "headwater-docker", "The Docker task library")
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    try:
-        return getattr(_module(), name)
-    except AttributeError:
-        raise AttributeError(f"module 'headwater.tasks.docker' has no attribute {name!r}") from None
+    module = import_plugin_module("headwater_docker.tasks", "headwater-docker", "The Docker task library")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
