@@ -189,29 +189,35 @@ def test_fake_refuses_invalid_jobs_with_the_status_shape(body: dict[str, Any], f
     assert any(c["field"] == field and text in c["message"] for c in causes), causes
 
 
-def test_the_real_client_gets_the_refusal(cluster: Any) -> None:
-    """Through the real client: a 422 with the Status' message, AlreadyExists, NotFound, Unauthorized."""
-    from headwater_k8s.run_config import kubernetes_clients
-    from kubernetes import client
+def _refusal(call: Any) -> tuple[int, dict[str, Any]]:
     from kubernetes.client.exceptions import ApiException
 
+    try:
+        call()
+    except ApiException as exc:
+        return int(exc.status), json.loads(str(exc.body))
+    raise AssertionError("the API server accepted the request")
+
+
+def test_the_real_client_gets_the_refusal(cluster: Any) -> None:
+    """Through the real client: 422 Invalid with the Status' message, 409 AlreadyExists, 404 NotFound, 400 BadRequest."""
+    from headwater_k8s.run_config import kubernetes_clients
+    from kubernetes import client
+
     batch, core = kubernetes_clients()
-    with pytest.raises(ApiException) as caught:
-        batch.create_namespaced_job("default", client.V1Job.from_dict({**_job(), "metadata": {"name": "Bad_Name"}}))
-    assert caught.value.status == 422 and "RFC 1123" in str(caught.value.body)
-    batch.create_namespaced_job("default", client.V1Job.from_dict(_job(containers=[{"name": "flow", "image": "i", "args": ["true"]}])))
-    with pytest.raises(ApiException) as caught:
-        batch.create_namespaced_job("default", client.V1Job.from_dict(_job()))
-    assert caught.value.status == 409
-    with pytest.raises(ApiException) as caught:
-        batch.read_namespaced_job("missing", "default")
-    assert caught.value.status == 404 and json.loads(str(caught.value.body))["message"] == 'jobs.batch "missing" not found'
-    with pytest.raises(ApiException) as caught:
-        batch.create_namespaced_job("nope", client.V1Job.from_dict(_job()))
-    assert caught.value.status == 404 and "namespaces" in str(caught.value.body)
-    with pytest.raises(ApiException) as caught:
-        core.list_namespaced_event("default", field_selector="metadata.bogus=1")
-    assert caught.value.status == 400
+    code, status = _refusal(lambda: batch.create_namespaced_job("default", client.V1Job.from_dict({**_job(), "metadata": {"name": "Bad_Name"}})))
+    assert code == 422 and status["reason"] == "Invalid" and "RFC 1123" in status["message"], status
+    duplicate = {**_job(containers=[{"name": "flow", "image": "i", "args": ["true"]}]), "metadata": {"name": "dup-check"}}
+    batch.create_namespaced_job("default", client.V1Job.from_dict(duplicate))
+    assert ("default", "dup-check") in cluster.jobs, sorted(cluster.jobs)
+    code, status = _refusal(lambda: batch.create_namespaced_job("default", client.V1Job.from_dict(duplicate)))
+    assert code == 409 and status["reason"] == "AlreadyExists", status
+    code, status = _refusal(lambda: batch.read_namespaced_job("missing", "default"))
+    assert code == 404 and status["message"] == 'jobs.batch "missing" not found', status
+    code, status = _refusal(lambda: batch.create_namespaced_job("nope", client.V1Job.from_dict(_job())))
+    assert code == 404 and status["details"]["kind"] == "namespaces", status
+    code, status = _refusal(lambda: core.list_namespaced_event("default", field_selector="metadata.bogus=1"))
+    assert code == 400 and "not a known field selector" in status["message"], status
 
 
 def test_execute_names_the_refusal(cluster: Any, tmp_path: Path) -> None:
