@@ -11,7 +11,6 @@ Both services are stopped at the end of the session, even when tests fail.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -25,9 +24,10 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "cloud_api"))  # agent_helpers: server and agent processes
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "cloud_api"))  # agent_helpers: server and agent processes
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from docker_helpers import ROOT, Built, Engine  # noqa: E402 - after the path is set
 
 REGISTRY_PORTS = range(5000, 5020)
 """Ports podman treats as insecure (plain HTTP) registries on 127.0.0.1 (containers.sh)."""
@@ -62,20 +62,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
-
-
-class Engine:
-    """The session's engine and registry: ``base_url``, ``registry`` (``127.0.0.1:PORT``), ``client()``."""
-
-    def __init__(self, base_url: str, registry: str, workdir: Path) -> None:
-        self.base_url = base_url
-        self.registry = registry
-        self.workdir = workdir
-
-    def client(self) -> Any:
-        import docker
-
-        return docker.DockerClient(base_url=self.base_url)
 
 
 @pytest.fixture(scope="session")
@@ -226,13 +212,3 @@ def built(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Any:
     storage.add_flow(flow)
     storage.build()
     return Built(storage=storage, flow=flow, lines=lines, project=project)
-
-
-@dataclasses.dataclass
-class Built:
-    """The session's built storage, its flow, the build's output lines and the project directory."""
-
-    storage: Any
-    flow: Any
-    lines: list[str]
-    project: Path

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Engine
+
+from docker_helpers import ROOT, Engine
 
 BENCHMARK = ROOT / "benchmarks" / "docker.py"
 

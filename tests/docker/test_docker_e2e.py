@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agent_helpers import AgentProcess, ServerProcess, wait_for
-from conftest import Engine
+from docker_helpers import Engine
 from headwater.client import Client
 from headwater_docker.environment import RUN_LABEL
 

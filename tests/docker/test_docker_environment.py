@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Built, Engine
+
+from docker_helpers import Built, Engine
 from headwater.plugins import EnvironmentConformance, from_dict
 from headwater.run_configs import DockerRun
 from headwater_docker.environment import RUN_LABEL, DockerRunError, container_api_url

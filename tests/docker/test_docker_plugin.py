@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Engine
+
+from docker_helpers import ROOT, Engine
 from headwater.testing.distributions import run_headwater
 
 PLUGIN = ROOT / "plugins" / "docker"

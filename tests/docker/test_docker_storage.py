@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Built, Engine
+
+from docker_helpers import Built, Engine
 from headwater.plugins import StorageConformance, from_dict, load_flows_from_file
 from headwater.storage import Docker
 from headwater_docker.storage import CONTENT_LABEL, DockerBuildError

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Built, Engine
+
+from docker_helpers import Built, Engine
 from headwater import Flow, Parameter
 
 

@@ -1,0 +1,36 @@
+"""Shared by the docker tests (a uniquely named module: every test folder has a ``conftest``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ROOT", "Engine", "Built"]
+
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository's root."""
+
+
+class Engine:
+    """The session's engine and registry: ``base_url``, ``registry`` (``127.0.0.1:PORT``), ``client()``."""
+
+    def __init__(self, base_url: str, registry: str, workdir: Path) -> None:
+        self.base_url = base_url
+        self.registry = registry
+        self.workdir = workdir
+
+    def client(self) -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=self.base_url)
+
+
+@dataclasses.dataclass
+class Built:
+    """The session's built storage, its flow, the build's output lines and the project directory."""
+
+    storage: Any
+    flow: Any
+    lines: list[str]
+    project: Path
