@@ -92,6 +92,13 @@ def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 COUNTS = {"requests": 0, "5xx": 0, "internal": 0}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts() -> Iterator[None]:
+    """Prints how many requests were fuzzed (visible with ``pytest -s``)."""
+    yield
+    print(f"\nGraphQL fuzz: {COUNTS['requests']} requests, {COUNTS['5xx']} HTTP 5xx, {COUNTS['internal']} INTERNAL")
+
+
 @pytest.mark.slow
 @SCHEMA.parametrize()
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
