@@ -7,7 +7,7 @@
 
 Everything runs as real processes on 127.0.0.1, in a temporary ``HEADWATER_HOME``: the server
 (``headwater server start``), the registration (``headwater register``), one agent
-(``headwater agent start``, poll interval 0.1 s) and the ``headwater execute flow-run`` process it
+(``headwater agent start``, its default poll interval of 0.5 s) and the ``headwater execute flow-run`` process it
 starts for each run. For each database and each N:
 
 1. the flow ``fanout-N`` (N independent trivial tasks and one ``done`` task downstream of all of
@@ -58,6 +58,7 @@ __all__ = ["Row", "flow_source", "count_task_runs", "cpu_seconds", "main"]
 LABEL = "orchestrated-bench"
 PROJECT = "bench"
 TARGET_US = 200.0
+POLL_S = 0.25  # the client's poll of the run's state: each poll is server CPU inside the measured window
 
 FLOW = '''
 from headwater import Flow, task
@@ -289,7 +290,7 @@ def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, start
         flow_run_cpu.sample()
         if time.monotonic() > deadline:
             raise TimeoutError(f"The orchestrated run of fanout-{n} ({run.id}) is still {type(state).__name__} after {timeout} s.")
-        time.sleep(0.1)
+        time.sleep(POLL_S)
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(server_pid) - cpu0
     if not state.is_successful():
@@ -346,7 +347,7 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
         if done.returncode != 0:
             raise RuntimeError(f"headwater register failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
         procs.start(f"agent-{database}", _cli("agent", "start", "--label", LABEL, "--name", f"bench-{database}",
-                                              "--poll-interval", "0.1", "--max-concurrent-runs", "1"),
+                                              "--max-concurrent-runs", "1"),
                     env={**api_env, "PYTHONUNBUFFERED": "1"})
         for n in sizes:
             print(f"[{database}] N = {n}: local run ...", file=sys.stderr, flush=True)
