@@ -440,6 +440,20 @@ def test_adjustments() -> None:
     with pytest.raises(TypeError, match="timedelta"):
         adjustments.add(5)  # type: ignore[arg-type]
 
+    from headwater.schedules import IntervalClock, Schedule
+    from headwater.serialization import from_dict, to_dict
+
+    daily = IntervalClock(timedelta(days=1), start_date=utc(2024, 1, 1, 9))
+    schedule = Schedule([daily], adjustments=[adjustments.next_weekday, adjustments.add(timedelta(minutes=30))])
+    # Thursday, Friday, then Saturday/Sunday/Monday all land on Monday 09:30 (kept once), Tuesday
+    assert schedule.next(4, after=utc(2024, 1, 4, 0)) == [utc(2024, 1, 4, 9, 30), utc(2024, 1, 5, 9, 30),
+                                                          utc(2024, 1, 8, 9, 30), utc(2024, 1, 9, 9, 30)]
+    data = to_dict(schedule)
+    assert data["adjustments"] == [{"type": "NextWeekday"}, {"type": "Add", "interval": 1800.0}]
+    assert from_dict(data, "schedule") == schedule
+    with pytest.raises(TypeError, match="adjustments"):
+        Schedule([daily], adjustments=adjustments.next_weekday)  # type: ignore[arg-type]
+
 
 def test_rrule_and_dates_clocks() -> None:
     from dateutil import rrule
@@ -809,3 +823,41 @@ def test_shell_task_parity() -> None:
     assert states[lines].result == ["hi a", "hi b"]
     assert states[last].result == "two"
     assert states[bad].is_failed() and "exit code 3" in (states[bad].message or "")
+
+
+def test_tasks_created_but_not_added_warn_as_in_prefect1(recwarn: pytest.WarningsRecorder) -> None:
+    class Lonely(headwater.Task):
+        def run(self) -> int:
+            return 1
+
+    with Flow("used"):
+        p = Parameter("p", default=1)
+        Lonely()(upstream_tasks=[p])  # a copy is added: the original counts as used
+
+        @task
+        def inner(x: int) -> int:
+            return x
+
+        inner(p)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    with pytest.warns(UserWarning, match=r"created but not added to the flow: <Task: forgotten>, <Parameter: q>"):
+        with Flow("unused"):
+            Lonely(name="forgotten")
+            Parameter("q")
+    with pytest.raises(RuntimeError):  # no warning on top of an error in the block
+        with Flow("error"):
+            Lonely(name="x")
+            raise RuntimeError("boom")
+
+
+def test_an_enclosing_context_is_visible_in_tasks() -> None:
+    @task
+    def who() -> Any:
+        return headwater.context.get("who"), headwater.context.get("flow_name"), headwater.context.get("team")
+
+    with Flow("ctx") as flow:
+        w = who()
+    with headwater.context(who="x", flow_name="not-this", team="a"):
+        state = flow.run(context={"team": "b"})
+    assert state.result[w].result == ("x", "ctx", "b")  # the run's own keys and explicit context win
+    assert flow.run().result[w].result == (None, "ctx", None)

@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Seq
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from headwater.core import task as _task_module
 from headwater.core.edge import Edge
 from headwater.core.parameter import Parameter
 from headwater.core.task import Task, TaskCallError, as_task
+from headwater.utilities.context import _current as _current_context
 
 if TYPE_CHECKING:
     import logging
@@ -64,6 +66,13 @@ class _Atomic:
             journal, self.flow._journal = self.flow._journal, None
             if exc_type is not None and journal:
                 self.flow._undo(journal)
+
+
+_RUN_CONTEXT_KEYS = frozenset({
+    "flow_name", "flow_run_id", "flow_run_name", "parameters", "scheduled_start_time", "date", "today",
+    "today_nodash", "yesterday", "yesterday_nodash", "tomorrow", "tomorrow_nodash", "logger", "map_index",
+})
+"""Context keys each flow run sets itself: never inherited from an enclosing ``headwater.context`` (or run)."""
 
 
 def _count(items: Iterable[str]) -> dict[str, int]:
@@ -195,11 +204,31 @@ class Flow:
 
     def __enter__(self) -> Flow:
         self._token = _active_flows.set((*_active_flows.get(), self))
+        self._created: list[Task] = []  # tasks made inside the block (Task.__init__ adds them)
+        _task_module._TRACKING[0] += 1
         return self
 
     def __exit__(self, *exc: Any) -> None:
         _active_flows.reset(self._token)
         del self._token
+        _task_module._TRACKING[0] -= 1
+        created = self.__dict__.pop("_created", [])
+        if exc and exc[0] is not None:
+            return
+        unused = [t for t in created if t not in self._tasks]
+        if unused:  # a task whose copies were called (``MyTask()(x)``) is used: copies share its signature cache
+            copied = {id(t.__dict__.get("_signature_cache")) for t in self._tasks}
+            unused = [t for t in unused if id(t.__dict__.get("_signature_cache")) not in copied]
+        if unused:
+            import warnings
+
+            warnings.warn(
+                f"Flow {self.name!r}: tasks were created but not added to the flow: {', '.join(map(repr, unused))}. "
+                "This happens when a Task (or a Parameter) is instantiated inside a `with Flow(...)` block but never "
+                "called, bound or used as another task's input; call it (e.g. my_task()) or create it outside the block.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle state: no context tokens, and storage without its not-yet-built flows."""
@@ -625,6 +654,11 @@ class Flow:
         from headwater.utilities.debug import RaisedInTask
 
         params = {**(parameters or {}), **kwargs}
+        ambient = _current_context.get()
+        if ambient:  # ``with headwater.context(who="x"): flow.run()``: tasks see ``who``, as in Prefect 1
+            inherited = {k: v for k, v in ambient.items() if k not in _RUN_CONTEXT_KEYS and not k.startswith("task_")}
+            if inherited:
+                context = {**inherited, **(context or {})}
         try:
             return run_flow(
                 self,

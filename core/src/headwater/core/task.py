@@ -22,6 +22,9 @@ FLOW_ONLY_ARGUMENTS = ("upstream_tasks", "mapped", "task_args", "flow")
 StateHandler = Callable[[Any, Any, Any], Any]
 
 
+_TRACKING = [0]
+"""How many ``with Flow(...)`` blocks are open: while any is, Task.__init__ reports new tasks to the active flow."""
+
 _TAG_STACK: list[frozenset[str]] = []
 """The tags of the open ``with tags(...)`` blocks, innermost last (each includes the outer ones)."""
 
@@ -159,6 +162,12 @@ class Task:
                 f"Task {self.name!r}: run() may not take an argument named {reserved[0]!r}; "
                 f"{', '.join(FLOW_ONLY_ARGUMENTS)} are reserved for wiring. Rename the argument."
             )
+        if _TRACKING[0]:  # inside `with Flow(...)`: the flow warns at the end if this task is never added
+            from headwater.core.flow import Flow
+
+            active = Flow._active()
+            if active is not None:
+                active.__dict__.setdefault("_created", []).append(self)
 
     # --- what the task does -------------------------------------------------------------
 

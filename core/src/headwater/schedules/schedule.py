@@ -50,6 +50,24 @@ def _to_filters(value: Any) -> list[Callable[[datetime], bool]]:
     return filters
 
 
+def _to_adjustments(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if callable(value) or not hasattr(value, "__iter__"):
+        raise TypeError(
+            f"Schedule adjustments must be a list of callables, e.g. adjustments=[adjustments.next_weekday], got {value!r}."
+        )
+    adjustments = list(value)
+    for a in adjustments:
+        if not callable(a):
+            raise TypeError(f"A schedule adjustment must be a callable taking and returning a datetime, got {a!r}.")
+        if type(a).__module__ == "headwater.schedules.adjustments":  # its type tag, even in a cleared registry
+            from headwater.schedules.clocks import ensure_registered
+
+            ensure_registered("schedule_filter", type(a))
+    return adjustments
+
+
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
@@ -72,6 +90,8 @@ class Schedule:
     filters: list[Filter] = _filters_field()
     or_filters: list[Filter] = _filters_field()
     not_filters: list[Filter] = _filters_field()
+    adjustments: list[Filter] = attrs.field(factory=list, converter=_to_adjustments, hash=False)
+    """Prefect 1's adjustments: ``(datetime) -> datetime`` callables applied, in order, to the kept events."""
 
     @property
     def start_date(self) -> datetime | None:
@@ -104,6 +124,7 @@ class Schedule:
         after_utc = resolve_after(after)
         merged = heapq.merge(*(c.events(after_utc) for c in self.clocks), key=lambda e: _utc(e.start_time))
         last: datetime | None = None
+        adjusted_last: datetime | None = None
         rejected = 0
         for event in merged:
             # Compare instants: == on datetimes sharing a tzinfo ignores fold (a repeated DST hour).
@@ -113,6 +134,14 @@ class Schedule:
             last = instant
             if self._keep(event.start_time):
                 rejected = 0
+                if self.adjustments:
+                    when = event.start_time
+                    for adjust in self.adjustments:
+                        when = adjust(when)  # type: ignore[assignment]  # adjustments return datetimes
+                    if _utc(when) == adjusted_last:  # e.g. Saturday and Sunday both moved to Monday
+                        continue
+                    adjusted_last = _utc(when)
+                    event = attrs.evolve(event, start_time=when)
                 yield event
             else:
                 rejected += 1
