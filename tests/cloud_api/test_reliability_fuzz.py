@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import schemathesis
 from graphql import get_introspection_query
-from headwater_cloud_api.server.run import ServerThread
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes
+
+from headwater_cloud_api.server.run import ServerThread
 
 FUZZ_EXAMPLES = int(os.environ.get("HEADWATER_FUZZ_EXAMPLES", "26"))
 """Examples per operation and database (39 operations x 2 databases x 26 = 2 028 requests)."""
