@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from headwater.client import Client
 from headwater_cloud_api.server.run import ServerThread
 
