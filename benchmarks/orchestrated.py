@@ -43,6 +43,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -246,7 +247,7 @@ class FlowRunCpu:
     """The CPU seconds of the ``headwater execute flow-run`` process of one run, read from /proc while it lives.
 
     The process is the agent's child in its own session and is gone when the run is finished, so
-    its last reading (at most one poll interval before it exited) stands for its total.
+    its last reading (sampled every 20 ms, so at most that before it exited) stands for its total.
     """
 
     def __init__(self, flow_run_id: str) -> None:
@@ -274,6 +275,10 @@ class FlowRunCpu:
             except (OSError, IndexError, ValueError):
                 pass  # exited: keep the last reading
 
+    def sample_until(self, stop: threading.Event, interval: float = 0.02) -> None:
+        while not stop.wait(interval):
+            self.sample()
+
 
 def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, started_runs: list[str]) -> tuple[Any, ...]:
     """Create a run of ``fanout-n``, wait for it.
@@ -285,12 +290,18 @@ def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, start
     run = client.flow(name=f"fanout-{n}", project=PROJECT).create_run()
     started_runs.append(run.id)
     flow_run_cpu = FlowRunCpu(run.id)
+    stop = threading.Event()
+    sampler = threading.Thread(target=flow_run_cpu.sample_until, args=(stop,), daemon=True)
+    sampler.start()
     deadline = time.monotonic() + timeout
-    while not (state := run.state).is_finished():
-        flow_run_cpu.sample()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"The orchestrated run of fanout-{n} ({run.id}) is still {type(state).__name__} after {timeout} s.")
-        time.sleep(POLL_S)
+    try:
+        while not (state := run.state).is_finished():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"The orchestrated run of fanout-{n} ({run.id}) is still {type(state).__name__} after {timeout} s.")
+            time.sleep(POLL_S)
+    finally:
+        stop.set()
+        sampler.join()
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(server_pid) - cpu0
     if not state.is_successful():
