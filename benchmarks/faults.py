@@ -278,11 +278,12 @@ def _logs(api: Any, run_id: str) -> list[str]:
 def fuzz(examples: int, database_url: str) -> dict[str, int]:
     """``examples`` generated documents per query/mutation field against a fresh server on ``database_url``."""
     from graphql import build_client_schema, get_introspection_query
-    from headwater_cloud_api.server.run import ServerThread
-    from headwater_cloud_api.server.schema import schema as hw_schema
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
     from hypothesis_graphql import mutations, queries
+
+    from headwater_cloud_api.server.run import ServerThread
+    from headwater_cloud_api.server.schema import schema as hw_schema
 
     gql_schema = build_client_schema(hw_schema.execute_sync(get_introspection_query()).data)  # type: ignore[arg-type]
     counts = {"requests": 0, "5xx": 0, "internal": 0}
@@ -385,9 +386,10 @@ def many_runs(root: Path, runs: int, agent_count: int, lease: float = 30.0) -> d
 
 
 def nan_batch(root: Path) -> dict[str, Any]:
+    from sqlalchemy import update
+
     from headwater_cloud_api.server.db.models import FlowRun
     from headwater_cloud_api.server.run import ServerThread
-    from sqlalchemy import update
 
     flows = root / "flows-nan.py"
     flows.write_text(FLOWS.format(marks=str(root / "marks-nan.txt")))

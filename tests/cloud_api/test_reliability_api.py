@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from headwater_cloud_api.server.run import ServerThread
 
 HTTP = httpx.Client(timeout=60)
@@ -90,8 +91,9 @@ def test_non_finite_graphql_literals_are_refused_naming_the_field(server: Server
 
 def test_claim_with_a_stored_nan_run_hands_out_the_others_and_fails_that_one(server: ServerThread) -> None:
     """A run stored with NaN (before the door check; SQLite's JSON accepts it) must not strand its batch."""
-    from headwater_cloud_api.server.db.models import FlowRun
     from sqlalchemy import update
+
+    from headwater_cloud_api.server.db.models import FlowRun
 
     if server.app.state.db.dialect != "sqlite":
         pytest.skip("PostgreSQL's jsonb cannot even store NaN: the legacy case exists only on SQLite")
@@ -245,12 +247,13 @@ def test_registration_validates_flow_metadata(server: ServerThread) -> None:
 def test_the_scheduler_isolates_a_malformed_flow(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
     from datetime import datetime, timedelta
 
+    from sqlalchemy import update
+
     from headwater import Flow, task
     from headwater.client import Client
     from headwater.schedules import IntervalClock, Schedule
     from headwater_cloud_api.server.db.models import Flow as FlowRow
     from headwater_cloud_api.server.services.scheduler import schedule_flow_runs
-    from sqlalchemy import update
 
     @task
     def noop() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from headwater_cloud_api.server.auth import create_api_key, list_api_keys, revoke_api_key
 from headwater_cloud_api.server.db.session import Database
 from headwater_cloud_api.server.errors import APIError
@@ -42,6 +43,7 @@ def test_revoking_an_unknown_key_names_it(db: Database) -> None:
 
 def test_cli_refuses_then_accepts_with_disable_auth(db: Database) -> None:
     from click.testing import CliRunner
+
     from headwater_cloud_api.cli.server import server
 
     with db.write() as s:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agent_helpers import AgentProcess, ServerProcess, register_flows, run_state, wait_for
 from headwater.client import Client
 from headwater_cloud_api.server.run import ServerThread
@@ -281,9 +282,10 @@ def test_many_runs_three_agents_one_sigkill_lose_nothing(lease_server: ServerThr
 
 def test_a_run_with_nan_in_a_batch_of_normal_runs(lease_server: ServerThread, api: Client,
                                                   fault_flows: tuple[dict[str, str], Path], agents: Any) -> None:
+    from sqlalchemy import update
+
     from headwater_cloud_api.client.transport import APIClientError
     from headwater_cloud_api.server.db.models import FlowRun
-    from sqlalchemy import update
 
     ids, _ = fault_flows
     with pytest.raises((APIClientError, ValueError)):  # the client (httpx) or the server's door refuses NaN

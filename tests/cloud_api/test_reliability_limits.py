@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agent_helpers import ServerProcess
 from headwater_cloud_api.server.run import ServerThread
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from headwater.client import Client
 from headwater_cloud_api.server.run import ServerThread
 
@@ -65,6 +66,7 @@ def test_redact_url_handles_urls_and_messages() -> None:
 
 def test_labels_given_as_a_string_are_one_label_or_an_error(sqlite_server: ServerThread) -> None:
     import attrs
+
     from headwater import Flow, task
     from headwater.run_configs import LocalRun
 

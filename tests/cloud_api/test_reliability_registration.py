@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from headwater_cloud_api.registration import discover_flow_files, load_flows
 
 FLOW = '''
@@ -78,6 +79,7 @@ def test_two_flows_with_one_name_in_a_file_are_an_error(tmp_path: Path) -> None:
 def test_cli_register_honours_ignore_and_reports_duplicates(project: Path, tmp_path: Path, sqlite_server,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
+
     from headwater.client import Client
     from headwater_cloud_api.cli.register import register
 

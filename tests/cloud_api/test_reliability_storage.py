@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from headwater.client import Client
 from headwater_cloud_api.registration import Registration, load_flows
 from headwater_cloud_api.server.run import ServerThread

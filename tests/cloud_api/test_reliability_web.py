@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from headwater_cloud_api.server.guard import allowed_host_set, is_json_content_type
 from headwater_cloud_api.server.run import ServerThread
 
@@ -92,6 +93,7 @@ def test_a_server_bound_to_a_public_address_accepts_that_address() -> None:
 def test_cli_server_honours_allowed_host_option(tmp_path: Path) -> None:
     """`headwater server start --allowed-host` reaches the app (the option is parsed and passed through)."""
     from click.testing import CliRunner
+
     from headwater_cloud_api.cli import server as server_cli
 
     seen: dict[str, object] = {}

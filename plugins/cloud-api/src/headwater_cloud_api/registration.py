@@ -175,7 +175,6 @@ def _secret_strings(value: Any, out: list[str]) -> None:
 def _capture_reads() -> Iterator[list[tuple[str, str]]]:
     """Record ``(what, value)`` for every key-value store read and secret resolved while a flow file is imported."""
     from headwater.plugins import Secret
-
     from headwater_cloud_api.client.resources import KeyValueResource
 
     captured: list[tuple[str, str]] = []

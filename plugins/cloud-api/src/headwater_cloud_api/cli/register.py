@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from headwater.plugins import ExtensibleCommand
-
 from headwater_cloud_api.cli.common import api_errors, client, console
 
 __all__ = ["register"]

@@ -53,7 +53,6 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
           allowed_hosts: tuple[str, ...] = (), allowed_origins: tuple[str, ...] = ()) -> None:
     """Start the API server (migrates the database first)."""
     from headwater.plugins import get_config
-
     from headwater_cloud_api.server.db.session import default_database_url
     from headwater_cloud_api.server.run import serve
 
@@ -78,6 +77,7 @@ def _uvicorn_logs_in_headwater_format() -> None:
     Uses the formatter the CLI gave the ``headwater`` logger (format from ``[logging]``, colour on a terminal).
     """
     import uvicorn.config
+
     from headwater.plugins import get_logger
 
     handler = next((h for h in get_logger().handlers if h.formatter is not None), None)

@@ -64,7 +64,6 @@ def _schedule_flow(db: Database, insert: Any, now: datetime, max_runs: int, flow
                    serialized: Any, labels: Any) -> int:
     """Create the missing upcoming runs of one flow; raises on malformed metadata (the caller isolates it)."""
     from headwater.plugins import from_dict
-
     from headwater_cloud_api.server.services.flows import validate_flow_metadata
 
     created = 0
