@@ -225,6 +225,16 @@ def match_labels(selector: str | None, labels: dict[str, str]) -> bool:
 _EVENT_FIELDS = {"involvedObject.name", "involvedObject.kind", "involvedObject.uid", "involvedObject.namespace", "reason", "type"}
 
 
+def check_field_selector(selector: str | None) -> None:
+    """Refuse a field selector with an unknown field (400, like the API server)."""
+    for term in (selector or "").split(","):
+        if not term.strip():
+            continue
+        key = re.split(r"!=|==|=", term, maxsplit=1)[0].strip()
+        if key not in _EVENT_FIELDS:
+            raise ApiError(400, "BadRequest", f'"{key}" is not a known field selector: only "{", ".join(sorted(_EVENT_FIELDS))}"')
+
+
 def match_fields(selector: str | None, event: dict[str, Any]) -> bool:
     if not selector:
         return True
@@ -518,6 +528,7 @@ class FakeKubernetes:
         return "".join(f"{ts} {text}\n" if stamp else f"{text}\n" for ts, text in lines)
 
     def list_events(self, namespace: str, field_selector: str | None) -> dict[str, Any]:
+        check_field_selector(field_selector)  # refused even when no event would be compared with it
         with self._lock:
             items = [copy.deepcopy(e) for e in self.events if e["metadata"]["namespace"] == namespace and match_fields(field_selector, e)]
         return {"apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": str(self._rv)}, "items": items}
