@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fake_k8s import FakeKubernetes
 
 # the cloud-api tests' helpers (ServerProcess, AgentProcess, register_flows, wait_for) start real processes

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from fake_k8s import FakeKubernetes
 from headwater.plugins import EnvironmentConformance
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agent_helpers import AgentProcess, ServerProcess, register_flows, wait_for
 from fake_k8s import FakeKubernetes
 from headwater.client import Client

@@ -9,6 +9,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+
 from fake_k8s import K8S_VERSION, ApiError, validate_job
 from headwater.storage import Local
 from headwater_k8s.job import (
@@ -201,8 +202,9 @@ def _refusal(call: Any) -> tuple[int, dict[str, Any]]:
 
 def test_the_real_client_gets_the_refusal(cluster: Any) -> None:
     """Through the real client: 422 Invalid with the Status' message, 409 AlreadyExists, 404 NotFound, 400 BadRequest."""
-    from headwater_k8s.run_config import kubernetes_clients
     from kubernetes import client
+
+    from headwater_k8s.run_config import kubernetes_clients
 
     batch, core = kubernetes_clients()
     code, status = _refusal(lambda: batch.create_namespaced_job("default", client.V1Job.from_dict({**_job(), "metadata": {"name": "Bad_Name"}})))

@@ -10,6 +10,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
 from fake_k8s import K8S_VERSION
 from headwater.testing.distributions import run_headwater
 

@@ -18,6 +18,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
 from agent_helpers import ServerProcess, register_flows
 from fake_k8s import K8S_VERSION
 from headwater.client import Client

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
+
 from agent_helpers import AgentProcess, ServerProcess, register_flows, wait_for
 from fake_k8s import FakeKubernetes
 from headwater.client import Client

@@ -9,6 +9,7 @@ import venv
 from pathlib import Path
 
 import pytest
+
 from headwater.testing.distributions import install_distributions
 
 pytestmark = pytest.mark.slow

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from headwater.plugins import Environment, RunHandle, env_converter, env_runner_variables
 
+from headwater.plugins import Environment, RunHandle, env_converter, env_runner_variables
 from headwater_k8s.config import K8sSection, k8s_settings
 from headwater_k8s.job import FLOW_CONTAINER, LABEL_FLOW_RUN_ID, build_job, label_value, load_template
 
