@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import headwater
 import pytest
+
+import headwater
 from headwater import Flow, Parameter, task
 
 
@@ -457,6 +458,7 @@ def test_adjustments() -> None:
 
 def test_rrule_and_dates_clocks() -> None:
     from dateutil import rrule
+
     from headwater.schedules import Schedule
     from headwater.schedules.clocks import DatesClock, RRuleClock
     from headwater.serialization import from_dict, to_dict

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from headwater import Flow, task
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller", reason="pip install -r requirements/prefect1.txt")

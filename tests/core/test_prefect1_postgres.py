@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+
 from headwater import Flow, Parameter
 
 pytest.importorskip("psycopg")
