@@ -26,9 +26,9 @@ def docker_client(base_url: str | None = None, timeout: float | None = None) -> 
 
     Raises :class:`DockerEngineError` naming the address when the engine does not answer.
     """
-    import docker
     from docker.errors import DockerException
 
+    import docker
     from headwater_docker.config import docker_settings
 
     url = engine_url(base_url)

@@ -37,6 +37,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
+
 from headwater.plugins import RUN_FROM_ENV_MODULE, Environment, RunHandle, env_converter, env_runner_variables
 
 __all__ = ["DockerRun", "DockerRunError", "RUN_LABEL", "container_api_url"]

@@ -196,7 +196,6 @@ def site_fingerprint(names: Iterable[str]) -> dict[str, str]:
 def cache_root() -> Path:
     """Where assembled sites are cached (``[docker] wheel_cache``, default ``<headwater home>/docker/cache``)."""
     from headwater.plugins import headwater_home
-
     from headwater_docker.config import docker_settings
 
     configured = docker_settings().wheel_cache

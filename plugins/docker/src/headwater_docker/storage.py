@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attrs
+
 from headwater.plugins import FlowNotInStorageError, Storage, code_hash, dumps_flow, get_logger, loads_flow, slugify
 
 __all__ = ["Docker", "DockerBuildError", "HEADWATER_DIRECTORY", "CONTENT_LABEL"]
@@ -545,6 +546,7 @@ class Docker(Storage):
 
     def _check(self, client: Any, ref: str) -> None:
         from docker.errors import ContainerError, DockerException
+
         from headwater import __version__ as headwater_version
 
         modules = sorted({m for ms in self._needed.values() for m in ms})
