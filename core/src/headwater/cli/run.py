@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import logging
 import sys
 from typing import Any
@@ -50,9 +51,16 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
         try:
-            params[key] = json.loads(raw)
+            value = json.loads(raw)
         except ValueError:
-            params[key] = raw
+            value = raw
+        if isinstance(value, float) and not math.isfinite(value):
+            raise click.BadParameter(
+                f"{key}={raw}: {raw} is not a number a flow run can take (JSON has no NaN or Infinity); "
+                f"pass a finite number, or quote it to send text: {key}='\"{raw}\"'.",
+                param_hint="--param",
+            )
+        params[key] = value
     return params
 
 

@@ -43,10 +43,10 @@ def server() -> None:
               help="Seconds without a heartbeat after which a claimed flow run is lost (the reaper acts).")
 @click.option("--max-resurrections", type=int, default=3, show_default=True,
               help="How many times a lost flow run is rescheduled before it is marked Failed.")
-@click.option("--allowed-host", "allowed_hosts", multiple=True, envvar="HEADWATER__SERVER__ALLOWED_HOSTS",
-              help="A Host name clients use besides loopback and the bind address (repeatable, or comma-separated in "
-                   "the variable; '*' allows any). Requests naming another host get 403 (DNS-rebinding protection).")
-@click.option("--allowed-origin", "allowed_origins", multiple=True, envvar="HEADWATER__SERVER__ALLOWED_ORIGINS",
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="A Host name clients use besides loopback and the bind address (repeatable; also [server] "
+                   "allowed_hosts; '*' allows any). Requests naming another host get 403 (DNS-rebinding protection).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
               help="A web origin (https://ui.example.com) whose pages may call the API; pages of other origins get 403.")
 def start(host: str | None, port: int | None, database_url: str | None, auth: bool, no_scheduler: bool,
           scheduler_interval: float, log_level: str, heartbeat_lease: float = 30.0, max_resurrections: int = 3,
@@ -67,8 +67,7 @@ def start(host: str | None, port: int | None, database_url: str | None, auth: bo
     serve(host=host or cfg.host, port=port if port is not None else cfg.port, log_level=log_level, database_url=url,
           auth=auth, scheduler=not no_scheduler, scheduler_interval=scheduler_interval,
           heartbeat_lease=heartbeat_lease, max_resurrections=max_resurrections,
-          allowed_hosts=[*allowed_hosts, *(getattr(cfg, "allowed_hosts", None) or [])],
-          allowed_origins=[*allowed_origins, *(getattr(cfg, "allowed_origins", None) or [])])
+          allowed_hosts=[*allowed_hosts, *cfg.allowed_hosts], allowed_origins=[*allowed_origins, *cfg.allowed_origins])
 
 
 def _uvicorn_logs_in_headwater_format() -> None:
