@@ -453,7 +453,7 @@ def test_adjustments() -> None:
     assert data["adjustments"] == [{"type": "NextWeekday"}, {"type": "Add", "interval": 1800.0}]
     assert from_dict(data, "schedule") == schedule
     with pytest.raises(TypeError, match="adjustments"):
-        Schedule([daily], adjustments=adjustments.next_weekday)  # type: ignore[arg-type]
+        Schedule([daily], adjustments=adjustments.next_weekday)
 
 
 def test_rrule_and_dates_clocks() -> None:

@@ -39,7 +39,7 @@ class HeadwaterSignal(BaseException):
 
     def __init__(self, message: str | None = None, *, result: object = None, **state_kwargs: object) -> None:
         super().__init__(message)
-        self.state = self._state_class(message, result if result is not None else self, **state_kwargs)
+        self.state = self._state_class(message, result if result is not None else self, **state_kwargs)  # type: ignore[arg-type]
 
 
 PrefectStateSignal = HeadwaterSignal

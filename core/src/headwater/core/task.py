@@ -442,7 +442,7 @@ class Task:
     def _operator(self, name: str, *args: Any) -> Task:
         from headwater.tasks.core import operators
 
-        return getattr(operators, name)().bind(*args)  # type: ignore[no-any-return]
+        return getattr(operators, name)().bind(*args)
 
     def __add__(self, other: Any) -> Task:
         return self._operator("Add", self, other)
