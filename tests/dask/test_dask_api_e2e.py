@@ -52,7 +52,19 @@ def api_server(headwater_home: Path, tmp_path: Path) -> Iterator[Any]:
     from headwater_cloud_api.server.run import ServerThread
 
     with ServerThread(database_url=f"sqlite:///{tmp_path / 'api.db'}", scheduler=False) as server:
+        _enable_headwater_loggers()
         yield server
+    _enable_headwater_loggers()
+
+
+def _enable_headwater_loggers() -> None:
+    """uvicorn's logging dictConfig (disable_existing_loggers) disables loggers that exist when the in-process
+    server starts, ``headwater.*`` among them; later tests of this session need them (reported to the lead)."""
+    import logging
+
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and logger.name.startswith("headwater"):
+            logger.disabled = False
 
 
 def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
