@@ -304,6 +304,8 @@ class Agent:
             environment.setup(storage)
             stage = f"starting {type(environment).__name__}"
             env = {"HEADWATER__CLOUD__API": self.client.api, **self.env}
+            if run.get("attempt") is not None:  # the run process fences its writes with the attempt this agent claimed
+                env["HEADWATER_FLOW_RUN_ATTEMPT"] = str(run["attempt"])
             if self.client.api_key:
                 env["HEADWATER__CLOUD__API_KEY"] = self.client.api_key
             handle = environment.execute(

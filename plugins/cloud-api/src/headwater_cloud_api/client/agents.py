@@ -11,7 +11,7 @@ from typing import Any
 
 __all__ = ["AgentResource", "CLAIM_SELECTION"]
 
-CLAIM_SELECTION = "id version labels parameters context run_config scheduled_start_time flow { id name storage }"
+CLAIM_SELECTION = "id version attempt labels parameters context run_config scheduled_start_time flow { id name storage }"
 """What ``claim`` returns per run: enough to restore the storage and the environment."""
 
 
