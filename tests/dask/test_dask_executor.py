@@ -35,14 +35,14 @@ class _Logs(logging.Handler):
         self.records.append(record)
 
     def __enter__(self) -> list[logging.LogRecord]:
-        self.level = self.logger.level
+        self.saved_level = self.logger.level  # not self.level: that is this handler's own level
         self.logger.addHandler(self)
         self.logger.setLevel(logging.INFO)
         return self.records
 
     def __exit__(self, *exc: Any) -> None:
         self.logger.removeHandler(self)
-        self.logger.setLevel(self.level)
+        self.logger.setLevel(self.saved_level)
 
 
 # --- Prefect 1 arguments, the registry, serialization ---------------------------------------------
