@@ -622,10 +622,10 @@ class Flow:
 
     def to_flow_dict(self) -> dict[str, Any]:
         """This spec flow with its whole run state, as a JSON-ready dict."""
-        from headwater.spec.model import SpecFlow, flow_to_dict
+        from headwater.spec.model import SpecError, SpecFlow, flow_to_dict
 
         if not isinstance(self, SpecFlow):
-            raise TypeError(
+            raise SpecError(
                 f"Flow {self.name!r} is not a spec flow: to_flow_dict() is for flows built with Flow.from_flow_spec() "
                 "or Flow.from_flow_dict(); serialize a Python flow's metadata with flow.serialize()."
             )

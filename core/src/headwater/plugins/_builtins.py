@@ -41,6 +41,8 @@ def register_executors(register: Registrar) -> None:
 @hookimpl(tryfirst=True)
 def register_results(register: Registrar) -> None:
     register("headwater.results:Result", "Result")
+    for name in ("PrefectResult", "ConstantResult", "SecretResult"):  # Prefect 1's, in headwater.engine.results
+        register(f"headwater.engine.results:{name}", name)
 
 
 @hookimpl(tryfirst=True)
@@ -56,14 +58,17 @@ def register_schedules(register: Registrar) -> None:
 
 @hookimpl(tryfirst=True)
 def register_clocks(register: Registrar) -> None:
-    for name in ("IntervalClock", "CronClock", "DatesClock"):
+    for name in ("IntervalClock", "CronClock", "DatesClock", "RRuleClock"):
         register(f"headwater.schedules.clocks:{name}", name)
 
 
 @hookimpl(tryfirst=True)
 def register_schedule_filters(register: Registrar) -> None:
-    for name in ("IsWeekday", "IsWeekend", "IsMonthStart", "IsMonthEnd", "AtTime", "BetweenTimes", "OnDate", "BetweenDates"):
+    for name in ("IsWeekday", "IsWeekend", "IsMonthStart", "IsMonthEnd", "AtTime", "BetweenTimes", "OnDate", "BetweenDates",
+                 "BetweenDatetimes", "OnDatetime"):
         register(f"headwater.schedules.filters:{name}", name)
+    for name in ("Add", "NextWeekday"):  # adjustments share the filters' registry (Schedule(adjustments=...))
+        register(f"headwater.schedules.adjustments:{name}", name)
 
 
 @hookimpl(tryfirst=True)
