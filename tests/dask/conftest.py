@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import cloudpickle
-import dask_helpers
 import pytest
+
+import dask_helpers
 
 cloudpickle.register_pickle_by_value(dask_helpers)  # workers need not import the tests' helper module
 

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dask_helpers as h
 import pytest
+
+import dask_helpers as h
 from headwater import Flow, Parameter
 from headwater.core.edge import unmapped
 from headwater.plugins import from_dict, registry, to_dict
@@ -291,8 +292,9 @@ def test_cancel_on_the_local_scheduler_cancels_task_runs_not_started(tmp_path: P
 def test_a_large_constant_is_scattered_once_not_per_mapped_item(
     dask_address: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import headwater_dask.executor as module
     from distributed import Client
+
+    import headwater_dask.executor as module
 
     scatters: list[int] = []
     payloads: list[int] = []

@@ -646,9 +646,9 @@ class ExecutorConformance:
             }
 
     def test_context_logger_records_reach_the_flow_run_process(self, executor: Any) -> None:
-        from headwater.core.flow import Flow
-
         import uuid
+
+        from headwater.core.flow import Flow
 
         word = uuid.uuid4().hex[:8]
         with Flow("conformance-executor-logs") as flow:

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import attrs
-from headwater.plugins import FIRST_COMPLETED, Executor, import_string
 
+from headwater.plugins import FIRST_COMPLETED, Executor, import_string
 from headwater_dask._cancel import cancelling_cancels
 from headwater_dask.worker import (
     UnpicklableArgumentError,
