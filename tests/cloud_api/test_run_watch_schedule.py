@@ -178,10 +178,14 @@ def test_two_server_processes_on_one_postgres_database_never_duplicate_a_schedul
             server.stop()
 
 
-def test_without_the_plugin_headwater_run_name_asks_to_install_it(monkeypatch):
-    import headwater.plugins
-    from headwater.plugins import Registry
+def test_without_the_plugin_headwater_run_name_asks_to_install_it():
+    import os
+    import subprocess
+    import sys
 
-    monkeypatch.setattr(headwater.plugins, "registry", lambda kind: Registry(kind, fill=lambda reg: None))
-    result = CliRunner().invoke(cli, ["run", "--name", "etl", "--project", "P"])
-    assert result.exit_code == 2 and "pip install headwater-cloud-api" in result.output
+    env = {**os.environ, "HEADWATER_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run([sys.executable, "-m", "headwater", "run", "--name", "etl", "--project", "P"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "`headwater run --name` comes from the plugin headwater-cloud-api" in done.stderr
+    assert "pip install headwater-cloud-api" in done.stderr

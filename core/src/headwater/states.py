@@ -16,7 +16,7 @@ the same thing to people who know it::
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -57,7 +57,7 @@ class State:
     @property
     def timestamp(self) -> datetime:
         """When this state was entered (timezone-aware, UTC)."""
-        return datetime.fromtimestamp(self.ts, tz=timezone.utc)
+        return datetime.fromtimestamp(self.ts, tz=UTC)
 
     @property
     def name(self) -> str:
@@ -328,6 +328,10 @@ FAILED_STATE_NAMES: frozenset[str] = _names(Failed)
 """Failed, TriggerFailed, TimedOut."""
 SUCCESS_STATE_NAMES: frozenset[str] = _names(Success)
 """Success, Cached, Mapped, Skipped."""
+CANCEL_STATE_NAMES: frozenset[str] = _names(Cancelling) | _names(Cancelled)
+"""Cancelling, Cancelled: a cancellation was asked for."""
+ENDED_FROM_OUTSIDE_STATE_NAMES: frozenset[str] = frozenset({Failed.__name__, Cancelled.__name__})
+"""What an agent or the reaper may end a run as without its process: Failed, Cancelled."""
 
 __all__ += [
     "STATE_CLASSES",
@@ -338,4 +342,6 @@ __all__ += [
     "FINISHED_STATE_NAMES",
     "FAILED_STATE_NAMES",
     "SUCCESS_STATE_NAMES",
+    "CANCEL_STATE_NAMES",
+    "ENDED_FROM_OUTSIDE_STATE_NAMES",
 ]

@@ -26,9 +26,29 @@ class LazyCommand(click.Command):
 
 
 class ExtensibleCommand(click.Command):
-    """A core command that plugins may add options to (the ``extend_command`` hook)."""
+    """A core command that plugins may add options to (the ``extend_command`` hook).
+
+    An option that only an uninstalled plugin adds is an error that says what to install
+    (``headwater run --name X`` without headwater-cloud-api).
+    """
 
     extensible = True
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            from headwater.plugins.known import KNOWN_IMPLEMENTATIONS
+
+            dist = KNOWN_IMPLEMENTATIONS.get(f"{self.name}_option", {}).get(exc.option_name.split("=", 1)[0])
+            if dist is None:
+                raise
+            raise click.UsageError(
+                f"No such option: {exc.option_name}. `headwater {self.name} {exc.option_name}` comes from the plugin "
+                f"{dist}, which is not installed (or failed to load: see `headwater plugins`). Install it with: "
+                f"pip install {dist}",
+                ctx,
+            ) from None
 
 
 class HeadwaterGroup(click.Group):

@@ -46,6 +46,15 @@ KNOWN_IMPLEMENTATIONS: dict[str, dict[str, str]] = {
         "kv": "headwater-cloud-api",
         "k8s": "headwater-k8s",
     },
+    "run_option": {
+        "--name": "headwater-cloud-api",
+        "--project": "headwater-cloud-api",
+        "--watch": "headwater-cloud-api",
+        "--label": "headwater-cloud-api",
+    },
+    "register_option": {
+        "--pin": "headwater-github",
+    },
 }
 """``{registry kind: {exact name: distribution}}``."""
 

@@ -39,6 +39,7 @@ from typing import Any
 import attrs
 
 from headwater.plugins import Environment, RunHandle, env_converter, env_runner_variables
+from headwater.states import FINISHED_STATE_NAMES
 from headwater_k8s.config import K8sSection, k8s_settings
 from headwater_k8s.job import FLOW_CONTAINER, LABEL_FLOW_RUN_ID, build_job, label_value, load_template
 
@@ -46,7 +47,7 @@ __all__ = ["KubernetesRun", "JobWatch", "kubernetes_clients", "KubernetesError",
 
 _log = logging.getLogger("headwater.k8s")
 _FINAL = ("success", "failed", "cancelled")
-_RUN_FINISHED = {"Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled", "Finished"}
+_RUN_FINISHED = FINISHED_STATE_NAMES | {"Finished"}
 _HEADWATER_LINE = re.compile(r"^\S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+headwater[\w.]* \| ")
 _NOT_A_FAILURE = {"ContainerCreating", "PodInitializing"}
 _STALE_GRACE = 15.0

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from headwater.states import FINISHED_STATE_NAMES
 
 __all__ = ["Agent", "AgentAuthError", "Backoff", "ManagedRun", "flow_run_command", "problem_kind"]

@@ -30,7 +30,6 @@ def start(labels: tuple[str, ...], name: str | None, max_concurrent_runs: int, p
           max_backoff: float = 60.0) -> None:
     """Start an agent; it runs until SIGTERM or Ctrl-C, then unregisters (running flow runs continue)."""
     from headwater import Client
-
     from headwater_cloud_api.agent import Agent
     from headwater_cloud_api.agent.agent import AgentAuthError
 

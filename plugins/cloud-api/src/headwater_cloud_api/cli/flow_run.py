@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import click
-from headwater.states import FAILED_STATE_NAMES
 
+from headwater.states import FAILED_STATE_NAMES
 from headwater_cloud_api.cli.common import api_errors, client, console, iso, log_line, table
 
 __all__ = ["flow_run"]

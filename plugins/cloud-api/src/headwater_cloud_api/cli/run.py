@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
+
 from headwater.states import SCHEDULED_STATE_NAMES
 
 __all__ = ["run_registered_flow", "follow_flow_run"]

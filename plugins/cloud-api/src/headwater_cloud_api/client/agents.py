@@ -6,7 +6,7 @@ Each method is one request. ``client.agent(name="local", labels=["staging"]).reg
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["AgentResource", "CLAIM_SELECTION"]
@@ -73,7 +73,7 @@ class AgentResource:
         self._gql(
             "mutation($l: [LogInput!]!) { write_logs(logs: $l) }",
             {"l": [{"flow_run_id": flow_run_id, "message": message, "level": level, "name": f"headwater.agent.{self.name}",
-                    "timestamp": datetime.now(timezone.utc).isoformat()}]},
+                    "timestamp": datetime.now(UTC).isoformat()}]},
         )
 
     def unregister(self) -> bool:

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headwater.plugins import hookimpl
+from headwater.states import CANCEL_STATE_NAMES, FINISHED_STATE_NAMES, SCHEDULED_STATE_NAMES, SUCCESS_STATE_NAMES
 
 __all__ = ["FlowRunExecution", "Outbox", "Heartbeat", "RunSuperseded", "execute_flow_run", "retrying", "classify",
            "truncate_log", "EXIT_CANNOT_LOAD"]
@@ -50,7 +51,10 @@ EXIT_FAILED = 1
 EXIT_CANNOT_LOAD = 2
 EXIT_NOT_RUNNABLE = 3
 
-_FINISHED = {"Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled", "Finished"}
+_FINISHED = FINISHED_STATE_NAMES | {"Finished"}
+_NOT_YET_RUNNING = SCHEDULED_STATE_NAMES | {"Submitted"}
+"""Where a run is before its process takes it (Scheduled, Submitted ...)."""
+_CANCELLING_OR_CANCELLED = CANCEL_STATE_NAMES
 _RUN_QUERY = (
     "query($id: String!) { flow_run(id: $id) { id version state { type message } parameters context "
     "scheduled_start_time agent_id attempt flow { id name storage } } }"
@@ -384,7 +388,7 @@ class Heartbeat:
             self.cancel.set()
             return data
         self.last_renewed = time.monotonic()
-        if state in ("Cancelling", "Cancelled"):
+        if state in _CANCELLING_OR_CANCELLED:
             self.cancel.set()
         elif self.running.is_set() and state != "Running":  # rescheduled by the reaper, or ended by someone else
             self.lost.set()
@@ -530,7 +534,7 @@ class FlowRunExecution:
             if result["status"] == "SUCCESS":
                 return state
             current = result["state"]
-            if current in _FINISHED or current in ("Scheduled", "Submitted") or lost:
+            if current in _FINISHED or current in _NOT_YET_RUNNING or lost:
                 _stderr(f"flow run {self.flow_run_id} is {current} in the API; not writing {state}.")
                 return current
             self.version = result["version"]  # e.g. Running -> Cancelling meanwhile: finish it
@@ -548,7 +552,7 @@ class FlowRunExecution:
         if current == "Cancelling":
             self._write_final("Cancelled", "Cancelled before the flow started.")
             return EXIT_SUCCESS
-        if current not in ("Scheduled", "Submitted"):
+        if current not in _NOT_YET_RUNNING:
             _stderr(f"flow run {self.flow_run_id} is {current}, not Scheduled or Submitted: not running it again.")
             return EXIT_NOT_RUNNABLE
         flow_meta = info["flow"]
@@ -621,7 +625,7 @@ class FlowRunExecution:
         if isinstance(final, st.Cancelled) or (self.cancel.is_set() and not final.is_finished()):
             name = "Cancelled"
         written = self._write_final(name, final.message if isinstance(final.message, str) else str(final.message))
-        ok = written in ("Success", "Cached", "Mapped", "Skipped") or (written == "Cancelled" and self.cancel.is_set())
+        ok = written in SUCCESS_STATE_NAMES or (written == "Cancelled" and self.cancel.is_set())
         return EXIT_SUCCESS if ok else EXIT_FAILED
 
     def _log(self, level: str, message: str) -> None:

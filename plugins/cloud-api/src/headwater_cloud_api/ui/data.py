@@ -10,10 +10,10 @@ from collections import Counter, OrderedDict, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from headwater.states import FAILED_STATE_NAMES
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
+from headwater.states import FAILED_STATE_NAMES
 from headwater_cloud_api.server.db.models import (
     Agent,
     Flow,

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import attrs
+
 from headwater.states import FAILED_STATE_NAMES, RUNNING_STATE_NAMES, SCHEDULED_STATE_NAMES
 
 __all__ = ["TaskRunRow", "GanttBar", "GanttRow", "Gantt", "aggregate", "EXPAND_LIMIT", "BUCKETS"]

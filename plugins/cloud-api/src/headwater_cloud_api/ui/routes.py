@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from headwater.states import FAILED_STATE_NAMES
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,6 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from headwater.states import FAILED_STATE_NAMES
 from headwater_cloud_api import __version__
 from headwater_cloud_api.server.errors import APIError, NotFound
 from headwater_cloud_api.ui import data

@@ -14,6 +14,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from headwater.states import ENDED_FROM_OUTSIDE_STATE_NAMES
 from headwater_cloud_api.server.errors import BadInput
 from headwater_cloud_api.server.schema.types import FlowRunType, db
 from headwater_cloud_api.server.services import agents as agent_service
@@ -21,7 +22,7 @@ from headwater_cloud_api.server.services.runs import check_state
 
 __all__ = ["AgentQuery", "AgentMutation", "RunStatusType", "ExplanationType"]
 
-_END_STATES = ("Failed", "Cancelled")
+_END_STATES = tuple(sorted(ENDED_FROM_OUTSIDE_STATE_NAMES))
 
 
 def _lease(info: Info) -> float:

@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, not_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from headwater.states import ACTIVE_STATE_NAMES, FINISHED_STATE_NAMES
 from headwater_cloud_api.server.db.models import Agent, Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState, utcnow
 from headwater_cloud_api.server.errors import BadInput, NotFound
 
@@ -44,9 +45,9 @@ DEFAULT_HEARTBEAT_LEASE = 30.0
 """Seconds without a heartbeat after which the reaper treats a claimed run as lost."""
 DEFAULT_MAX_RESURRECTIONS = 3
 """How many times the reaper reschedules a lost run before failing it."""
-ACTIVE_STATES = ("Submitted", "Running", "Cancelling")
+ACTIVE_STATES = tuple(sorted(ACTIVE_STATE_NAMES))
 """States of a claimed run whose process should be heartbeating."""
-_FINISHED = ("Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled", "Finished")
+_FINISHED = tuple(sorted(FINISHED_STATE_NAMES | {"Finished"}))
 
 
 @attrs.define

@@ -16,6 +16,7 @@ import attrs
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from headwater.states import ABSTRACT_STATE_NAMES
 from headwater_cloud_api.server.db.models import (
     Agent,
     Flow,
@@ -68,7 +69,7 @@ FINISHED_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if c.
 RUNNING_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if issubclass(c, _CLASSES["Running"]))
 SCHEDULED_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if issubclass(c, _CLASSES["Pending"]))
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-ABSTRACT_STATES: frozenset[str] = frozenset({"State", "Finished"})
+ABSTRACT_STATES: frozenset[str] = ABSTRACT_STATE_NAMES
 """Base classes: a run is never *in* one of these (they may still be used to filter queries)."""
 WRITABLE_STATES: frozenset[str] = STATE_NAMES - ABSTRACT_STATES
 
