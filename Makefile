@@ -1,6 +1,6 @@
 # make demo  - set up .venv, run the demo flow locally with a live progress display, then run it
 #              again through a server and an agent (examples/orchestrated_demo.sh)
-# make test  - set up .venv (and the system packages the tests need) and run the whole suite
+# make test  - set up .venv (and the system packages the tests need), run ruff and mypy, then the whole suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -28,6 +28,8 @@ demo: venv
 	BIN=$(BIN) bash examples/orchestrated_demo.sh
 
 test: venv system-deps
+	$(BIN)/ruff check core plugins contrib tests benchmarks docs
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 clean:

@@ -97,8 +97,9 @@ def render_once(ui: Any, db: Any, run_id: str, cold: bool = True) -> tuple[float
 
 def state_change_latency(server_url: str, db: Any, repeat: int) -> list[float]:
     """Seconds from a task-run state write to the open run page showing it, ``repeat`` times."""
-    from headwater_cloud_api.server.services import runs as run_service
     from playwright.sync_api import sync_playwright
+
+    from headwater_cloud_api.server.services import runs as run_service
 
     latencies: list[float] = []
     with db.write() as s:

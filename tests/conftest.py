@@ -11,6 +11,7 @@ import uuid as _uuid
 from pathlib import Path as _Path
 
 import pytest as _pytest
+
 from pg import postgres_db_url, postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 # --- no orphans: a headwater process a test started must not outlive the session ---------------------

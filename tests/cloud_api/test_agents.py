@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -132,7 +132,7 @@ def test_labels_are_a_subset_and_unlabeled_runs_need_an_agent_that_accepts_them(
     staging = flow.create_run(labels=["staging"]).id
     both = flow.create_run(labels=["staging", "gpu"]).id
     unlabeled = flow.create_run(labels=[]).id
-    later = flow.create_run(labels=["staging"], scheduled_start_time=datetime.now(timezone.utc) + timedelta(hours=1)).id
+    later = flow.create_run(labels=["staging"], scheduled_start_time=datetime.now(UTC) + timedelta(hours=1)).id
 
     only_staging = client.agent(name="s", labels=["staging"])  # labelled: refuses unlabeled runs by default
     only_staging.register()
@@ -157,7 +157,7 @@ def test_labels_are_a_subset_and_unlabeled_runs_need_an_agent_that_accepts_them(
 
 def test_agent_runs_flows_reports_states_and_logs_and_respects_start_times(api, flows, agents, lease_server, tmp_path):
     agent = agents(lease_server.api, "staging", name="staging-agent")
-    start_at = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    start_at = datetime.now(UTC) + timedelta(seconds=1.5)
     later = api.flow(id=flows["quick"]).create_run(parameters={"x": 10}, scheduled_start_time=start_at)
     now = api.flow(id=flows["quick"]).create_run(parameters={"x": 5})
     assert now.wait(60).name == "Success"
@@ -237,7 +237,7 @@ def test_sigkill_of_the_flow_run_process_reschedules_then_fails(api, flows, agen
     run = api.flow(id=flows["sleepy"]).create_run(parameters={"seconds": 120})
     killed = set()
     for attempt in (1, 2):
-        wait_for(lambda: len(_deploys(api, run.id)) == attempt and _task_states(api, run.id).get("nap-1") == "Running"
+        wait_for(lambda attempt=attempt: len(_deploys(api, run.id)) == attempt and _task_states(api, run.id).get("nap-1") == "Running"
                  and run_state(api, run.id) == "Running", 60, what=f"attempt {attempt} running its task")
         pid = _deploys(api, run.id)[-1]
         os.kill(pid, signal.SIGKILL)

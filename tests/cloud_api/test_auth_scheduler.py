@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from headwater import Flow, task
-from headwater.client import Client
 from headwater.cli.main import cli, load_plugin_commands
+from headwater.client import Client
 from headwater.schedules import IntervalClock, Schedule
 from headwater_cloud_api.client.transport import AuthenticationError
 from headwater_cloud_api.server.db.session import Database
@@ -69,7 +69,7 @@ def noop():
 def test_scheduler_creates_a_bounded_number_of_runs_idempotently(server, database_url):
     client = Client(api=server.api, api_key="")
     client.project(name="P").create()
-    start = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2030, 1, 1, tzinfo=UTC)
     with Flow("hourly", schedule=Schedule(clocks=[IntervalClock(timedelta(hours=1), start_date=start)])) as flow:
         noop()
     client.register(flow, project_name="P")

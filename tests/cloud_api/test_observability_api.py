@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import AgentProcess, free_port, register_flows, run_state, wait_for
 from click.testing import CliRunner
+
+from agent_helpers import AgentProcess, free_port, register_flows, run_state, wait_for
 from headwater.cli.main import cli, load_plugin_commands
 from headwater.client import Client
 from headwater_cloud_api.cli.run import follow_flow_run, run_registered_flow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +18,6 @@ from headwater_cloud_api import registration
 from headwater_cloud_api.cli.run import run_registered_flow
 from headwater_cloud_api.server.run import ServerThread
 from headwater_cloud_api.server.services.scheduler import MAX_SCHEDULED_RUNS
-
 
 SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)  # client-side behaviour: one database is enough
 
@@ -133,7 +132,7 @@ def noop():
 
 
 def daily_flow() -> Flow:
-    start = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2020, 1, 1, tzinfo=UTC)
     with Flow("daily", schedule=Schedule(clocks=[IntervalClock(timedelta(days=1), start_date=start)])) as flow:
         noop()
     return flow
@@ -152,7 +151,7 @@ def test_the_running_server_schedules_upcoming_runs_in_the_background(tmp_path):
             client.register(daily_flow(), project_name="P")
             times = wait_for(lambda: len(scheduled_runs(client)) == MAX_SCHEDULED_RUNS and scheduled_runs(client), 30, 0.05,
                              "the scheduler to create the upcoming runs")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert times[0] > now - timedelta(minutes=1) and times[0] - now <= timedelta(days=1)
     assert [t - times[0] for t in times] == [timedelta(days=d) for d in range(MAX_SCHEDULED_RUNS)]
 

@@ -11,7 +11,6 @@ from headwater_cloud_api.server.db.models import Base
 from headwater_cloud_api.server.db.session import Database, current_revision, downgrade_database
 from headwater_cloud_api.server.errors import MAX_BODY_BYTES, MAX_KV_VALUE_BYTES
 
-
 HTTP = httpx.Client(timeout=30)  # one client: building an httpx.Client costs ~50 ms (TLS setup)
 
 

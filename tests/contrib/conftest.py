@@ -6,8 +6,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from contrib_helpers import CUSTOM, ZIP, render
 
+from contrib_helpers import CUSTOM, ZIP, render
 from headwater.testing.distributions import install_distributions
 
 

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from contrib_helpers import CUSTOM, RUN_PYTEST, ZIP, render
-
 from headwater.testing.distributions import run_headwater, run_python
+
 
 def test_rendering_fills_every_variable(rendered: Path) -> None:
     assert rendered.name == "headwater-acme-store"

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from contrib_helpers import RUN_PYTEST, ZIP
-
 from headwater.testing.distributions import run_headwater, run_python
+
 
 def test_zip_plugin_is_listed_with_its_tag(sites: dict[str, Path]) -> None:
     done = run_headwater(["plugins", "--json", "--hook", "register_storage"], sites["zip"])

@@ -49,7 +49,7 @@ def test_task_runs_counts_what_the_engine_runs(bench: ModuleType) -> None:
     for workload in bench.WORKLOADS:
         flow, _ = bench.build(workload, 50)
         seen: list[tuple[object, int | None]] = []
-        state = flow.run(on_task_state=lambda t, s, i: seen.append((t, i)), run_on_schedule=False)
+        state = flow.run(on_task_state=lambda t, s, i, seen=seen: seen.append((t, i)), run_on_schedule=False)
         runs = sum(len(s.map_states) if isinstance(s, Mapped) else 1 for s in state.result.values())
         assert runs == bench.task_runs(workload, 50), workload
         assert len(set(seen)) == runs + sum(isinstance(s, Mapped) for s in state.result.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -465,7 +465,7 @@ def test_flow_run_reads_run_on_schedule_from_the_config_file(home: Path) -> None
 
         def next(self, n: int, return_events: bool = False) -> list[Event]:
             self.asked += 1
-            return [Event(datetime.now(timezone.utc) + timedelta(days=1))]
+            return [Event(datetime.now(UTC) + timedelta(days=1))]
 
     assert _run_on_schedule_default() is True
     write(home, "[flows]\nrun_on_schedule = false\n")

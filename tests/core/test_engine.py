@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -435,7 +435,7 @@ def test_context_inside_tasks() -> None:
             custom=ctx.get("custom"),
         )
 
-    start = datetime(2024, 3, 1, 6, 30, tzinfo=timezone.utc)
+    start = datetime(2024, 3, 1, 6, 30, tzinfo=UTC)
     with Flow("ctx") as flow:
         look(upstream_tasks=[Parameter("p", default=1)])
     state = flow.run(parameters={"p": 9}, context={"scheduled_start_time": start, "custom": "yes"})
@@ -468,11 +468,11 @@ def test_context_default_start_time_is_now_in_utc() -> None:
         seen["start"] = headwater.context.scheduled_start_time
         seen["today"] = headwater.context.today
 
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     with Flow("ctx-now") as flow:
         look()
     flow.run()
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert before <= seen["start"] <= after
     assert seen["today"] == seen["start"].strftime("%Y-%m-%d")
 
@@ -542,7 +542,7 @@ def test_flow_runs_once_per_scheduled_event(monkeypatch: pytest.MonkeyPatch) -> 
     def look(p: int) -> None:
         seen.append((headwater.context.today, p))
 
-    past = datetime.now(timezone.utc) - timedelta(days=3)
+    past = datetime.now(UTC) - timedelta(days=3)
     schedule = ListSchedule([Event(past, {"p": 1}), Event(past + timedelta(days=1), {"p": 2})])
     with Flow("scheduled", schedule=schedule) as flow:
         look(Parameter("p", default=0))
@@ -553,7 +553,7 @@ def test_flow_runs_once_per_scheduled_event(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_run_on_schedule_false_runs_once_now(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
-    schedule = ListSchedule([Event(datetime.now(timezone.utc) + timedelta(days=1))])
+    schedule = ListSchedule([Event(datetime.now(UTC) + timedelta(days=1))])
     with Flow("unscheduled", schedule=schedule) as flow:
         task(lambda: seen.append(1))()
     assert flow.run(run_on_schedule=False).is_successful()

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from headwater import Flow, Parameter, task
 from headwater.environments import Environment, LocalEnvironment, RunHandle, SubprocessEnvironment, run_from_env
 from headwater.plugins import registry

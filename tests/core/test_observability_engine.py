@@ -15,8 +15,9 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
-import headwater
 import pytest
+
+import headwater
 from headwater import Flow, task
 from headwater.states import Failed, Mapped, Retrying, TimedOut, TriggerFailed
 from headwater.utilities.logging import FORMAT, HeadwaterFormatter, mask_secrets, remember_secret

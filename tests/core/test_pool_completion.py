@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from headwater import Flow, task
 from headwater.executors import ProcessExecutor, ThreadExecutor
 

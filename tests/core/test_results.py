@@ -17,6 +17,7 @@ import cloudpickle
 import fsspec
 import pytest
 from cattrs.strategies import configure_tagged_union, include_subclasses
+
 from headwater import Flow, task
 from headwater.executors import ProcessExecutor
 from headwater.results import (

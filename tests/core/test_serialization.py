@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from headwater.environments import Environment, LocalEnvironment, RunHandle, SubprocessEnvironment
 from headwater.plugins import registry
 from headwater.results import JSONSerializer, PickleSerializer, Result, TextSerializer

@@ -18,6 +18,7 @@ from typing import Any
 
 import fsspec
 import pytest
+
 from headwater import Flow, Parameter, task
 from headwater.serialization import from_dict
 from headwater.storage import FileSystem, FlowLoadError, FlowNotInStorageError, Local, Module

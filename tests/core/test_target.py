@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from headwater import Flow, task
 from headwater.results import JSONSerializer, Result
 from headwater.states import Cached, Success

@@ -162,8 +162,8 @@ def test_converter_fixture_round_trips_a_registered_class(
 
 
 def test_home_fixture_sets_headwater_home(headwater_home: Path) -> None:
-    from headwater.storage import Local
     from headwater.config import headwater_home as home_dir
+    from headwater.storage import Local
 
     assert headwater_home.is_dir() and not any(headwater_home.iterdir())
     assert os.environ["HEADWATER_HOME"] == str(headwater_home)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -270,7 +270,7 @@ def test_state_message_result_timestamp(cls: type[State]) -> None:
     assert s.name == cls.__name__
     assert repr(s) == f"<{cls.__name__}: 'a message'>"
     assert before <= s.ts <= after
-    assert isinstance(s.timestamp, datetime) and s.timestamp.tzinfo is timezone.utc
+    assert isinstance(s.timestamp, datetime) and s.timestamp.tzinfo is UTC
     assert isinstance(s, State)
     assert getattr(states, cls.__name__) is cls
     assert cls.__name__ in states.__all__

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from github_helpers import FakeGitHub, GitDaemon, Repo, SmartHTTP
 from headwater_github.cache import release_held
 

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from github_helpers import FakeGitHub, Repo
 from headwater.plugins import load_flows_from_file
 from headwater_github import GitHub

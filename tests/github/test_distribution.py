@@ -10,6 +10,7 @@ import venv
 from pathlib import Path
 
 import pytest
+
 from github_helpers import FakeGitHub, Repo
 from headwater.testing.distributions import install_distributions, run_headwater
 

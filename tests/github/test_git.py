@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from github_helpers import GitDaemon, Repo, SmartHTTP
 from headwater.plugins import from_dict, load_flows_from_file
 from headwater_github import Git

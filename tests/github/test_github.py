@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from github_helpers import FakeGitHub, Repo
 from headwater.plugins import from_dict, load_flows_from_file
 from headwater_github import GitHub
@@ -266,6 +267,7 @@ def test_register_pin_option_pins_every_storage(fake_github: FakeGitHub, repo: R
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import click
     from click.testing import CliRunner
+
     from headwater_github import config, plugin
 
     sha = repo.commit(FILES)

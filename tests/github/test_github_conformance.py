@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from github_helpers import FakeGitHub, Repo
 from headwater.plugins import StorageConformance, load_flows_from_file
 from headwater_github import Git, GitHub

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from github_helpers import AgentProcess, FakeGitHub, GitDaemon, Repo, ServerProcess, git
 from headwater.client import Client
 

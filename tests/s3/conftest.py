@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from s3_helpers import DUMMY_AWS, boto3_client, set_auth
 
 pytest.importorskip("moto", reason="the S3 tests need moto[s3]==5.2.5 (requirements/s3.txt)")

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from s3_helpers import MotoProcess, boto3_client, free_port, keys, wait_for
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from headwater.testing.distributions import install_distributions, run_headwater, run_python
 from s3_helpers import CORE, PLUGIN, REPO
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from headwater import Flow, Parameter, task
 from headwater.plugins import ResultLocationError, from_dict, to_dict
 from headwater.results import JSONSerializer, S3Result

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from headwater.plugins import FlowNotInStorageError, StorageConformance, from_dict
 from headwater.storage import S3
 from headwater.testing.flows import expected_result, sample_flow

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from headwater import Flow, task
 from headwater.tasks.aws.s3 import S3Download, S3List, S3Upload
 from headwater_s3.errors import S3AccessDeniedError, S3BucketNotFoundError, S3KeyNotFoundError

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from headwater.client import Client
 from ui_helpers import FLOWS, SCREENSHOTS, AgentProcess, Demo, ServerProcess, cli, wait_finished
 

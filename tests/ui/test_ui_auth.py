@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from headwater.client import Client
 from ui_helpers import ServerProcess, cli, screenshot
 

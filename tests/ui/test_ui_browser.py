@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ui_helpers import Demo, png_stats, run_state, screenshot, wait_finished, wait_for
 
 pytestmark = pytest.mark.timeout(300)

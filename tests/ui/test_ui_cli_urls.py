@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import httpx
+
 from ui_helpers import Demo, cli
 
 

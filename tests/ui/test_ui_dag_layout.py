@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from headwater import Flow, Parameter, task
 from headwater.plugins import DagLayout
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from headwater_cloud_api.server.run import ServerThread
 
 FLOW = {"name": "both", "tasks": [{"slug": "a", "name": "a"}, {"slug": "m", "name": "m", "mapped": True}],
@@ -44,8 +45,9 @@ def test_every_page_renders(backend: str, request: pytest.FixtureRequest, tmp_pa
         with db.write() as s:
             run_service.set_flow_run_states(s, [run_service.StateWrite(run.id, "Failed", "one child failed")])
         with db.read() as s:
-            from headwater_cloud_api.server.db.models import TaskRun
             from sqlalchemy import select
+
+            from headwater_cloud_api.server.db.models import TaskRun
 
             child = s.scalar(select(TaskRun.id).where(TaskRun.flow_run_id == run.id, TaskRun.map_index == 4))
         with httpx.Client(base_url=srv.url) as c:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from headwater.client import Client
 from headwater_cloud_api.server.errors import BadInput
 from headwater_cloud_api.server.run import ServerThread

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from headwater.testing.distributions import install_distributions
 
 REPO = Path(__file__).resolve().parents[2]

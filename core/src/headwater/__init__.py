@@ -3,6 +3,7 @@
 Write tasks, compose them in ``with Flow("name") as flow:``, run them with ``flow.run()``.
 """
 
+from headwater import executors, signals, states, triggers  # noqa: I001  (submodules as attributes)
 from headwater._version import __version__
 from headwater.client import Client
 from headwater.core.edge import flatten, mapped, unmapped
@@ -12,8 +13,6 @@ from headwater.core.task import Task, TaskCallError, tags, task
 from headwater.tasks.control_flow import case
 from headwater.utilities.context import context
 from headwater.utilities.logging import configure_logging, get_logger
-
-from headwater import executors, signals, states, triggers  # noqa: I001  (submodules as attributes)
 
 __all__ = [
     "__version__",

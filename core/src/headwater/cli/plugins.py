@@ -7,7 +7,6 @@ import json
 import attrs
 import click
 
-
 _STATUS_STYLE = {"loaded": "green", "broken": "bold red", "failed": "bold red", "incompatible": "yellow", "blocked": "dim"}
 
 

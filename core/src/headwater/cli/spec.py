@@ -18,7 +18,7 @@ import click
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from headwater.core.flow import Flow
+    from headwater.spec.model import SpecFlow
     from headwater.spec.store import FlowStore
 
 __all__ = ["spec", "worker", "submit", "show", "run_spec_file", "flow_table", "SpecInputError", "EXIT_INVALID_SPEC"]
@@ -35,14 +35,14 @@ db_option = click.option(
 )
 
 
-def flow_table(flow: Flow) -> Table:
+def flow_table(flow: SpecFlow) -> Table:
     """A rich table of the flow's tasks in tick order: key, type, status and state message."""
     from rich.table import Table
     from rich.text import Text
 
     from headwater.spec.model import ROOT_KEY, spec_tasks
 
-    title = f"Flow {flow.label or flow.name!r}" + (f" ({flow.key})" if flow.key else "")  # type: ignore[attr-defined]
+    title = f"Flow {flow.label or flow.name!r}" + (f" ({flow.key})" if flow.key else "")
     table = Table(title=title)
     table.add_column("task", no_wrap=True)
     table.add_column("type", no_wrap=True)
@@ -59,13 +59,13 @@ def flow_table(flow: Flow) -> Table:
     return table
 
 
-def _summary(flow: Flow) -> Any:
+def _summary(flow: SpecFlow) -> Any:
     from rich.text import Text
 
-    status = flow.status.value  # type: ignore[attr-defined]
+    status = flow.status.value
     line = Text(f"Flow {status}", style=f"bold {_STATUS_STYLE.get(status, '')}")
-    line.append(f": {flow.state.message}" if flow.state.message else "", style="")  # type: ignore[attr-defined]
-    for error in flow.data.get("errors") or []:  # type: ignore[attr-defined]
+    line.append(f": {flow.state.message}" if flow.state.message else "", style="")
+    for error in flow.data.get("errors") or []:
         line.append(f"\n  task {error.get('task')!r}: {error.get('message')}", style="")
     return line
 
@@ -118,11 +118,11 @@ def run_spec_file(path: str, parameters: dict[str, Any] | None = None) -> int:
         Console(stderr=True).print(Text(f"Error: {message}", style="red"))
         return EXIT_INVALID_SPEC
     if params:
-        flow.data.update(params)  # type: ignore[attr-defined]
+        flow.data.update(params)
     FlowEngine().tick_flow_until_has_no_pending(flow)
     console.print(flow_table(flow))
     console.print(_summary(flow))
-    return 0 if flow.status is Status.COMPLETED else 1  # type: ignore[attr-defined]
+    return 0 if flow.status is Status.COMPLETED else 1
 
 
 def _store(db: str) -> FlowStore:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import logging
 
     from headwater.executors.base import Executor
+    from headwater.spec.model import SpecFlow
     from headwater.states import State
 
 __all__ = ["Flow", "FlowGraph", "FlowValidationError", "CycleError"]
@@ -400,12 +401,13 @@ class Flow:
                         self.constants.pop(task, None)
             else:
                 _, added, old_slug, old_count = entry
-                if added not in self._tasks:
+                if added is None or added not in self._tasks:
                     continue
                 del self._tasks[added]
                 del self._upstream[added], self._downstream[added]
-                if added.slug is not None and self._slugs.get(added.slug) is added:
-                    del self._slugs[added.slug]
+                slug = added.slug
+                if slug is not None and self._slugs.get(slug) is added:
+                    del self._slugs[slug]
                 if old_count is None:
                     self._slug_counts.pop(added.name, None)
                 else:
@@ -607,14 +609,14 @@ class Flow:
     # --- declarative specs (headwater.spec) ----------------------------------------------------
 
     @classmethod
-    def from_flow_spec(cls, spec: Any) -> Flow:
+    def from_flow_spec(cls, spec: Any) -> SpecFlow:
         """A flow from a declarative spec: a dict, or a YAML/JSON file path (see ``headwater.spec``)."""
         from headwater.spec.spec import flow_from_spec
 
         return flow_from_spec(spec, flow_class=cls)
 
     @classmethod
-    def from_flow_dict(cls, flow_dict: Any) -> Flow:
+    def from_flow_dict(cls, flow_dict: Any) -> SpecFlow:
         """A spec flow from its flow dict (the inverse of :meth:`to_flow_dict`)."""
         from headwater.spec.model import flow_from_dict
 

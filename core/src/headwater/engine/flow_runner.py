@@ -15,13 +15,19 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from headwater import signals
 from headwater.engine.cache import task_cache
-from headwater.engine.task_runner import StateHandlerError, call_state_handlers, handle_or_fail, run_task, run_task_batch
-from headwater.executors.base import FIRST_COMPLETED, Executor
+from headwater.engine.task_runner import (
+    StateHandlerError,
+    call_state_handlers,
+    handle_or_fail,
+    run_task,
+    run_task_batch,
+)
+from headwater.executors.base import Executor
 from headwater.executors.local import LocalExecutor
 from headwater.states import (
     Cancelled,
@@ -127,7 +133,7 @@ class FlowRunner:
         self.on_task_state = on_task_state
         self.hooks = hooks
         self.task_states: dict[Task, State] = {}
-        start = (context or {}).get("scheduled_start_time") or datetime.now(timezone.utc)
+        start = (context or {}).get("scheduled_start_time") or datetime.now(UTC)
         run_id = str(uuid.uuid4())
         self.base_context: dict[str, Any] = {
             "flow_name": flow.name,
@@ -195,7 +201,8 @@ class FlowRunner:
         self._mapped_tasks = {t for t, edges in self._upstream.items() if any(e.mapped for e in edges)}
         self._remaining = {t: len({e.upstream_task for e in edges}) for t, edges in self._upstream.items()}
         self._ready: deque[Task] = deque(t for t in flow.graph.tasks if self._remaining[t] == 0)
-        self._running: dict[Any, tuple[Task, int | None, dict[str, Any], int]] = {}
+        self._running: dict[Any, tuple[Task, int | None, Any, int]] = {}
+        """future -> (task, map index or _BATCH, inputs (a chunk's [(index, inputs)] for _BATCH), run count)."""
         self._delayed: list[tuple[float, int, Task, int | None, dict[str, Any], int, State]] = []
         self._seq = itertools.count()
         self._map_pending: dict[Task, int] = {}
@@ -403,10 +410,10 @@ class FlowRunner:
             inputs = dict(constant_inputs)
             for edge in mapped_edges:
                 name = edge.key or f"<edge {edge.upstream_task.slug}>"
-                items, item_states = mapped_items[name]
-                child_upstream[(edge, i)] = item_states[i] if item_states is not None else states[edge.upstream_task]
+                values, value_states = mapped_items[name]
+                child_upstream[(edge, i)] = value_states[i] if value_states is not None else states[edge.upstream_task]
                 if edge.key is not None:
-                    inputs[edge.key] = items[i]
+                    inputs[edge.key] = values[i]
             final = self._check(task, child_upstream)
             if final is not None:
                 self._child_done(task, i, self._decided(task, final))
@@ -471,8 +478,8 @@ class FlowRunner:
                 states: list[State] = future.result()
             except Exception as exc:  # the executor failed the whole chunk
                 states = [Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)] * len(inputs)
-            for (i, child_inputs), state in zip(inputs, states, strict=True):
-                self._completed(task, i, child_inputs, run_count, state)
+            for (i, child_inputs), child_state in zip(inputs, states, strict=True):
+                self._completed(task, i, child_inputs, run_count, child_state)
             return
         try:
             state: State = future.result()
@@ -647,7 +654,7 @@ def run_flow(
             return state
         event = events[0]
         start = event.start_time
-        delay = (start - datetime.now(timezone.utc)).total_seconds()
+        delay = (start - datetime.now(UTC)).total_seconds()
         if delay > 0:
             log.info("Waiting for scheduled start time %s (%.1f s)", start.isoformat(), delay)
             deadline = time.time() + delay

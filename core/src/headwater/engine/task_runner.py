@@ -255,7 +255,7 @@ def _call_with_timeout(task: Any, inputs: dict[str, Any]) -> Any:
     def target() -> None:
         try:
             if task.log_stdout:
-                outcome["value"] = ctx.run(_call_logging_stdout, task, inputs, ctx.get(context_var()))
+                outcome["value"] = ctx.run(_call_logging_stdout, task, inputs, ctx.get(context_var()) or {})
             else:
                 outcome["value"] = ctx.run(task.run, **inputs)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread

@@ -224,6 +224,7 @@ def _zone_name(value: Any) -> str | None:
     """An IANA zone name from a string or tzinfo (ZoneInfo, pendulum, dateutil), or None."""
     if value is None:
         return None
+    name: Any
     if isinstance(value, str):
         name = value
     else:

@@ -130,6 +130,7 @@ _CORE_BASES: dict[str, str] = {
     "schedule_filter": "headwater.schedules.filters:Filter",
     "result": "headwater.results.result:Result",
     "serializer": "headwater.results.serializers:Serializer",
+    "executor": "headwater.executors.base:Executor",
 }
 """The core's polymorphic bases, registered lazily (they import this module, and importing all of
 them would cost a flow-run process fsspec, croniter and friends it may not need)."""

@@ -54,7 +54,7 @@ class CompareValue(Task):
         kwargs.setdefault("checkpoint", False)
         super().__init__(**kwargs)
 
-    def run(self, value: Any) -> None:  # type: ignore[override]
+    def run(self, value: Any) -> None:
         if value != self.value:
             raise signals.SKIP(f"Provided value {value!r} did not match {self.value!r}: this branch is not taken.")
         return None
@@ -73,7 +73,7 @@ class Merge(Task):
         kwargs.setdefault("trigger", not_all_skipped)
         super().__init__(**kwargs)
 
-    def run(self, **task_results: Any) -> Any:  # type: ignore[override]
+    def run(self, **task_results: Any) -> Any:
         ordered = sorted(task_results.items(), key=lambda item: _branch_number(item[0]))
         return next((value for _, value in ordered if value is not None), None)
 
@@ -162,7 +162,7 @@ def switch(condition: Any, cases: Mapping[Any, Any], flow: Flow | None = None) -
 class _AsBool(Task):
     """``bool(x)``: the condition of :func:`ifelse`."""
 
-    def run(self, x: Any) -> bool:  # type: ignore[override]
+    def run(self, x: Any) -> bool:
         return bool(x)
 
 

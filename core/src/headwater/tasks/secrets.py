@@ -37,7 +37,7 @@ class SecretTask(Task):
         self.secret_name = name
         super().__init__(name=name, **task_kwargs)
 
-    @property  # type: ignore[override]
+    @property
     def checkpoint(self) -> bool:
         """Always False: a secret's value is never written to a Result."""
         return False
@@ -50,7 +50,7 @@ class SecretTask(Task):
                 "secret tasks are never checkpointed."
             )
 
-    def run(self, name: str | None = None) -> Any:  # type: ignore[override]
+    def run(self, name: str | None = None) -> Any:
         """The value of the secret ``name`` (default: the one given to the constructor)."""
         return Secret(name or self.secret_name).get()
 

@@ -104,7 +104,7 @@ class ShellTask(Task):
         self.log_stderr = log_stderr
         super().__init__(**task_kwargs)
 
-    def run(  # type: ignore[override]
+    def run(
         self,
         command: str | None = None,
         env: Mapping[str, Any] | None = None,

@@ -14,11 +14,13 @@ import contextvars
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any
 
 __all__ = ["Context", "context"]
 
-_current: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("headwater_context", default={})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_current: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("headwater_context", default=_EMPTY)
 
 
 class Context:

@@ -12,8 +12,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import attrs
-from headwater.plugins import Storage, code_hash, flow_from_script, get_logger, slugify
 
+from headwater.plugins import Storage, code_hash, flow_from_script, get_logger, slugify
 from headwater_github.cache import CommitCache, repo_key
 from headwater_github.config import section
 from headwater_github.errors import FlowNotInFileError, PathNotFoundError, RepoStorageError

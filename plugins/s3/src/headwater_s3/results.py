@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import attrs
-from headwater.plugins import Result, ResultLocationError, Serializer
 
+from headwater.plugins import Result, ResultLocationError, Serializer
 from headwater_s3.connection import Connection, check_client_options
 from headwater_s3.errors import S3CorruptObjectError, S3Error, S3KeyNotFoundError, translate
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from headwater.plugins import (
     FlowLoadError,
     FlowNotInStorageError,
@@ -37,7 +38,6 @@ from headwater.plugins import (
     slugify,
     source_hash,
 )
-
 from headwater_s3.connection import Connection, check_client_options
 from headwater_s3.errors import S3CorruptObjectError, S3Error, S3KeyNotFoundError, translate
 

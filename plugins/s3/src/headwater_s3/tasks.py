@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headwater.plugins import Task
-
 from headwater_s3.connection import Connection, check_client_options
 from headwater_s3.errors import translate
 
