@@ -69,11 +69,15 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="A flow parameter (repeatable).")
 @click.option("--schedule/--no-schedule", default=False, help="Follow the flow's schedule instead of running once.")
 @click.option("--quiet", "-q", is_flag=True, help="No live display; just the summary.")
+@click.option("--executor", "executor_spec", default=None, metavar="NAME[:JSON]",
+              help="Run the tasks on this executor: local, threads, processes, dask (headwater-dask) or any registered "
+                   "name, with keyword arguments as JSON after a colon: 'dask:{\"address\": \"tcp://127.0.0.1:8786\"}'.")
 def run(
     target: str | None,
     params: tuple[str, ...],
     schedule: bool,
     quiet: bool,
+    executor_spec: str | None = None,
     **plugin_options: Any,
 ) -> None:
     """Run a flow from TARGET locally: `path/to/file.py`, `path/to/file.py:FLOW_NAME`, or a `.yaml`/`.json` spec.
@@ -105,12 +109,50 @@ def run(
         sys.exit(2)
     from headwater.engine import ParameterError
 
+    if executor_spec is not None:
+        flow.executor = parse_executor(executor_spec)
     try:
         state = run_flow_with_progress(flow, parse_params(params), run_on_schedule=schedule, quiet=quiet)
     except ParameterError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     sys.exit(0 if state.is_successful() else 1)
+
+
+EXECUTOR_ALIASES = {
+    "local": "LocalExecutor",
+    "threads": "ThreadExecutor",
+    "processes": "ProcessExecutor",
+    "dask": "DaskExecutor",
+    "local-dask": "LocalDaskExecutor",
+}
+"""Short names ``--executor`` takes, besides every registered executor name."""
+
+
+def parse_executor(spec: str) -> Any:
+    """An executor from ``NAME[:JSON]`` (``dask:{"address": "tcp://..."}``), looked up in the executor registry."""
+    from headwater.plugins._manager import registry
+    from headwater.plugins._registry import UnknownTypeError
+
+    name, sep, raw = spec.partition(":")
+    name = EXECUTOR_ALIASES.get(name.strip().lower(), name.strip())
+    kwargs: Any = {}
+    if sep:
+        try:
+            kwargs = json.loads(raw)
+        except ValueError as exc:
+            raise click.BadParameter(f"{spec!r}: the part after ':' must be a JSON object of keyword arguments ({exc}).",
+                                     param_hint="--executor") from None
+        if not isinstance(kwargs, dict):
+            raise click.BadParameter(f"{spec!r}: the part after ':' must be a JSON object, got {raw}.", param_hint="--executor")
+    try:
+        cls = registry("executor").get(name)
+    except UnknownTypeError as exc:
+        raise click.BadParameter(f"{exc}\nShort names: {', '.join(EXECUTOR_ALIASES)}.", param_hint="--executor") from None
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise click.BadParameter(f"{name}({raw}): {exc}", param_hint="--executor") from None
 
 
 def run_flow_with_progress(flow: Any, parameters: dict[str, Any], run_on_schedule: bool = False, quiet: bool = False) -> Any:
