@@ -189,11 +189,24 @@ WARM_UP_N = 10
 
 
 def run_row(row: str, workload: str, n: int, address: str | None) -> dict[str, Any]:
-    """Warm up (the workload at N=WARM_UP_N), then time one run of ``row`` at ``n``, in this process."""
+    """Warm up (the workload at N=WARM_UP_N), then time one run of ``row`` at ``n``, in this process.
+
+    The ``headwater`` and ``prefect`` loggers are quiet (WARNING) while it runs, and restored after.
+    """
+    loggers = [logging.getLogger("headwater"), logging.getLogger("prefect")]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        return _run_row(row, workload, n, address)
+    finally:
+        for lg, level in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
+
+
+def _run_row(row: str, workload: str, n: int, address: str | None) -> dict[str, Any]:
     import resource
 
-    logging.getLogger("headwater").setLevel(logging.WARNING)
-    logging.getLogger("prefect").setLevel(logging.WARNING)
     warm_once, warm_close = _make(row, workload, min(n, WARM_UP_N), address)
     try:
         warm = warm_once()

@@ -173,18 +173,18 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 SAMPLE_PROJECT = {
-    "helpers.py": "def greeting(name):\n    return f'hello {name}'\n",
+    "imagehelpers.py": "def greeting(name):\n    return f'hello {name}'\n",
     "flows.py": '''
 from headwater import Flow, Parameter, task
 from headwater.storage import Docker
 from headwater.run_configs import DockerRun
 
-import helpers
+import imagehelpers
 
 
 @task(log_stdout=True)
 def greet(name):
-    message = helpers.greeting(name)
+    message = imagehelpers.greeting(name)
     print(message)
     return message
 

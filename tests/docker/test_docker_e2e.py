@@ -26,7 +26,7 @@ from headwater import Flow, Parameter, task
 from headwater.run_configs import DockerRun
 from headwater.storage import Docker
 
-import helpers
+import imagehelpers
 
 storage = Docker(registry_url=os.environ["E2E_REGISTRY"] + "/e2e", base_image="localbase", image_name="e2e-flows",
                  env_vars={"TZ": "UTC"})
@@ -35,7 +35,7 @@ run_config = DockerRun(env={"GREETING": "hello"}, labels=["docker"], host_config
 
 @task(log_stdout=True)
 def greet(name):
-    print(helpers.shout(os.environ["GREETING"] + " " + name + " from " + os.environ["TZ"]))
+    print(imagehelpers.shout(os.environ["GREETING"] + " " + name + " from " + os.environ["TZ"]))
     return name
 
 
@@ -83,7 +83,7 @@ def stack(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     work = tmp_path_factory.mktemp("e2e")
     project = work / "project"
     project.mkdir()
-    (project / "helpers.py").write_text("def shout(text):\n    return text.upper() + '!'\n")
+    (project / "imagehelpers.py").write_text("def shout(text):\n    return text.upper() + '!'\n")
     (project / "flows.py").write_text(FLOWS)
     server = ServerProcess(f"sqlite:///{work / 'api.db'}", work, lease=8.0, max_resurrections=1).start()
     agent = None

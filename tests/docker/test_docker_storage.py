@@ -80,9 +80,12 @@ def test_a_changed_helper_module_changes_the_tag(built: Built, tmp_path: Path, e
 
     project = tmp_path / "project"
     shutil.copytree(built.project, project)
-    (project / "helpers.py").write_text("def greeting(name):\n    return f'hi {name}'\n")
-    sys.modules.pop("helpers", None)  # the session project's helpers module was imported under the same name
-    flow = load_flows_from_file(str(project / "flows.py"))["docker-hello"]
+    (project / "imagehelpers.py").write_text("def greeting(name):\n    return f'hi {name}'\n")
+    sys.modules.pop("imagehelpers", None)  # the session project's helpers module was imported under the same name
+    try:
+        flow = load_flows_from_file(str(project / "flows.py"))["docker-hello"]
+    finally:
+        sys.modules.pop("imagehelpers", None)  # later tests must import their own project's module again
     storage = Docker(base_image="localbase", image_name="hello-changed", stream_build_output=False)
     storage.add_flow(flow)
     assert storage.flows["docker-hello"] != built.storage.flows["docker-hello"]

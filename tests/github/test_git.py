@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,8 @@ def run(store: Git, location: str) -> object:
 
 def register(store: Git, checkout: Path) -> str:
     os.chdir(checkout)
+    for name in [m for m in sys.modules if m == "helpers" or m.startswith("helpers.")]:
+        del sys.modules[name]  # a module of that name another test's project left behind would shadow this checkout's
     location = store.add_flow(load_flows_from_file(checkout / "pipelines/gitflow.py")["gitflow"])
     store.build()
     return location
