@@ -19,7 +19,7 @@ Every ``docs/**/*.md`` page is collected by pytest. What runs:
 ```` ```bash ```` blocks (installation, ``make`` targets) are shown but never run.
 
 Each page runs in its own temporary working directory, with ``HEADWATER_HOME`` pointing into
-it, on ``sys.path`` (modules imported from it are forgotten afterwards), and the in-process
+it and no ``HEADWATER__*`` variable inherited, on ``sys.path`` (modules imported from it are forgotten afterwards), and the in-process
 task cache emptied, so examples may write files and configuration freely and pages cannot
 affect each other.
 """
@@ -198,6 +198,8 @@ def _setup_page(namespace: dict[str, Any]) -> None:
     home.mkdir()
     _saved.append((os.getcwd(), dict(os.environ), workdir, set(sys.modules)))
     os.chdir(workdir)
+    for name in [k for k in os.environ if k.startswith("HEADWATER__")]:
+        del os.environ[name]  # a page's configuration is what the page writes, not what a test session set
     os.environ["HEADWATER_HOME"] = str(home)
     sys.path.insert(0, workdir)
     task_cache.clear()

@@ -81,20 +81,21 @@ def test_a_changed_helper_module_changes_the_tag(built: Built, tmp_path: Path, e
     project = tmp_path / "project"
     shutil.copytree(built.project, project)
     (project / "imagehelpers.py").write_text("def greeting(name):\n    return f'hi {name}'\n")
-    sys.modules.pop("imagehelpers", None)  # the session project's helpers module was imported under the same name
+    session_module = sys.modules.pop("imagehelpers", None)  # the session project's module has the same name
     try:
         flow = load_flows_from_file(str(project / "flows.py"))["docker-hello"]
-    finally:
-        sys.modules.pop("imagehelpers", None)  # later tests must import their own project's module again
-    storage = Docker(base_image="localbase", image_name="hello-changed", stream_build_output=False)
-    storage.add_flow(flow)
-    assert storage.flows["docker-hello"] != built.storage.flows["docker-hello"]
-    storage.build()
-    assert storage.image_tag != built.storage.image_tag
-    loaded = from_dict(storage.serialize(), "storage").get_flow(storage.flows["docker-hello"])
-    state = loaded.run(parameters={"name": "x"})
-    assert state.is_successful()
-    assert [s.result for t, s in state.result.items() if t.name == "greet"] == ["hi x"]
+        storage = Docker(base_image="localbase", image_name="hello-changed", stream_build_output=False)
+        storage.add_flow(flow)
+        assert storage.flows["docker-hello"] != built.storage.flows["docker-hello"]
+        storage.build()
+        assert storage.image_tag != built.storage.image_tag
+        loaded = from_dict(storage.serialize(), "storage").get_flow(storage.flows["docker-hello"])
+        state = loaded.run(parameters={"name": "x"})
+        assert state.is_successful()
+        assert [s.result for t, s in state.result.items() if t.name == "greet"] == ["hi x"]
+    finally:  # later tests use the session project's module again
+        if session_module is not None:
+            sys.modules["imagehelpers"] = session_module
 
 
 def test_flow_is_read_out_of_a_pulled_image_after_the_local_one_is_removed(built: Built, engine: Engine) -> None:
