@@ -59,6 +59,22 @@ def _tree_size(root: Path) -> int:
     return total
 
 
+def _exclusive_unless_ready(handle: Any, marker: Path, target: Path) -> bool:
+    """Take the exclusive lock, or stop waiting once another downloader finished (True: we hold it).
+
+    A finished downloader keeps a shared lock while its process uses the tree, so waiting for the
+    exclusive lock alone would never end for another thread of that process.
+    """
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if marker.exists() and target.is_dir():
+                return False
+            time.sleep(0.02)
+
+
 class CommitCache:
     """Trees of commits on disk; :meth:`tree` returns one, downloading it (once) with ``fill`` when missing."""
 
@@ -80,8 +96,8 @@ class CommitCache:
             fcntl.flock(handle, fcntl.LOCK_SH)
             if not (marker.exists() and target.is_dir()):
                 fcntl.flock(handle, fcntl.LOCK_UN)
-                fcntl.flock(handle, fcntl.LOCK_EX)  # one downloader; the others wait here, then find the marker
-                if not (marker.exists() and target.is_dir()):
+                exclusive = _exclusive_unless_ready(handle, marker, target)  # one downloader; the others wait
+                if exclusive and not (marker.exists() and target.is_dir()):
                     self._fill(base, sha, fill)
                     fcntl.flock(handle, fcntl.LOCK_SH)
                     self.evict(keep={(key, sha)})
