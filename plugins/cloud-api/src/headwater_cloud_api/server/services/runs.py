@@ -7,7 +7,6 @@ state — in one process or across server processes, on SQLite or PostgreSQL.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,13 @@ import attrs
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from headwater.states import ABSTRACT_STATE_NAMES
+from headwater.states import (
+    ABSTRACT_STATE_NAMES,
+    FINISHED_STATE_NAMES,
+    RUNNING_STATE_NAMES,
+    SCHEDULED_STATE_NAMES,
+    STATE_CLASSES,
+)
 from headwater_cloud_api.server.db.models import (
     Agent,
     Flow,
@@ -56,18 +61,11 @@ __all__ = [
 ]
 
 
-def _state_classes() -> dict[str, type]:
-    from headwater import states
-
-    return {name: cls for name, cls in vars(states).items() if inspect.isclass(cls) and issubclass(cls, states.State)}
-
-
-_CLASSES = _state_classes()
-STATE_NAMES: frozenset[str] = frozenset(_CLASSES)
+STATE_NAMES: frozenset[str] = frozenset(STATE_CLASSES)
 """Every state name a run may be set to (the classes of ``headwater.states``)."""
-FINISHED_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if c.__dict__.get("is_finished") is None and issubclass(c, _CLASSES["Finished"]))
-RUNNING_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if issubclass(c, _CLASSES["Running"]))
-SCHEDULED_STATES: frozenset[str] = frozenset(n for n, c in _CLASSES.items() if issubclass(c, _CLASSES["Pending"]))
+FINISHED_STATES: frozenset[str] = FINISHED_STATE_NAMES | {"Finished"}
+RUNNING_STATES: frozenset[str] = RUNNING_STATE_NAMES
+SCHEDULED_STATES: frozenset[str] = SCHEDULED_STATE_NAMES
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ABSTRACT_STATES: frozenset[str] = ABSTRACT_STATE_NAMES
 """Base classes: a run is never *in* one of these (they may still be used to filter queries)."""
