@@ -56,7 +56,7 @@ def test_health_and_migrations_match_the_models(server):
     assert HTTP.get(server.url + "/health").json()["status"] == "ok"
     db = Database(server.app.state.db.url)
     try:
-        assert current_revision(db) == "0002"
+        assert current_revision(db) == "0003"
         with db.read_engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     finally:
@@ -70,7 +70,7 @@ def test_downgrade_drops_everything_and_upgrade_restores(database_url):
         downgrade_database(db, "base")
         assert current_revision(db) is None
         db.upgrade()
-        assert current_revision(db) == "0002"
+        assert current_revision(db) == "0003"
     finally:
         db.dispose()
 

@@ -4,6 +4,8 @@ Every id is a UUID string, every timestamp is timezone-aware UTC. Flow runs and 
 keep their current state (with a ``version`` that increments on each write, for optimistic
 concurrency) plus an append-only state history table. Fields used by agents (issue 6):
 ``flow_run.agent_id`` (who claimed it), ``heartbeat`` (lease), ``times_resurrected`` (reaper).
+Run records (migration 0003): ``flow_run.parent_*`` (the task run that created a child flow run),
+``flow_run.run_details`` (what the storage resolved: repository, ref, commit) and ``artifact``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "Agent",
     "ApiKey",
     "KeyValue",
+    "Artifact",
     "new_id",
     "utcnow",
 ]
@@ -164,6 +167,13 @@ class FlowRun(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The fencing token: +1 on every claim, reschedule and restart; writes from an older attempt are refused."""
+    parent_flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    """The flow run whose task created this one (flow of flows); no foreign key: a child outlives its parent's deletion."""
+    parent_task_slug: Mapped[str | None] = mapped_column(String(255))
+    parent_map_index: Mapped[int | None] = mapped_column(Integer)
+    """With ``parent_task_slug``: the parent's task run, named as task runs are ((flow run, slug, map index))."""
+    run_details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    """What the flow-run process resolved when it loaded the flow (``Storage.run_details()``: repo, ref, commit ...)."""
 
 
 class FlowRunState(Base):
@@ -259,4 +269,24 @@ class KeyValue(Base):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONType)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Artifact(Base):
+    """A task run's artifact (Prefect 1's task run artifacts): a link or a markdown document shown on its flow run.
+
+    The task run is named by ``(flow_run_id, task_slug, map_index)``, so an artifact may be created
+    before the task run's first state reaches the API.
+    """
+
+    __tablename__ = "artifact"
+    __table_args__ = (Index("ix_artifact_run_created", "flow_run_id", "created"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_run.id", ondelete="CASCADE"))
+    task_slug: Mapped[str | None] = mapped_column(String(255))
+    map_index: Mapped[int] = mapped_column(Integer, default=-1)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
