@@ -12,6 +12,7 @@ from headwater_cloud_api.server.errors import BadInput
 from headwater_cloud_api.server.schema.fast_inputs import fast_inputs
 from headwater_cloud_api.server.schema.types import (
     AgentType,
+    ArtifactType,
     CreateFlowResult,
     FlowRunType,
     KeyValueType,
@@ -57,6 +58,9 @@ class CreateFlowRunInput:
     run_name: str | None = None
     scheduled_start_time: datetime | None = None
     idempotency_key: str | None = None
+    parent_flow_run_id: str | None = strawberry.field(default=None, description="Flow of flows: the flow run creating this one.")
+    parent_task_slug: str | None = strawberry.field(default=None, description="With parent_flow_run_id: the creating task run's slug.")
+    parent_map_index: int | None = None
 
 
 @strawberry.input
@@ -209,9 +213,42 @@ class Mutation:
                 parameters=check_json_value(input.parameters, "input.parameters"),
                 context=check_json_value(input.context, "input.context"), labels=input.labels, run_name=input.run_name,
                 scheduled_start_time=_aware(input.scheduled_start_time, "scheduled_start_time"),
-                idempotency_key=input.idempotency_key,
+                idempotency_key=input.idempotency_key, parent_flow_run_id=input.parent_flow_run_id,
+                parent_task_slug=input.parent_task_slug, parent_map_index=input.parent_map_index,
             )
             return FlowRunType.of(row)
+
+    # --- run records: artifacts and run details (flow of flows: see create_flow_run's parent_*) ---------------------
+
+    @strawberry.mutation(description="Create a task run artifact (kind 'link' or 'markdown') on a flow run; returns it.")
+    def create_artifact(self, info: Info, flow_run_id: str, kind: str, text: str, task_slug: str | None = None,
+                        map_index: int | None = None) -> ArtifactType:
+        from headwater_cloud_api.server.services import artifacts as artifact_service
+
+        with db(info).write() as s:
+            return ArtifactType.of(artifact_service.create_artifact(s, flow_run_id, kind, text, task_slug, map_index))
+
+    @strawberry.mutation(description="Replace the link or markdown of an artifact.")
+    def update_artifact(self, info: Info, id: str, text: str) -> ArtifactType:
+        from headwater_cloud_api.server.services import artifacts as artifact_service
+
+        with db(info).write() as s:
+            return ArtifactType.of(artifact_service.update_artifact(s, id, text))
+
+    @strawberry.mutation
+    def delete_artifact(self, info: Info, id: str) -> bool:
+        from headwater_cloud_api.server.services import artifacts as artifact_service
+
+        with db(info).write() as s:
+            return artifact_service.delete_artifact(s, id)
+
+    @strawberry.mutation(description="Record what the flow-run process resolved loading the flow (e.g. repo, ref, commit); "
+                                     "a write from a superseded attempt is refused.")
+    def set_flow_run_details(self, info: Info, flow_run_id: str, details: JSON, attempt: int | None = None) -> JSON:
+        from headwater_cloud_api.server.services import artifacts as artifact_service
+
+        with db(info).write() as s:
+            return artifact_service.set_run_details(s, flow_run_id, details, attempt)
 
     @strawberry.mutation(description="Batched, version-checked flow-run state writes (STALE results were not written).")
     def set_flow_run_states(self, info: Info, states: list[FlowRunStateInput]) -> list[WriteResultType]:

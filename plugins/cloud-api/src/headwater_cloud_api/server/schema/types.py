@@ -14,7 +14,7 @@ from headwater_cloud_api.server.db import models as m
 
 __all__ = [
     "ProjectType", "FlowType", "RunConfigType", "StateType", "FlowRunType", "TaskRunType", "LogType",
-    "AgentType", "KeyValueType", "WriteResultType", "FlowHashResult", "CreateFlowResult", "ApiKeyType",
+    "AgentType", "KeyValueType", "WriteResultType", "FlowHashResult", "CreateFlowResult", "ApiKeyType", "ArtifactType",
 ]
 
 
@@ -143,6 +143,11 @@ class FlowRunType:
     created: datetime
     state: StateType
     attempt: int = 0
+    parent_flow_run_id: str | None = None
+    parent_task_slug: str | None = None
+    parent_map_index: int | None = None
+    run_details: JSON | None = strawberry.field(
+        default=None, description="What the flow-run process resolved loading the flow (GitHub/Git: repo, ref, commit).")
 
     @classmethod
     def of(cls, row: m.FlowRun) -> FlowRunType:
@@ -153,8 +158,41 @@ class FlowRunType:
             start_time=row.start_time, end_time=row.end_time, agent_id=row.agent_id, heartbeat=row.heartbeat,
             times_resurrected=row.times_resurrected, created=row.created,
             state=StateType(type=row.state, message=row.state_message, timestamp=row.state_timestamp, version=row.version),
-            attempt=row.attempt or 0,
+            attempt=row.attempt or 0, parent_flow_run_id=row.parent_flow_run_id, parent_task_slug=row.parent_task_slug,
+            parent_map_index=row.parent_map_index, run_details=row.run_details,
         )
+
+    @strawberry.field(description="The flow run whose task created this one (flow of flows), if it still exists.")
+    def parent(self, info: Info) -> FlowRunType | None:
+        if self.parent_flow_run_id is None:
+            return None
+        with db(info).read() as s:
+            row = s.get(m.FlowRun, self.parent_flow_run_id)
+            return None if row is None else FlowRunType.of(row)
+
+    @strawberry.field(description="The id of the parent's task run that created this run (once that task run is in the API).")
+    def parent_task_run_id(self, info: Info) -> str | None:
+        from headwater_cloud_api.server.services.artifacts import parent_task_run_id
+
+        if self.parent_flow_run_id is None:
+            return None
+        with db(info).read() as s:
+            row = s.get(m.FlowRun, self.id)
+            return None if row is None else parent_task_run_id(s, row)
+
+    @strawberry.field(description="The flow runs this run's tasks created, oldest first.")
+    def children(self, info: Info) -> list[FlowRunType]:
+        from headwater_cloud_api.server.services.artifacts import child_flow_runs
+
+        with db(info).read() as s:
+            return [FlowRunType.of(r) for r in child_flow_runs(s, self.id)]
+
+    @strawberry.field(description="The artifacts (links, markdown) its task runs created, oldest first.")
+    def artifacts(self, info: Info, task_slug: str | None = None) -> list[ArtifactType]:
+        from headwater_cloud_api.server.services.artifacts import list_artifacts
+
+        with db(info).read() as s:
+            return [ArtifactType.of(r) for r in list_artifacts(s, self.id, task_slug)]
 
     @strawberry.field
     def states(self, info: Info) -> list[StateType]:
@@ -283,3 +321,26 @@ class ApiKeyType:
     name: str
     prefix: str
     created: datetime
+
+
+@strawberry.type(name="Artifact")
+class ArtifactType:
+    """A task run artifact: ``kind`` ``link`` or ``markdown``; ``data`` is ``{"link": ...}`` or ``{"markdown": ...}``."""
+
+    id: str
+    flow_run_id: str
+    task_slug: str | None
+    map_index: int
+    kind: str
+    data: JSON
+    created: datetime
+    updated: datetime
+
+    @classmethod
+    def of(cls, row: m.Artifact) -> ArtifactType:
+        return cls(id=row.id, flow_run_id=row.flow_run_id, task_slug=row.task_slug, map_index=row.map_index, kind=row.kind,
+                   data=row.data, created=row.created, updated=row.updated)
+
+    @strawberry.field(description="The link or markdown text.")
+    def text(self) -> str:
+        return str(self.data.get(self.kind, ""))

@@ -187,9 +187,19 @@ def create_flow_run(
     scheduled_start_time: datetime | None = None,
     idempotency_key: str | None = None,
     auto_scheduled: bool = False,
+    parent_flow_run_id: str | None = None,
+    parent_task_slug: str | None = None,
+    parent_map_index: int | None = None,
 ) -> FlowRun:
-    """A new Scheduled flow run; with an ``idempotency_key`` the existing run with that key is returned."""
+    """A new Scheduled flow run; with an ``idempotency_key`` the existing run with that key is returned.
+
+    ``parent_*`` names the task run that creates this run (flow of flows): the parent must exist.
+    """
     flow = get_flow(session, id=flow_id, name=flow_name, project=project_name)
+    if parent_flow_run_id is not None:
+        get_flow_run(session, parent_flow_run_id)
+    elif parent_task_slug is not None:
+        raise BadInput("'parent_task_slug' needs 'parent_flow_run_id' (the flow run the parent task run belongs to).")
     if flow.archived:
         raise BadInput(f"Flow {flow.name!r} version {flow.version} is archived; create runs of its latest version (by name and project).")
     if parameters is not None and not isinstance(parameters, dict):
@@ -215,6 +225,8 @@ def create_flow_run(
         run_config=flow.serialized.get("run_config"), idempotency_key=idempotency_key, auto_scheduled=auto_scheduled,
         scheduled_start_time=scheduled_start_time or now, state="Scheduled", state_message=None, state_timestamp=now, version=1,
         start_time=None, end_time=None, agent_id=None, heartbeat=None, times_resurrected=0, created=now, updated=now,
+        parent_flow_run_id=parent_flow_run_id, parent_task_slug=parent_task_slug,
+        parent_map_index=parent_map_index if parent_task_slug is not None else None, run_details=None,
     )
     conn = session.connection()  # Core inserts with prebuilt statements: no unit-of-work flush for a hot path
     conn.execute(_INSERT_FLOW_RUN, values)
