@@ -122,12 +122,23 @@ class FlowResource(_Resource):
 
     def create_run(self, parameters: dict[str, Any] | None = None, labels: Iterable[str] | None = None,
                    run_name: str | None = None, scheduled_start_time: datetime | None = None,
-                   idempotency_key: str | None = None, context: dict[str, Any] | None = None) -> FlowRunResource:
-        """Create a flow run (one request) and return it as a :class:`FlowRunResource`."""
+                   idempotency_key: str | None = None, context: dict[str, Any] | None = None,
+                   run_config: Any = None, parent_flow_run_id: str | None = None, parent_task_slug: str | None = None,
+                   parent_map_index: int | None = None) -> FlowRunResource:
+        """Create a flow run (one request) and return it as a :class:`FlowRunResource`.
+
+        ``run_config`` (a RunConfig/Environment object or its serialized dict) replaces the flow's for
+        this run; ``parent_*`` links the new run to the task run that creates it (flow of flows).
+        """
+        if run_config is not None and not isinstance(run_config, dict):
+            from headwater.plugins import to_dict
+
+            run_config = to_dict(run_config)
         variables: dict[str, Any] = {
             "parameters": parameters, "labels": list(labels) if labels is not None else None, "run_name": run_name,
             "scheduled_start_time": scheduled_start_time.isoformat() if scheduled_start_time else None,
-            "idempotency_key": idempotency_key, "context": context,
+            "idempotency_key": idempotency_key, "context": context, "run_config": run_config,
+            "parent_flow_run_id": parent_flow_run_id, "parent_task_slug": parent_task_slug, "parent_map_index": parent_map_index,
         }
         if self.id is not None:
             variables["flow_id"] = self.id
@@ -218,6 +229,38 @@ class FlowRunResource(_Resource):
             {"s": [{"flow_run_id": self.id, "version": version, "state": {"type": name, "message": message}}]},
         )
         return data["set_flow_run_states"][0]
+
+    # --- run records: artifacts, run details, parent and children ------------------------------------------------
+
+    def create_artifact(self, kind: str, text: str, task_slug: str | None = None, map_index: int | None = None) -> str:
+        """A new artifact (``kind`` "link" or "markdown") on task run ``task_slug[map_index]`` of this run; returns its id."""
+        return self._gql(
+            "mutation($r: String!, $k: String!, $t: String!, $s: String, $i: Int) { create_artifact(flow_run_id: $r, kind: $k, "
+            "text: $t, task_slug: $s, map_index: $i) { id } }",
+            {"r": self.id, "k": kind, "t": text, "s": task_slug, "i": map_index},
+        )["create_artifact"]["id"]
+
+    def update_artifact(self, artifact_id: str, text: str) -> None:
+        """Replace the link or markdown of artifact ``artifact_id``."""
+        self._gql("mutation($a: String!, $t: String!) { update_artifact(id: $a, text: $t) { id } }", {"a": artifact_id, "t": text})
+
+    def delete_artifact(self, artifact_id: str) -> bool:
+        return self._gql("mutation($a: String!) { delete_artifact(id: $a) }", {"a": artifact_id})["delete_artifact"]
+
+    def artifacts(self) -> list[dict[str, Any]]:
+        """This run's artifacts, oldest first: ``{id, kind, text, task_slug, map_index, created}``."""
+        return self.query("artifacts { id kind text task_slug map_index created updated }")["artifacts"]
+
+    def set_details(self, details: dict[str, str], attempt: int | None = None) -> dict[str, str]:
+        """Record what loading the flow resolved (``Storage.run_details()``: repo, ref, commit ...)."""
+        return self._gql(
+            "mutation($r: String!, $d: JSON!, $a: Int) { set_flow_run_details(flow_run_id: $r, details: $d, attempt: $a) }",
+            {"r": self.id, "d": details, "a": attempt},
+        )["set_flow_run_details"]
+
+    def children(self) -> list[dict[str, Any]]:
+        """The flow runs this run's tasks created: ``{id, name, state {type}, parent_task_slug, parent_map_index}``."""
+        return self.query("children { id name flow_id parent_task_slug parent_map_index state { type } }")["children"]
 
 
 class KeyValueResource(_Resource):

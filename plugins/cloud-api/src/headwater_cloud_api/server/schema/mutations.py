@@ -26,7 +26,7 @@ from headwater_cloud_api.server.services import projects as project_service
 from headwater_cloud_api.server.services import runs as run_service
 from headwater_cloud_api.server.validation import check_json_value
 
-__all__ = ["Mutation", "FlowRef", "CreateFlowInput", "CreateFlowRunInput", "StateInput", "FlowRunStateInput", "TaskRunStateInput", "LogInput", "SetStatesResult"]
+__all__ = ["Mutation", "FlowRef", "CreateFlowInput", "CreateFlowRunInput", "StateInput", "FlowRunStateInput", "TaskRunStateInput", "LogInput", "SetStatesResult", "RunBatchResult"]
 
 
 @strawberry.input(description="A flow by id, or by name + project (its latest unarchived version).")
@@ -61,6 +61,7 @@ class CreateFlowRunInput:
     parent_flow_run_id: str | None = strawberry.field(default=None, description="Flow of flows: the flow run creating this one.")
     parent_task_slug: str | None = strawberry.field(default=None, description="With parent_flow_run_id: the creating task run's slug.")
     parent_map_index: int | None = None
+    run_config: JSON | None = strawberry.field(default=None, description="A serialized run config replacing the flow's for this run.")
 
 
 @strawberry.input
@@ -99,6 +100,7 @@ class LogInput:
     name: str | None = None
     task_run_id: str | None = None
     timestamp: datetime | None = None
+    attempt: int | None = strawberry.field(default=None, description="The writer's attempt (fencing token): logs from a superseded attempt are refused.")
 
 
 fast_inputs(StateInput, FlowRunStateInput, TaskRunStateInput, LogInput)  # batches of these are hot paths
@@ -145,6 +147,15 @@ class SetStatesResult:
     @strawberry.field(description="One result per task-run write, in input order (ids of new task runs included).")
     def task_runs(self) -> list[WriteResultType]:
         return [_result(r) for r in self._tasks]
+
+
+@strawberry.type
+class RunBatchResult:
+    """The answer to ``write_run_batch``: how many state writes and log records were written, and the STALE writes."""
+
+    written: int
+    logs: int
+    stale: list[WriteResultType]
 
 
 def _flow_write(i: FlowRunStateInput) -> run_service.StateWrite:
@@ -215,6 +226,7 @@ class Mutation:
                 scheduled_start_time=_aware(input.scheduled_start_time, "scheduled_start_time"),
                 idempotency_key=input.idempotency_key, parent_flow_run_id=input.parent_flow_run_id,
                 parent_task_slug=input.parent_task_slug, parent_map_index=input.parent_map_index,
+                run_config=check_json_value(input.run_config, "input.run_config"),
             )
             return FlowRunType.of(row)
 
@@ -285,15 +297,33 @@ class Mutation:
             r = run_service.cancel_flow_run(s, id)
             return WriteResultType(id=r.id, status=r.status, version=r.version, state=r.state)
 
-    @strawberry.mutation(description="Write many log records; returns how many were written.")
+    @strawberry.mutation(description="Write many log records; returns how many were written (a superseded attempt's are refused).")
     def write_logs(self, info: Info, logs: list[LogInput]) -> int:
         records = [
             {"flow_run_id": lg.flow_run_id, "task_run_id": lg.task_run_id, "level": lg.level, "name": lg.name,
-             "message": lg.message, "timestamp": _aware(lg.timestamp, "timestamp")}
+             "message": lg.message, "timestamp": _aware(lg.timestamp, "timestamp"), "attempt": lg.attempt}
             for lg in logs
         ]
         with db(info).write() as s:
             return run_service.write_logs(s, records)
+
+    # --- the flow-run process's write path (issue 19): one JSON variable, checked in one pass -----------------------
+
+    @strawberry.mutation(description=(
+        "A flow-run process's batch in one transaction: `batch` is one JSON object {flow_run_id, attempt, states: "
+        "[{task_slug, map_index, type, message, write_id, version?, task_run_id?, serialized?}], logs: [{level, name, "
+        "message, timestamp, task_run_id?}]}. The same rules as set_task_run_states and write_logs (fencing by attempt, "
+        "write_id, versions, the state machine), checked in one pass instead of per-field coercion. Answers counts and "
+        "the STALE writes only."))
+    def write_run_batch(self, info: Info, batch: JSON) -> RunBatchResult:
+        from headwater_cloud_api.server.errors import MAX_BATCH
+        from headwater_cloud_api.server.validation import check_run_batch
+
+        checked = check_run_batch(batch, MAX_BATCH)
+        with db(info).write() as s:
+            results, logs = run_service.write_run_batch(s, checked)
+        stale = [_result(r) for r in results if r.status != "SUCCESS"]
+        return RunBatchResult(written=len(results) - len(stale), stale=stale, logs=logs)
 
     @strawberry.mutation
     def register_agent(self, info: Info, name: str, labels: list[str], type: str | None = None,

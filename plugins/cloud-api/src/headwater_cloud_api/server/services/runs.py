@@ -35,7 +35,7 @@ from headwater_cloud_api.server.db.models import (
 )
 from headwater_cloud_api.server.errors import MAX_BATCH, APIError, BadInput, NotFound
 from headwater_cloud_api.server.services.flows import get_flow, validate_flow_metadata
-from headwater_cloud_api.server.validation import strip_nul
+from headwater_cloud_api.server.validation import RunBatch, strip_nul
 
 __all__ = [
     "STATE_NAMES",
@@ -55,6 +55,7 @@ __all__ = [
     "InvalidTransition",
     "Superseded",
     "write_logs",
+    "write_run_batch",
     "runs_in_queue",
     "register_agent",
     "heartbeat",
@@ -190,11 +191,16 @@ def create_flow_run(
     parent_flow_run_id: str | None = None,
     parent_task_slug: str | None = None,
     parent_map_index: int | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> FlowRun:
     """A new Scheduled flow run; with an ``idempotency_key`` the existing run with that key is returned.
 
     ``parent_*`` names the task run that creates this run (flow of flows): the parent must exist.
+    ``run_config`` (a serialized run config with its ``type``) replaces the flow's for this run; without
+    ``labels`` the run then gets the run config's labels.
     """
+    if run_config is not None and not (isinstance(run_config, dict) and isinstance(run_config.get("type"), str)):
+        raise BadInput("'run_config' must be a serialized run config: a JSON object with its 'type' (e.g. {\"type\": \"LocalRun\"}).")
     flow = get_flow(session, id=flow_id, name=flow_name, project=project_name)
     if parent_flow_run_id is not None:
         get_flow_run(session, parent_flow_run_id)
@@ -221,8 +227,9 @@ def create_flow_run(
     values = dict(
         id=new_id(), flow_id=flow.id, flow_group_id=flow.flow_group_id, name=run_name,
         parameters={**defaults, **params}, context=dict(context or {}), attempt=0,
-        labels=sorted(set(flow.labels if labels is None else labels)),
-        run_config=flow.serialized.get("run_config"), idempotency_key=idempotency_key, auto_scheduled=auto_scheduled,
+        labels=sorted(set(labels if labels is not None else
+                          (run_config.get("labels") or [] if run_config is not None else flow.labels))),
+        run_config=run_config if run_config is not None else flow.serialized.get("run_config"), idempotency_key=idempotency_key, auto_scheduled=auto_scheduled,
         scheduled_start_time=scheduled_start_time or now, state="Scheduled", state_message=None, state_timestamp=now, version=1,
         start_time=None, end_time=None, agent_id=None, heartbeat=None, times_resurrected=0, created=now, updated=now,
         parent_flow_run_id=parent_flow_run_id, parent_task_slug=parent_task_slug,
@@ -497,14 +504,19 @@ def cancel_flow_run(session: Session, id: str) -> WriteResult:
 
 
 def write_logs(session: Session, logs: Sequence[dict[str, Any]]) -> int:
-    """Insert many log records in one statement; unknown flow runs or levels fail the whole batch."""
+    """Insert many log records in one statement; unknown flow runs or levels fail the whole batch.
+
+    Fencing: a record carrying an ``attempt`` other than its flow run's current attempt comes from
+    a superseded process (a zombie runner, a stale agent): the whole batch is refused with
+    :class:`Superseded` and nothing is written (the runner prints such records on its stderr).
+    """
     if len(logs) > MAX_BATCH:
         raise BadInput(f"{len(logs)} log records in one request; the limit is {MAX_BATCH}. Split the batch.")
     if not logs:
         return 0
-    run_ids = {log["flow_run_id"] for log in logs}
-    found = set(session.scalars(select(FlowRun.id).where(FlowRun.id.in_(run_ids))))
-    missing = sorted(run_ids - found)
+    run_ids = sorted({log["flow_run_id"] for log in logs})
+    attempts = dict(session.connection().execute(select(_FR.c.id, _FR.c.attempt).where(_FR.c.id.in_(run_ids))).tuples().all())
+    missing = [i for i in run_ids if i not in attempts]
     if missing:
         raise NotFound(f"Flow run(s) {', '.join(map(repr, missing))} do not exist; no log was written.")
     rows = []
@@ -513,14 +525,42 @@ def write_logs(session: Session, logs: Sequence[dict[str, Any]]) -> int:
         level = str(log.get("level") or "INFO").upper()
         if level not in LEVELS:
             raise BadInput(f"Unknown log level {log.get('level')!r}; use one of {', '.join(LEVELS)}.")
+        attempt = log.get("attempt")
+        if attempt is not None and attempt != attempts[log["flow_run_id"]]:
+            raise Superseded(
+                f"Flow run {log['flow_run_id']} is at attempt {attempts[log['flow_run_id']]}; these log records come from attempt "
+                f"{attempt}, which was superseded (the run was rescheduled or restarted). No log was written."
+            )
+        task_run_id = log.get("task_run_id")
+        if task_run_id is not None and len(task_run_id) > 36:
+            raise BadInput(f"'task_run_id' {task_run_id[:40]!r}... is not a task run id (ids are 36 characters).")
         name = log.get("name")
         rows.append({  # NUL cannot be stored by PostgreSQL: logs keep it visible as U+FFFD instead of failing the batch
-            "flow_run_id": log["flow_run_id"], "task_run_id": log.get("task_run_id"), "level": level,
+            "flow_run_id": log["flow_run_id"], "task_run_id": task_run_id, "level": level,
             "name": None if name is None else strip_nul(str(name))[:255], "message": strip_nul(str(log.get("message") or "")),
             "timestamp": log.get("timestamp") or now,
         })
-    session.execute(insert(Log), rows)
+    session.connection().execute(_INSERT_LOG, rows)
     return len(rows)
+
+
+_INSERT_LOG = insert(Log.__table__)
+
+
+def write_run_batch(session: Session, batch: RunBatch) -> tuple[list[WriteResult], int]:
+    """One flow-run process's batch (``server/validation.py:check_run_batch``): task-run states, then logs, in one transaction.
+
+    Every item carries the batch's ``attempt`` (fenced as in :func:`set_task_run_states` and
+    :func:`write_logs`), so a batch from a superseded attempt writes nothing. Returns the state
+    write results (input order) and the number of log records written.
+    """
+    run_id, attempt = batch.flow_run_id, batch.attempt
+    writes = [TaskStateWrite(run_id, kind, slug, map_index, task_run_id, message, version, serialized, attempt, write_id)
+              for slug, map_index, task_run_id, kind, message, serialized, version, write_id in batch.states]
+    results = set_task_run_states(session, writes) if writes else []
+    logs = [{"flow_run_id": run_id, "level": level, "name": name, "message": message, "timestamp": timestamp,
+             "task_run_id": task_run_id, "attempt": attempt} for level, name, message, timestamp, task_run_id in batch.logs]
+    return results, write_logs(session, logs)
 
 
 def runs_in_queue(session: Session, labels: Sequence[str], before: datetime | None = None, limit: int = 100,
