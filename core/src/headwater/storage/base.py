@@ -175,6 +175,15 @@ class Storage(abc.ABC):
 
         return env_runner
 
+    def run_details(self) -> dict[str, str]:
+        """What this storage resolved when it last loaded a flow (:meth:`get_flow`), as short strings.
+
+        The flow-run process records it on the flow run in the API, so every run says exactly which
+        code it ran: repository storage gives ``repo``, ``ref`` and ``commit``; others may give an
+        object version or an image digest. The default is ``{}`` (nothing beyond the stored location).
+        """
+        return {}
+
     def serialize(self) -> dict[str, Any]:
         """This storage as JSON-ready data with its ``"type"`` tag."""
         from headwater.serialization.converter import to_dict

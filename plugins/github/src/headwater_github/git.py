@@ -171,6 +171,9 @@ class Git(RepoStorage):
         url = self.url()
         return mask_url(url) if "://" in url else url
 
+    def ref_name(self) -> str:
+        return self.branch_name or self.tag or self.commit or "HEAD"
+
     def ref_label(self) -> str:
         if self.branch_name:
             return f"branch {self.branch_name}"

@@ -94,6 +94,9 @@ class GitHub(RepoStorage):
             return "the default branch"
         return f"commit {self.ref[:12]}" if _SHA.match(self.ref) else f"ref {self.ref}"
 
+    def ref_name(self) -> str:
+        return self.ref or "HEAD"
+
     def cache_identity(self) -> str:
         return f"github:{self.base_url}/{self.repo}"
 

@@ -299,6 +299,21 @@ class RepoStorage(Storage):
         _log.info("Loaded flow %r from %s at commit %s (%s, %s).", name, self.repo_label(), sha, self.ref_label(), path)
         return flow
 
+    def ref_name(self) -> str:
+        """The ref as the user gave it (a branch, tag or commit), for run details; :meth:`ref_label` is the prose form."""
+        return self.ref_label()
+
+    def run_details(self) -> dict[str, str]:
+        """The repository, ref, commit SHA and flow file of the last :meth:`get_flow` (recorded on the flow run)."""
+        if self.last_commit is None:
+            return {}
+        details = {"storage": self.name, "repo": self.repo_label(), "ref": self.ref_name(), "commit": self.last_commit,
+                   "path": self.flow_file()}
+        subdir = self.project_subdir()
+        if subdir:
+            details["project_dir"] = subdir
+        return details
+
     def _activate(self, tree: Path, root: Path, workdir: Path) -> None:
         """Make ``root`` (and the flow file's directory) importable and ``workdir`` the working directory.
 

@@ -605,6 +605,16 @@ class FlowRunExecution:
         context["flow_run_id"] = self.flow_run_id
         if info.get("scheduled_start_time"):
             context["scheduled_start_time"] = datetime.fromisoformat(info["scheduled_start_time"])
+        # Run records: what the storage resolved (GitHub/Git: repo, ref, commit SHA) goes on the flow run's record, and
+        # tasks see that they run under the API (Prefect 1's running_with_backend: artifacts, flow-of-flows parent links).
+        context["running_with_backend"] = True
+        details = storage.run_details()
+        if details:
+            try:
+                retrying(lambda: self.client.flow_run(id=self.flow_run_id).set_details(details, attempt=self.attempt),
+                         "recording the run details", stop=self.lost, max_wait=60)
+            except Exception as exc:  # the run goes on: its logs still name the commit
+                _stderr(f"could not record the run details of flow run {self.flow_run_id}: {exc}")
         try:
             final = flow.run(parameters=dict(info.get("parameters") or {}), run_on_schedule=False, context=context,
                              cancel=self.cancel, on_task_state=on_task_state)
