@@ -16,6 +16,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from headwater_cloud_api.server.errors import BadInput
 
 __all__ = [
@@ -29,6 +31,9 @@ __all__ = [
     "InputChecks",
     "check_arguments",
     "MAX_NAME_LENGTH",
+    "MAX_WRITE_ID_LENGTH",
+    "RunBatch",
+    "check_run_batch",
 ]
 
 MAX_JSON_DEPTH = 64
@@ -157,6 +162,8 @@ _NON_NEGATIVE = frozenset({"limit", "offset", "version", "attempt"})
 
 _FIELD_FREE_TEXT = {"write_logs": frozenset({"name", "level"})}
 """Per field, more arguments kept rather than refused (a log's logger name is sanitised in the service)."""
+_FIELD_CHECKED_ELSEWHERE = {"write_run_batch": frozenset({"batch"})}
+"""Per field, arguments the generic walk leaves alone because one dedicated pass checks them (:func:`check_run_batch`)."""
 
 
 def _walk_input(value: Any, path: str, name: str, depth: int = 0, free: frozenset[str] = _FREE_TEXT) -> None:
@@ -208,8 +215,164 @@ def _walk_input(value: Any, path: str, name: str, depth: int = 0, free: frozense
 def check_arguments(field_name: str, kwargs: dict[str, Any]) -> None:
     """The schema-level input rules for one field's arguments: :class:`BadInput` naming the argument path."""
     free = _FREE_TEXT | _FIELD_FREE_TEXT[field_name] if field_name in _FIELD_FREE_TEXT else _FREE_TEXT
+    skipped = _FIELD_CHECKED_ELSEWHERE.get(field_name, frozenset())
     for key, value in kwargs.items():
-        _walk_input(value, key, key, 0, free)
+        if key not in skipped:
+            _walk_input(value, key, key, 0, free)
+
+
+MAX_WRITE_ID_LENGTH = 64
+"""Longest ``write_id`` (the history tables' column holds 64 characters)."""
+MAX_ID_LENGTH = 36
+"""Longest run id stored with a log record (ids are UUID text)."""
+
+_STATE_KEYS = frozenset({"task_slug", "map_index", "task_run_id", "type", "message", "serialized", "version", "write_id"})
+_LOG_KEYS = frozenset({"level", "name", "message", "timestamp", "task_run_id"})
+_BATCH_KEYS = frozenset({"flow_run_id", "attempt", "states", "logs"})
+
+
+@attrs.define(slots=True)
+class RunBatch:
+    """A checked ``write_run_batch`` payload: one flow run, one attempt, its task-run state writes and log records, in order.
+
+    ``states`` holds ``(task_slug, map_index, task_run_id, type, message, serialized, version, write_id)``
+    tuples; ``logs`` holds ``(level, name, message, timestamp, task_run_id)`` tuples, text as sent
+    (the services sanitise NUL in free text and refuse unknown states and levels).
+    """
+
+    flow_run_id: str
+    attempt: int | None
+    states: list[tuple[Any, ...]]
+    logs: list[tuple[Any, ...]]
+
+
+def _bad_key(item: dict[str, Any], allowed: frozenset[str], path: str) -> BadInput:
+    unknown = sorted(set(item) - allowed)
+    return BadInput(f"'{path}' has unknown field(s) {', '.join(map(repr, unknown))}; its fields are: {', '.join(sorted(allowed))}.")
+
+
+def _name(value: Any, path: str, limit: int = MAX_NAME_LENGTH, required: bool = False) -> str | None:
+    if value is None:
+        if required:
+            raise BadInput(f"'{path}' is required (a string).")
+        return None
+    if type(value) is not str:
+        raise BadInput(f"'{path}' must be a string, not {type(value).__name__}.")
+    if "\x00" in value:
+        raise BadInput(f"'{path}' contains a NUL character (\\x00), which the database cannot store; remove it.")
+    if len(value) > limit:
+        raise BadInput(f"'{path}' is {len(value)} characters long; the limit is {limit}.")
+    return value
+
+
+def _int(value: Any, path: str, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise BadInput(f"'{path}' must be an integer, not {type(value).__name__}.")
+    if value < minimum:
+        raise BadInput(f"'{path}' must be at least {minimum} (got {value}).")
+    return value
+
+
+def _free(value: Any, path: str) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise BadInput(f"'{path}' must be a string or null, not {type(value).__name__}.")
+
+
+def _timestamp(value: Any, path: str) -> datetime | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise BadInput(f"'{path}' must be an ISO-8601 date-time string with a time zone.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"'{path}' is not an ISO-8601 date-time ({value[:40]!r}); send e.g. 2024-01-01T00:00:00+00:00.") from None
+    if parsed.tzinfo is None:
+        raise BadInput(f"'{path}' must include a time zone (e.g. 2024-01-01T00:00:00+00:00).")
+    try:
+        utc = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise BadInput(f"'{path}' is {value[:40]}; give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
+    return parsed
+
+
+def check_run_batch(batch: Any, max_items: int) -> RunBatch:
+    """Check a ``write_run_batch`` payload in one pass (types, lengths, NUL, ranges, dates) and return it as tuples.
+
+    The same rules as the typed mutations' (graphql-core's coercion plus :class:`InputChecks`),
+    applied once per item instead of four walks; every error is a :class:`BadInput` naming the
+    path (``batch.states[3].map_index``). ``max_items`` bounds states and logs separately.
+    """
+    if not isinstance(batch, dict):
+        raise BadInput("'batch' must be a JSON object {flow_run_id, attempt, states: [...], logs: [...]}.")
+    if not batch.keys() <= _BATCH_KEYS:
+        raise _bad_key(batch, _BATCH_KEYS, "batch")
+    flow_run_id = _name(batch.get("flow_run_id"), "batch.flow_run_id", required=True)
+    attempt = _int(batch.get("attempt"), "batch.attempt", 0)
+    raw_states, raw_logs = batch.get("states") or [], batch.get("logs") or []
+    for key, value in (("states", raw_states), ("logs", raw_logs)):
+        if not isinstance(value, list):
+            raise BadInput(f"'batch.{key}' must be a list.")
+        if len(value) > max_items:
+            raise BadInput(f"{len(value)} items in 'batch.{key}'; the limit is {max_items}. Split the batch.")
+    states: list[tuple[Any, ...]] = []
+    append = states.append
+    state_keys, str_ = _STATE_KEYS, str
+    for i, item in enumerate(raw_states):
+        if type(item) is not dict or not item.keys() <= state_keys:
+            if type(item) is not dict:
+                raise BadInput(f"'batch.states[{i}]' must be a JSON object.")
+            raise _bad_key(item, state_keys, f"batch.states[{i}]")
+        get = item.get
+        slug, map_index, task_run_id, kind = get("task_slug"), get("map_index", -1), get("task_run_id"), get("type")
+        message, serialized, version, write_id = get("message"), get("serialized"), get("version"), get("write_id")
+        # the common item (a slug, a small index, a message and a write id: all plain) is checked inline
+        if not (type(slug) is str_ and len(slug) <= MAX_NAME_LENGTH and "\x00" not in slug):
+            _name(slug, f"batch.states[{i}].task_slug")
+            if slug is None and task_run_id is None:
+                raise BadInput(f"'batch.states[{i}]' names its task run by 'task_slug' (+ 'map_index') or by 'task_run_id'.")
+        if type(map_index) is not int or map_index < -1:
+            if map_index is None:
+                map_index = -1
+            elif type(map_index) is int:
+                raise BadInput(f"'batch.states[{i}].map_index' is -1 (not mapped) or a child's index from 0, not {map_index}.")
+            else:
+                raise BadInput(f"'batch.states[{i}].map_index' must be an integer, not {type(map_index).__name__}.")
+        if type(kind) is not str_:
+            raise BadInput(f"'batch.states[{i}].type' must be a state name such as 'Running' (a string).")
+        if task_run_id is not None:
+            _name(task_run_id, f"batch.states[{i}].task_run_id")
+        if message is not None and type(message) is not str_:
+            raise BadInput(f"'batch.states[{i}].message' must be a string or null, not {type(message).__name__}.")
+        if write_id is not None and not (type(write_id) is str_ and len(write_id) <= MAX_WRITE_ID_LENGTH and "\x00" not in write_id):
+            _name(write_id, f"batch.states[{i}].write_id", MAX_WRITE_ID_LENGTH)
+        if version is not None:
+            _int(version, f"batch.states[{i}].version", 0)
+        if serialized is not None:
+            if type(serialized) is not dict:
+                raise BadInput(f"'batch.states[{i}].serialized' must be a JSON object.")
+            check_json_value(serialized, f"batch.states[{i}].serialized")
+        append((slug, map_index, task_run_id, kind, message, serialized, version, write_id))
+    logs: list[tuple[Any, ...]] = []
+    for i, item in enumerate(raw_logs):
+        if type(item) is not dict:
+            raise BadInput(f"'batch.logs[{i}]' must be a JSON object.")
+        if not item.keys() <= _LOG_KEYS:
+            raise _bad_key(item, _LOG_KEYS, f"batch.logs[{i}]")
+        get = item.get
+        level, name, message = get("level") or "INFO", get("name"), get("message")
+        if type(level) is not str_:
+            raise BadInput(f"'batch.logs[{i}].level' must be a level name such as 'INFO'.")
+        if type(message) is not str_:
+            raise BadInput(f"'batch.logs[{i}].message' is required (a string).")
+        logs.append((level, _free(name, f"batch.logs[{i}].name"), message, _timestamp(get("timestamp"), f"batch.logs[{i}].timestamp"),
+                     _name(get("task_run_id"), f"batch.logs[{i}].task_run_id", MAX_ID_LENGTH)))
+    return RunBatch(flow_run_id, attempt, states, logs)  # type: ignore[arg-type]
 
 
 try:
