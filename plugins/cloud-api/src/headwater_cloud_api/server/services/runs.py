@@ -515,7 +515,7 @@ def write_logs(session: Session, logs: Sequence[dict[str, Any]]) -> int:
     if not logs:
         return 0
     run_ids = sorted({log["flow_run_id"] for log in logs})
-    attempts = dict(session.connection().execute(select(_FR.c.id, _FR.c.attempt).where(_FR.c.id.in_(run_ids))).tuples().all())
+    attempts = {r.id: r.attempt for r in session.connection().execute(select(_FR.c.id, _FR.c.attempt).where(_FR.c.id.in_(run_ids)))}
     missing = [i for i in run_ids if i not in attempts]
     if missing:
         raise NotFound(f"Flow run(s) {', '.join(map(repr, missing))} do not exist; no log was written.")
