@@ -15,6 +15,7 @@ from headwater_github import Git, GitHub
 
 class _RepoFlows:
     needs_build = False  # the code is pushed to the repository, not written by build(); build() checks it is there
+    stores_bytes = False  # the flow's script is re-executed at its commit where it runs: nothing is frozen at import
 
     @pytest.fixture
     def checkout(self, conformance_repo: Repo, tmp_path: Path) -> Path:

@@ -55,6 +55,28 @@ def test_keys_are_content_addressed_and_rebuilding_uploads_nothing(bucket: str, 
     s3_client.delete_bucket_policy(Bucket=bucket)
 
 
+def test_an_object_without_a_digest_is_compared_by_its_bytes(bucket: str, moto_endpoint: str, s3_client: Any) -> None:
+    """Objects uploaded by an older headwater-s3 carry no digest: the same bytes are kept, other bytes go elsewhere."""
+    from headwater.plugins import dumps_flow
+
+    flow = sample_flow("legacy")
+    storage = _storage(bucket, moto_endpoint)
+    location = storage.add_flow(flow)
+    data = dumps_flow(flow)
+    s3_client.put_object(Bucket=bucket, Key=location, Body=data)  # no headwater-sha256 metadata
+    storage.build()
+    assert storage.flows["legacy"] == location and keys(s3_client, bucket) == [location]
+    s3_client.put_object(Bucket=bucket, Key=location, Body=data + b"other")  # not what this flow pickles to
+    again = _storage(bucket, moto_endpoint)
+    again.add_flow(sample_flow("legacy"))
+    again.build()
+    moved = again.flows["legacy"]
+    assert moved != location and moved.startswith(location.removesuffix(".flow") + "-")
+    assert s3_client.get_object(Bucket=bucket, Key=location)["Body"].read() == data + b"other"  # never rewritten
+    head = s3_client.head_object(Bucket=bucket, Key=moved)
+    assert len(head["Metadata"]["headwater-sha256"]) == 64
+
+
 def test_fixed_key_holds_one_flow(bucket: str, moto_endpoint: str, s3_client: Any) -> None:
     storage = _storage(bucket, moto_endpoint, key="team/etl.flow")
     assert storage.add_flow(sample_flow("etl")) == "team/etl.flow"

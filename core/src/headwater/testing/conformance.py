@@ -67,13 +67,32 @@ def _restore(data: dict[str, Any], kind: str) -> Any:
     return from_dict(json.loads(json.dumps(data)), kind)
 
 
+_FROZEN = "kit_frozen_value"
+
+
+def _freeze(flow: Any, value: str) -> None:
+    """Give ``flow`` a value in its pickled bytes that neither its metadata nor its code hash sees.
+
+    It stands for what a flow file computes at import (``datetime.now()``, a value read from the KV store).
+    """
+    task = sorted(flow.tasks, key=lambda t: t.name)[0]
+    setattr(task, _FROZEN, value)
+
+
+def _frozen(flow: Any) -> str | None:
+    values = [getattr(t, _FROZEN) for t in flow.tasks if hasattr(t, _FROZEN)]
+    return values[0] if values else None
+
+
 class StorageConformance:
     """Tests of the Storage interface. Provide a ``storage`` fixture: a fresh, empty storage.
 
     Class attributes say which rules apply:
 
     - ``needs_build``: ``get_flow`` fails before ``build()`` (the storage writes code; Module does not);
-    - ``content_addressed``: a flow with other code gets another location (Module: the module name).
+    - ``content_addressed``: a flow with other code gets another location (Module: the module name);
+    - ``stores_bytes``: new bytes of a flow (same name and code, another value captured at import)
+      get a new location or a new storage (image tag), never the old location's place.
 
     Override the ``flow`` / ``other_flow`` fixtures when your storage cannot hold the default
     flows (:func:`headwater.testing.flows.sample_flow`), e.g. flows that must live in a module.
@@ -81,6 +100,11 @@ class StorageConformance:
 
     needs_build: bool = True
     content_addressed: bool = True
+    stores_bytes: bool | None = None
+    """The storage keeps each flow's bytes (a pickle), so values its file computed at import are frozen into
+    them and new bytes must never replace the bytes of a stored location (issue 10 #12). ``None``: the same as
+    ``content_addressed``. Set False for storages that re-execute the flow's script or module where it runs
+    (Module, ``stored_as_script``, GitHub, Git): nothing is frozen, so only the first location is checked."""
 
     @pytest.fixture
     def storage(self) -> Any:
@@ -208,6 +232,50 @@ class StorageConformance:
             changed = sample_flow(flow.name, variant="triple")
             other = _restore(empty, "storage")
             assert other.add_flow(changed) != location, "a flow whose code changed must get a new location"
+
+    def test_new_bytes_never_replace_a_stored_location(self, storage: Any, flow: Any, same_flow: Any) -> None:
+        """Issue 10 #12: the same flow with another value captured at import is stored elsewhere (or refused).
+
+        A registered flow version points at (storage metadata, location). Building the changed flow must
+        leave what the first build stored loadable unchanged, and give the new bytes a new location or
+        new storage metadata (e.g. another image tag) so registration makes a new version, or raise an
+        error naming the flow. Silently rewriting the stored bytes, or silently keeping the old bytes
+        for the new flow under the same metadata, both fail.
+        """
+        stores_bytes = self.content_addressed if self.stores_bytes is None else self.stores_bytes
+        empty = storage.serialize()
+        _freeze(flow, "first-import")
+        storage.add_flow(flow)
+        storage.build()
+        first_location, first_data = storage.flows[flow.name], storage.serialize()
+        _freeze(same_flow, "second-import")
+        second = _restore(empty, "storage")  # a later registration of the same file, the value read again
+        second.add_flow(same_flow)
+        try:
+            second.build()
+        except Exception as exc:  # a clear refusal is allowed: it must name the flow
+            assert flow.name in str(exc), f"build() refused the changed flow without naming it: {exc!r}"
+            refused = True
+        else:
+            refused = False
+        first_loaded = _restore(first_data, "storage").get_flow(first_location)  # what the first version's agent gets
+        state = first_loaded.run(parameters={"x": 1}, run_on_schedule=False)
+        assert state.is_successful() and result_of(first_loaded, state) == expected_result(1), state
+        if not stores_bytes:
+            return
+        assert _frozen(first_loaded) == "first-import", (
+            "the bytes of an existing location were rewritten: a registered flow version now runs other bytes; "
+            "give new bytes a new location named by their hash (as Local and FileSystem do) instead"
+        )
+        if refused:
+            return
+        second_location, second_data = second.flows[same_flow.name], second.serialize()
+        assert (second_location, second_data) != (first_location, first_data), (
+            "new bytes got the location and storage metadata of the old ones: registration would say 'unchanged' "
+            "while the stored flow differs; give new bytes a new location"
+        )
+        second_loaded = _restore(second_data, "storage").get_flow(second_location)
+        assert _frozen(second_loaded) == "second-import", "the new flow's own bytes must be what its location holds"
 
 
 class EnvironmentConformance:

@@ -124,7 +124,8 @@ class Docker(Storage):
         python_dependencies: requirements installed into the image (``pip install --target`` run here).
         wheelhouse: a directory of wheels: dependencies come from it only (``--no-index --find-links``).
         image_name: the image's name (default: the first flow's name, slugified).
-        image_tag: the tag (default: the content hash; set it only to force a name).
+        image_tag: the tag (default: the content hash; set it only to force a name: a fixed tag is moved
+            by a build with other content, so flow versions registered before run the new image).
         env_vars: environment variables of the image.
         files: ``{host path: image path}`` copied into the image.
         extra_dockerfile_commands: Dockerfile lines added after everything else.
@@ -268,10 +269,16 @@ class Docker(Storage):
         return path
 
     def content_hash(self, site_versions: dict[str, str]) -> str:
-        """The hash the tag is made of: flows, files, dependencies, Dockerfile settings, installed versions."""
+        """The hash the tag is made of: flows (locations and pickled bytes), files, dependencies, Dockerfile
+        settings, installed versions. New bytes give a new tag, so an image a registered flow version runs is
+        never rebuilt with other content (unless ``image_tag`` fixes the tag: then the tag is the user's to move)."""
         digest = hashlib.sha256()
         spec = {
             "flows": sorted(self.flows.items()),
+            # the pickles' own bytes: the same code with other values captured at import (a datetime.now(),
+            # a KV value) is another image, never a rebuild of the tag a registered version runs (issue 10 #12)
+            "payloads": sorted((loc, hashlib.sha256(data).hexdigest()) for loc, data in self._payloads.items()
+                               if loc in self.flows.values()),
             "base_image": self.base_image or "localbase",
             "dockerfile": Path(self.dockerfile).read_text() if self.dockerfile else None,
             "python_dependencies": self.python_dependencies,

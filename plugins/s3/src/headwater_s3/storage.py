@@ -49,6 +49,15 @@ class S3FlowNotFoundError(S3KeyNotFoundError, FlowNotInStorageError):
 
 _SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache", ".tox", ".ruff_cache"}
 _COMPLETE = ".complete"
+_DIGEST_METADATA = "headwater-sha256"
+"""User metadata of a flow object: the sha256 of its bytes, so a re-build compares without downloading."""
+
+
+def content_location(location: str, data: bytes) -> str:
+    """``location`` with the hash of ``data`` added (``etl/ab12.flow`` -> ``etl/ab12-9f3c....flow``), as the core's storages do."""
+    head, dot, ext = location.rpartition(".")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return f"{head}-{digest}.{ext}" if dot and "/" not in ext else f"{location}-{digest}"
 _FIX_BUILD = "register the flow again (headwater register ...) or call storage.build(), which uploads it"
 
 
@@ -171,9 +180,29 @@ class S3(Storage):
             raise error from exc
         return True
 
-    def _put(self, fs: Any, key: str, data: bytes, connection: Connection) -> None:
+    def _stored_digest(self, fs: Any, key: str, connection: Connection) -> str | None:
+        """The sha256 of the object at ``key`` (from its metadata, else by downloading it); None when there is none."""
         try:
-            fs.call_s3("put_object", Bucket=self.bucket, Key=key, Body=data, **self.upload_options)
+            head = fs.call_s3("head_object", Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            error = self._error(exc, key, "check", connection)
+            if isinstance(error, S3KeyNotFoundError) or (isinstance(error, FileNotFoundError) and not isinstance(error, S3Error)):
+                return None
+            raise error from exc
+        recorded = ((head or {}).get("Metadata") or {}).get(_DIGEST_METADATA)
+        if recorded:
+            return str(recorded)
+        try:  # written without the digest (an older headwater-s3): compare the bytes themselves
+            return hashlib.sha256(fs.cat_file(f"{self.bucket}/{key}")).hexdigest()
+        except Exception as exc:
+            raise self._error(exc, key, "read", connection) from exc
+
+    def _put(self, fs: Any, key: str, data: bytes, connection: Connection, digest: str | None = None) -> None:
+        options = dict(self.upload_options)
+        if digest is not None:
+            options["Metadata"] = {**(options.get("Metadata") or {}), _DIGEST_METADATA: digest}
+        try:
+            fs.call_s3("put_object", Bucket=self.bucket, Key=key, Body=data, **options)
         except Exception as exc:
             raise self._error(exc, key, "upload the flow to", connection) from exc
 
@@ -189,10 +218,23 @@ class S3(Storage):
                 self._put(fs, f"{prefix}/{file.relative_to(root).as_posix()}", file.read_bytes(), connection)
             self._put(fs, f"{prefix}/{_COMPLETE}", b"", connection)  # last: loaders trust complete uploads only
             return
-        if not self.key and self._exists(fs, location, connection):
-            return  # content-addressed: an object under this key holds this very code
         data = script_source(flow, self.local_script_path).encode() if self.stored_as_script else dumps_flow(flow)
-        self._put(fs, location, data, connection)
+        if self.key:  # an explicit key is overwritten (Prefect 1's S3(key=...)): the user chose a mutable name
+            self._put(fs, location, data, connection)
+            return
+        digest = hashlib.sha256(data).hexdigest()
+        stored = self._stored_digest(fs, location, connection)
+        if stored == digest:
+            return  # content-addressed: this very object is already there
+        if stored is not None:
+            # A location's bytes never change (issue 10 #12): the same code pickled with other values
+            # captured at import (a datetime.now(), a KV value) goes to a key named by its own bytes,
+            # so the registered version that points at the old key keeps running what it ran.
+            location = content_location(location, data)
+            self.flows[flow.name] = location
+            if self._stored_digest(fs, location, connection) == digest:
+                return
+        self._put(fs, location, data, connection, digest)
 
     # --- loading -------------------------------------------------------------------------
 
