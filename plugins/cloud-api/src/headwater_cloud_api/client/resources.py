@@ -262,6 +262,46 @@ class FlowRunResource(_Resource):
         """The flow runs this run's tasks created: ``{id, name, state {type}, parent_task_slug, parent_map_index}``."""
         return self.query("children { id name flow_id parent_task_slug parent_map_index state { type } }")["children"]
 
+    # --- restart, resume and logs by cursor -----------------------------------------------------------------------
+
+    def restart(self, from_failed: bool = True) -> Any:
+        """Restart the finished run as a new attempt (one request); returns its state (Scheduled).
+
+        ``from_failed`` (default, Prefect 1's restart): the task runs that succeeded are kept with their
+        checkpointed results and only the others (and what is downstream of them) run again;
+        ``from_failed=False`` runs the whole flow again.
+        """
+        data = self._gql("mutation($id: String!, $f: Boolean!) { restart_flow_run(id: $id, from_failed: $f) { state version } }",
+                         {"id": self.id, "f": from_failed})
+        return state_from_api({"type": data["restart_flow_run"]["state"]})
+
+    def resume(self, task_run_ids: Iterable[str] | None = None) -> Any:
+        """Resume the run's paused task runs (or only ``task_run_ids``); returns the run's state (Scheduled when it was Paused)."""
+        data = self._gql("mutation($id: String!, $t: [String!]) { resume_flow_run(id: $id, task_run_ids: $t) { state version } }",
+                         {"id": self.id, "t": list(task_run_ids) if task_run_ids is not None else None})
+        return state_from_api({"type": data["resume_flow_run"]["state"]})
+
+    def log_page(self, after: str | None = None, before: str | None = None, limit: int = 200,
+                 levels: Iterable[str] | None = None, search: str | None = None) -> dict[str, Any]:
+        """One page of logs by cursor: ``{logs, start_cursor, end_cursor, has_more}``; pass ``end_cursor`` as ``after`` next."""
+        return self._gql(
+            "query($id: String!, $a: String, $b: String, $l: Int!, $v: [String!], $s: String) { log_page(flow_run_id: $id, "
+            "after: $a, before: $b, limit: $l, levels: $v, search: $s) { logs { id timestamp level name message task_run_id } "
+            "start_cursor end_cursor has_more } }",
+            {"id": self.id, "a": after, "b": before, "l": limit, "v": list(levels) if levels else None, "s": search},
+        )["log_page"]
+
+    def all_logs(self, levels: Iterable[str] | None = None, page_size: int = 1000) -> list[dict[str, Any]]:
+        """Every log record of the run, oldest first, read page by page by cursor."""
+        records: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = self.log_page(after=after, limit=page_size, levels=levels)
+            records.extend(page["logs"])
+            if not page["has_more"]:
+                return records
+            after = page["end_cursor"]
+
 
 class KeyValueResource(_Resource):
     """``client.kv()``: ``set(key, value)``, ``get(key)``, ``delete(key)``, ``list()``."""
