@@ -142,11 +142,39 @@ class Scheduled(Pending):
     color = "#ffab00"
 
 
+def _epoch_or_now(value: Any) -> float:
+    """A start time as seconds since the epoch: None is now; a (timezone-aware) datetime is converted."""
+    if value is None:
+        return time.time()
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(
+                f"Retrying(start_time={value!r}): the datetime is naive; give it a timezone, e.g. "
+                "datetime.now(timezone.utc) + timedelta(minutes=5)."
+            )
+        return value.timestamp()
+    return float(value)
+
+
+def _context_run_count() -> int:
+    """Prefect 1's default: the ``task_run_count`` of the task run in progress, else 1."""
+    from headwater.utilities.context import context
+
+    count = context.get("task_run_count")
+    return int(count) if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+
+
 @attrs.define(eq=False, repr=False)
 class Retrying(Scheduled):
-    """Failed, and scheduled to run again at ``start_time``; ``run_count`` runs so far."""
+    """Failed, and scheduled to run again at ``start_time``; ``run_count`` runs so far.
 
-    run_count: int = attrs.field(default=0, kw_only=True)
+    Prefect 1's defaults: ``start_time`` None means now (it is stored as seconds since the
+    epoch; a timezone-aware datetime is converted), and ``run_count`` is the running task's
+    ``task_run_count`` (1 outside a task run).
+    """
+
+    start_time: float | None = attrs.field(default=None, kw_only=True, converter=_epoch_or_now)
+    run_count: int = attrs.field(factory=_context_run_count, kw_only=True)
     color = "#ffff00"
 
 

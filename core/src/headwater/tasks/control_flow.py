@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from headwater import signals
+from headwater.core.collections import Constant
 from headwater.core.parameter import Parameter
 from headwater.core.task import Task, as_task
 from headwater.triggers import not_all_skipped
@@ -101,24 +102,37 @@ class case:  # noqa: N801 - Prefect-1 spelling
     On leaving the block a :class:`CompareValue` task is bound to ``task``, and every task
     added in the block that has no upstream task among the block's tasks gets it as an
     upstream. Cases nest: an inner case's comparison becomes part of the outer branch.
-    Parameters first used inside the block are flow inputs, not branch work, and are left alone.
+    Parameters and constants first used inside the block are flow inputs, not branch work, and
+    are left alone. The block may sit inside ``with headwater.context(...)`` (or contain one):
+    cases belong to the flow being built, not to the context. As in Prefect 1, ``value`` cannot
+    be a task, and one case object belongs to one flow.
     """
 
     def __init__(self, task: Any, value: Any) -> None:
+        if isinstance(value, Task):
+            raise TypeError(
+                f"case(task, value): `value` cannot be a task (got {value!r}); compare with a plain value, "
+                "or branch on a task that computes the comparison: with case(a == b, True): ..."
+            )
         self.task = task
         self.value = value
-        self._added: list[Task] = []
+        self._added: list[Task] = []  # added to the flow during the open block (the flow appends to it)
+        self._tasks: dict[Task, None] = {}  # every block's tasks, in order (Prefect 1's case._tasks)
         self._flow: Flow | None = None
 
     def __enter__(self) -> case:
         flow = _require_flow(None, f"case({self.value!r})")
+        if self._flow is not None and self._flow is not flow:
+            raise ValueError(
+                f"case({self.value!r}) was already used in flow {self._flow.name!r}: multiple flows cannot be "
+                f"used with the same case statement. Create a new case(...) for flow {flow.name!r}."
+            )
         if self in flow._cases:
             raise RuntimeError(f"case({self.value!r}) is already open; a case block cannot be nested in itself.")
         if isinstance(self.task, Task):
             # The condition is upstream of the branch: it must not count as one of the branch's tasks.
             flow.add_task(self.task)
         self._flow = flow
-        self._added = []
         flow._cases.append(self)
         return self
 
@@ -130,9 +144,15 @@ class case:  # noqa: N801 - Prefect-1 spelling
         elif self in flow._cases:
             flow._cases.remove(self)
         if exc_type is not None:
+            self._added = []
             return
-        added = dict.fromkeys(t for t in self._added if not isinstance(t, Parameter))
+        # As in Prefect 1, a case object used for a second block keeps the first block's tasks:
+        # the second comparison is wired to them too (same condition and value: same outcome).
+        for t in self._added:
+            if not isinstance(t, (Parameter, Constant)):
+                self._tasks[t] = None
         self._added = []
+        added = {t: None for t in self._tasks if t in flow._tasks}
         if not added:
             return
         compare = CompareValue(self.value).bind(value=self.task, flow=flow)
