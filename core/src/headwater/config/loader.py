@@ -103,25 +103,44 @@ class Config:
         raw: dict[str, Any],
         sources: dict[tuple[str, ...], Source],
         specs: Mapping[str, _sections.SectionSpec],
+        plugins_loaded: bool = True,
     ) -> None:
         self.home = home
         self.path = home / CONFIG_FILE_NAME
         self.raw = raw
         self._sources = sources
         self._specs = dict(specs)
+        self._plugins_loaded = plugins_loaded
+        """False while plugins' sections are not registered yet: they are on the first use that needs them."""
         self._typed: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    def _all_specs(self) -> dict[str, _sections.SectionSpec]:
+        """Every section spec, plugins' included (loading the plugin manager if this config was built without it)."""
+        if not self._plugins_loaded:
+            _sections.load_plugin_sections()
+            self._plugins_loaded = True
+            fresh = _sections.registered_sections()
+            with self._lock:
+                for name, spec in fresh.items():
+                    if self._specs.get(name) != spec:
+                        self._specs[name] = spec
+                        self._typed.pop(name, None)
+        return self._specs
 
     # --- reading ------------------------------------------------------------------------
 
     @property
     def section_names(self) -> list[str]:
         """Typed sections (registered) first, then the other tables present, each sorted."""
-        return sorted(self._specs) + sorted(k for k in self.raw if k not in self._specs)
+        specs = self._all_specs()
+        return sorted(specs) + sorted(k for k in self.raw if k not in specs)
 
     def section(self, name: str) -> Any:
         """``[name]``: an attrs instance for a typed section, the raw value otherwise (KeyError when absent)."""
         spec = self._specs.get(name)
+        if spec is None and not self._plugins_loaded:
+            spec = self._all_specs().get(name)
         if spec is None:
             if name in self.raw:
                 return self.raw[name]
@@ -145,7 +164,7 @@ class Config:
             raise AttributeError(exc.args[0]) from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self._specs or name in self.raw
+        return name in self.raw or name in self._all_specs()
 
     def get(self, key: str, default: Any = None) -> Any:
         """The effective value at dotted ``key`` (``"server.port"``), or ``default``."""
@@ -190,13 +209,13 @@ class Config:
 
     def validate(self) -> Config:
         """Build every typed section now, raising the first :class:`ConfigError`."""
-        for name in self._specs:
+        for name in list(self._all_specs()):
             self.section(name)
         return self
 
     def secret_paths(self) -> set[tuple[str, ...]]:
         """Key paths marked secret by the typed sections (masked whatever their names)."""
-        return _sections.secret_paths(self._specs)
+        return _sections.secret_paths(self._all_specs())
 
     # --- writing ------------------------------------------------------------------------
 
@@ -204,7 +223,7 @@ class Config:
         """The effective configuration as plain tables (defaults included), secrets masked unless ``mask=False``."""
         result: dict[str, Any] = {}
         for name in self.section_names:
-            if name in self._specs:
+            if name in self._specs:  # section_names loaded every spec
                 table = _sections.unstructure(self.section(name))
                 raw = self.raw.get(name)
                 if isinstance(raw, Mapping):
@@ -358,7 +377,8 @@ def load_config(
     """
     env = os.environ if env is None else env
     home_path = Path(home).expanduser() if home is not None else headwater_home(env)
-    _sections.load_plugin_sections()
+    # Plugins' sections register when a plugin manager exists; otherwise on the first use that needs them.
+    plugins_loaded = _sections.load_plugin_sections(create_manager=False)
     raw: dict[str, Any] = {}
     sources: dict[tuple[str, ...], Source] = {}
     path = home_path / CONFIG_FILE_NAME
@@ -369,7 +389,7 @@ def load_config(
         _set(raw, sources, env_path, value, Source("env", var, text))
     for override_path, value in _normalise_overrides(overrides or {}):
         _set(raw, sources, override_path, value, Source("argument"))
-    return Config(home_path, raw, sources, _sections.registered_sections())
+    return Config(home_path, raw, sources, _sections.registered_sections(), plugins_loaded)
 
 
 # --- the process-wide configuration -------------------------------------------------------------
@@ -398,7 +418,7 @@ def get_config(reload: bool = False) -> Config:
     if reload:
         _sections.load_plugin_sections(force=True)
     else:
-        _sections.load_plugin_sections()
+        _sections.load_plugin_sections(create_manager=False)
     key = _cache_key()
     with _cache_lock:
         if not reload and _cached is not None and _cached[0] == key:

@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
-import cattrs
 
 from headwater.config.errors import ConfigError, ConfigWarning
 from headwater.config.masking import MASK, is_secret_key
@@ -39,6 +38,7 @@ __all__ = [
     "secret_paths",
     "structure_section",
     "unstructure",
+    "get_converter",
     "LoggingSection",
     "FlowsSection",
     "ContextSection",
@@ -209,26 +209,32 @@ def registry_version() -> int:
     return _version
 
 
-def load_plugin_sections(force: bool = False) -> None:
-    """Let plugins register their sections (the ``register_config_sections`` hook).
+def load_plugin_sections(force: bool = False, create_manager: bool = True) -> bool:
+    """Let plugins register their sections (the ``register_config_sections`` hook); True when they did.
 
     Called on every load; the hook runs again only when the set of plugins implementing it
     changed (or with ``force``), and registering the same class twice does nothing.
+    ``create_manager=False`` does nothing (and answers False) while no plugin manager exists
+    yet, so reading a built-in section does not load every plugin.
     """
     global _plugins_key
     try:
+        from headwater.plugins import _manager
         from headwater.plugins._manager import call_register_hook, get_plugin_manager
     except ImportError:  # the plugin manager is optional for the configuration
-        return
+        return True
+    if not create_manager and _manager._pm is None and not force:
+        return False
     caller = getattr(get_plugin_manager().hook, "register_config_sections", None)
     if caller is None:
-        return
+        return True
     key = (id(get_plugin_manager()), tuple(impl.plugin_name for impl in caller.get_hookimpls()))
     with _lock:
         if key == _plugins_key and not force:
-            return
+            return True
         _plugins_key = key
     call_register_hook("register_config_sections", _section_sink, kind="config_section", swap_legacy_order=True)
+    return True
 
 
 def _section_sink(obj: type | str, name: str, *, plugin: str, replace: bool = False, **options: Any) -> None:
@@ -286,12 +292,33 @@ def _structure_str(value: Any, _: Any) -> str:
     raise ValueError("expected a string")
 
 
-converter = cattrs.Converter()
-"""The converter for configuration sections: strict about bool/int/float/str, lenient about strings for them."""
-converter.register_structure_hook(bool, _structure_bool)
-converter.register_structure_hook(int, _structure_int)
-converter.register_structure_hook(float, _structure_float)
-converter.register_structure_hook(str, _structure_str)
+_SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
+    bool: _structure_bool, int: _structure_int, float: _structure_float, str: _structure_str,
+}
+_converter: Any = None
+
+
+def get_converter() -> Any:
+    """The cattrs converter for configuration sections: strict about bool/int/float/str, lenient about strings for them.
+
+    Built (and cattrs imported) on first use: reading a section of plain values never needs it.
+    """
+    global _converter
+    if _converter is None:
+        import cattrs
+
+        conv = cattrs.Converter()
+        for tp, hook in _SCALARS.items():
+            conv.register_structure_hook(tp, hook)
+        _converter = conv
+    return _converter
+
+
+def __getattr__(name: str) -> Any:
+    """``converter``: the lazily built converter (see :func:`get_converter`)."""
+    if name == "converter":
+        return get_converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 Describe = Callable[[tuple[str, ...]], str]
 EnvRaw = Callable[[tuple[str, ...]], "str | None"]
@@ -405,7 +432,10 @@ class _Structurer:
             if raw is not None:  # HEADWATER__CLOUD__API_KEY=12345 is meant as the string "12345"
                 value = raw
         try:
-            return converter.structure(value, tp)
+            scalar = _SCALARS.get(tp)
+            if scalar is not None:  # what the converter's hook for it does, without importing cattrs
+                return scalar(value, tp)
+            return get_converter().structure(value, tp)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear ConfigError
             detail = "" if secret else f" ({_error_detail(exc)})"
             raise ConfigError(
@@ -422,6 +452,8 @@ def _attribute_from_message(message: str, fields: Mapping[str, Any]) -> str | No
 
 
 def _error_detail(exc: BaseException) -> str:
+    import cattrs
+
     if isinstance(exc, cattrs.BaseValidationError):
         messages = cattrs.transform_error(exc)
         return "; ".join(messages)
@@ -435,7 +467,7 @@ def structure_section(spec: SectionSpec, raw: Any, describe: Describe, env_raw: 
 
 def unstructure(instance: Any) -> Any:
     """A typed section back to plain dicts and values."""
-    return converter.unstructure(instance)
+    return get_converter().unstructure(instance)
 
 
 def secret_paths(specs: Mapping[str, SectionSpec]) -> set[tuple[str, ...]]:

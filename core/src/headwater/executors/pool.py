@@ -6,6 +6,8 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import queue
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -102,33 +104,162 @@ class UnpicklableResultError(TypeError):
     """A worker process finished a call but could not send its result back."""
 
 
+_SUCCESS_MESSAGE = "Task run succeeded."
+"""The message ``run_task`` gives a plain Success: such states travel back as ``(value, ts)``."""
+
+
+def _unpicklable(value: Any, exc: BaseException) -> UnpicklableResultError:
+    result = getattr(value, "result", value)  # a task run returns a State holding the value
+    return UnpicklableResultError(
+        f"ProcessExecutor could not send a {type(result).__name__} result back from the worker process "
+        f"({exc}). Return a picklable value, or run this flow on a ThreadExecutor or LocalExecutor."
+    )
+
+
+def _compact(state: Any) -> Any:
+    """A plain Success as ``(value, ts)``; every other state (failures with their tracebacks) as it is."""
+    from headwater.states import Success
+
+    if type(state) is Success and state.message == _SUCCESS_MESSAGE and state.location is None:
+        return (state.result, state.ts)
+    return state
+
+
+def _expand(item: Any) -> Any:
+    """The state :func:`_compact` made compact, exactly as it was (its timestamp included)."""
+    if type(item) is tuple:
+        from headwater.states import Success
+
+        return Success(_SUCCESS_MESSAGE, item[0], ts=item[1])
+    return item
+
+
 def _run_pickled(payload: bytes) -> bytes:
     fn, args, kwargs = cloudpickle.loads(payload)
     value = fn(*args, **kwargs)
     try:
-        return cloudpickle.dumps(value)
+        return cloudpickle.dumps(_compact(value))
     except Exception as exc:
-        result = getattr(value, "result", value)  # a task run returns a State holding the value
-        raise UnpicklableResultError(
-            f"ProcessExecutor could not send a {type(result).__name__} result back from the worker process "
-            f"({exc}). Return a picklable value, or run this flow on a ThreadExecutor or LocalExecutor."
-        ) from None
+        raise _unpicklable(value, exc) from None
+
+
+_WORKER_SPECS: dict[str, tuple[Any, dict[str, Any], Any]] = {}
+"""In a worker process: ``key -> (task, base context, result)`` of each mapped task, loaded once per worker."""
+
+
+def _init_worker(environ: dict[str, str] | None) -> None:
+    """Worker start: a forkserver child gets the parent's environment as it is now (as a spawned one does)."""
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    _WORKER_SPECS.clear()
+
+
+def _run_batch(key: str, path: str, payload: bytes) -> bytes:
+    """Run a chunk of mapped children in a worker: the task comes from the per-worker cache, the items from ``payload``.
+
+    Each item is ``(index, inputs)`` (context: the task's base context with this ``map_index``),
+    ``(index, inputs, changes, False)`` (the base context updated with ``changes``) or
+    ``(index, inputs, context, True)`` (a whole context). Returns the compact states, in order.
+    """
+    from headwater.engine.task_runner import run_task
+
+    spec = _WORKER_SPECS.get(key)
+    if spec is None:
+        with open(path, "rb") as fh:
+            spec = _WORKER_SPECS[key] = cloudpickle.loads(fh.read())
+    task, base, result = spec
+    items, own_result = cloudpickle.loads(payload)
+    if own_result is not None:
+        result = own_result[0]
+    name = base.get("task_name")
+    states = []
+    for item in items:
+        index = item[0]
+        if len(item) == 2:
+            ctx = base.copy()
+            ctx["map_index"] = index
+            ctx["task_full_name"] = f"{name}[{index}]"
+        elif item[3]:
+            ctx = item[2]
+        else:
+            ctx = base.copy()
+            ctx["map_index"] = index
+            ctx["task_full_name"] = f"{name}[{index}]"
+            ctx.update(item[2])
+        states.append(_compact(run_task(task, item[1], ctx, 1, result)))
+    try:
+        return cloudpickle.dumps(states)
+    except Exception:  # fail only the children whose results cannot travel
+        pass
+    for i, state in enumerate(states):
+        try:
+            cloudpickle.dumps(state)
+        except Exception as exc:
+            from headwater.states import Failed
+
+            error = _unpicklable(_expand(state), exc)
+            states[i] = Failed(f"Executor error while running task {task.name!r}: {error}", error)
+    return cloudpickle.dumps(states)
+
+
+_PER_CHILD = frozenset({"map_index", "task_full_name"})
+_MISSING = object()
+
+
+class _Spec:
+    """A mapped task shipped to the workers once per flow run: its file and the context it was shipped with."""
+
+    __slots__ = ("task", "key", "path", "base", "result")
+
+    def __init__(self, task: Any, key: str, path: str, base: dict[str, Any], result: Any) -> None:
+        self.task, self.key, self.path, self.base, self.result = task, key, path, base, result
+
+
+def _mp_context(start_method: str | None) -> Any:
+    if start_method is None:
+        start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        # Workers fork from one server process that has imported the engine once, instead of
+        # each importing it anew (the server lives as long as this process).
+        context.set_forkserver_preload(["headwater.engine.task_runner", "headwater.executors.pool", "cloudpickle"])
+    return context
 
 
 class ProcessExecutor(_PoolExecutor):
-    """Runs task runs in worker processes (spawned, so safe with threads): good for CPU-bound tasks.
+    """Runs task runs in worker processes: good for CPU-bound tasks.
+
+    Workers are started from a fresh process, never forked from this one, so the executor is
+    safe in a process with threads: with ``start_method="forkserver"`` (the default where the
+    platform has it) they fork from a server process that imported the engine once, with
+    ``"spawn"`` each starts a new interpreter. Either way a worker gets this process's
+    environment, working directory and ``sys.path`` as they are when the flow run starts.
 
     Calls and results travel with cloudpickle, so tasks defined in ``__main__`` or as
     closures work. Mapped children travel in chunks of ``chunksize`` (default: about four
     chunks per worker, at most 256 children each), so a map over many small items does not
-    pay a round trip per item; ``chunksize=1`` sends each child on its own.
+    pay a round trip per item; ``chunksize=1`` sends each child on its own. A mapped task
+    (with its context) is shipped to each worker once per flow run; a chunk carries only each
+    child's inputs and map index, and a successful child comes back as its value and timestamp.
     """
 
-    def __init__(self, max_workers: int | None = None, chunksize: int | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, chunksize: int | None = None,
+                 start_method: str | None = None) -> None:
         super().__init__(max_workers)
         if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
             raise ValueError(f"ProcessExecutor: chunksize must be a whole number >= 1, got {chunksize!r}.")
+        methods = multiprocessing.get_all_start_methods()
+        if start_method is not None and (start_method == "fork" or start_method not in methods):
+            allowed = ", ".join(repr(m) for m in methods if m != "fork")
+            raise ValueError(
+                f"ProcessExecutor: start_method {start_method!r} is not available; use one of {allowed} "
+                "('fork' is refused: forking a process with threads can deadlock)."
+            )
         self.chunksize = chunksize
+        self.start_method = start_method
+        self._spec_dir: str | None = None
+        self._specs: dict[int, _Spec] = {}
 
     def _workers(self) -> int:
         return self.max_workers or min(os.cpu_count() or 1, 8)
@@ -139,17 +270,84 @@ class ProcessExecutor(_PoolExecutor):
         return max(1, min(256, children // (self._workers() * 4)))
 
     def _make_pool(self) -> cf.Executor:
-        return cf.ProcessPoolExecutor(max_workers=self._workers(), mp_context=multiprocessing.get_context("spawn"))
+        context = _mp_context(self.start_method)
+        environ = dict(os.environ) if context.get_start_method() == "forkserver" else None
+        return cf.ProcessPoolExecutor(
+            max_workers=self._workers(), mp_context=context, initializer=_init_worker, initargs=(environ,),
+        )
+
+    @contextmanager
+    def start(self) -> Iterator[Executor]:
+        self._spec_dir = tempfile.mkdtemp(prefix="headwater-pool-")
+        self._specs = {}
+        try:
+            with super().start():
+                yield self
+        finally:
+            spec_dir, self._spec_dir = self._spec_dir, None
+            self._specs = {}
+            shutil.rmtree(spec_dir, ignore_errors=True)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        inner = self._require_pool().submit(_run_pickled, cloudpickle.dumps((fn, args, kwargs)))
+        pool = self._require_pool()
+        if fn is _run_task_batch() and not kwargs and 2 <= len(args) <= 3 and self._spec_dir is not None:
+            inner = self._submit_batch(pool, *args)
+            expand = True
+        else:
+            inner = pool.submit(_run_pickled, cloudpickle.dumps((fn, args, kwargs)))
+            expand = False
         outer: cf.Future[Any] = cf.Future()
 
         def _unpickle(f: cf.Future[bytes]) -> None:
             try:
-                outer.set_result(cloudpickle.loads(f.result()))
+                value = cloudpickle.loads(f.result())
+                outer.set_result([_expand(s) for s in value] if expand else _expand(value))
             except BaseException as exc:  # noqa: BLE001 - passed to the waiter
                 outer.set_exception(exc)
 
         inner.add_done_callback(_unpickle)
         return self._track(outer)
+
+    def _spec(self, task: Any, ctx: dict[str, Any], result: Any) -> _Spec:
+        """The shipped form of ``task`` for this flow run, written once to the run's spec directory."""
+        spec = self._specs.get(id(task))
+        if spec is None or spec.task is not task:
+            assert self._spec_dir is not None
+            key = str(len(self._specs))
+            path = os.path.join(self._spec_dir, f"{key}.pkl")
+            base = {k: v for k, v in ctx.items() if k not in _PER_CHILD}
+            with open(path, "wb") as fh:
+                fh.write(cloudpickle.dumps((task, base, result)))
+            spec = self._specs[id(task)] = _Spec(task, key, path, base, result)
+        return spec
+
+    def _submit_batch(self, pool: cf.Executor, task: Any, runs: list[tuple[dict[str, Any], Any]],
+                      result: Any = None) -> cf.Future[bytes]:
+        if not runs:
+            return pool.submit(_run_pickled, cloudpickle.dumps((_run_task_batch(), (task, runs, result), {})))
+        spec = self._spec(task, dict(runs[0][1]), result)
+        base, name = spec.base, spec.base.get("task_name")
+        items: list[tuple[Any, ...]] = []
+        for inputs, ctx in runs:
+            index = ctx.get("map_index")
+            changes = {k: v for k, v in ctx.items() if k not in _PER_CHILD and base.get(k, _MISSING) is not v}
+            if "map_index" not in ctx or ctx.get("task_full_name") != f"{name}[{index}]" or not base.keys() <= ctx.keys():
+                items.append((index, inputs, ctx, True))  # not base + changes (a key removed, say): send it whole
+            elif changes:
+                items.append((index, inputs, changes, False))
+            else:
+                items.append((index, inputs))
+        own = None if result is spec.result else (result,)
+        return pool.submit(_run_batch, spec.key, spec.path, cloudpickle.dumps((items, own)))
+
+
+_batch_fn: list[Callable[..., Any]] = []
+
+
+def _run_task_batch() -> Callable[..., Any]:
+    """The engine's ``run_task_batch`` (imported on first use: the engine imports this module)."""
+    if not _batch_fn:
+        from headwater.engine.task_runner import run_task_batch
+
+        _batch_fn.append(run_task_batch)
+    return _batch_fn[0]

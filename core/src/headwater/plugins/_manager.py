@@ -17,6 +17,9 @@ one that needs another API version is reported ``incompatible`` and not loaded.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import importlib
+import json
 import logging
 import os
 import sys
@@ -41,6 +44,8 @@ __all__ = [
     "registry",
     "lifecycle_hooks",
     "HookFacade",
+    "EntryPointInfo",
+    "headwater_entry_points",
 ]
 
 PLUGIN_API_VERSION = 1
@@ -154,13 +159,11 @@ def _register_checked(pm: pluggy.PluginManager, plugin: Any, name: str) -> str |
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     if os.environ.get("HEADWATER_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _TRUE:
         return
-    from importlib_metadata import entry_points
-
     allowed = _env_list("HEADWATER_PLUGINS")
     blocked = _env_list("HEADWATER_BLOCKED_PLUGINS")
-    for ep in sorted(entry_points(group="headwater"), key=lambda e: (e.name, e.dist.name if e.dist else "")):
-        dist = ep.dist.name if ep.dist else "?"
-        version = ep.dist.version if ep.dist else "?"
+    for ep in headwater_entry_points():
+        dist = ep.dist_name
+        version = ep.version
         names = {ep.name, dist}
         existing = _records.get(ep.name)
         if existing is not None:
@@ -199,6 +202,131 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         _records[ep.name] = PluginRecord(ep.name, dist, version, "loaded", hooks=_hooks_of(pm, plugin))
     pm.check_pending()  # every plugin left registered implements only known hooks
+
+
+@attrs.frozen
+class EntryPointInfo:
+    """One entry point of the ``headwater`` group: what the loader needs, without ``importlib.metadata`` objects."""
+
+    name: str
+    value: str
+    """``"module"`` or ``"module:attribute"``."""
+    dist_name: str = "?"
+    version: str = "?"
+
+    def load(self) -> Any:
+        """Import the module (and attribute) the entry point names, as ``EntryPoint.load()`` does."""
+        module_name, _, attribute = self.value.partition(":")
+        obj: Any = importlib.import_module(module_name.strip())
+        for part in filter(None, attribute.strip().split(".")):
+            obj = getattr(obj, part)
+        return obj
+
+
+_EP_CACHE_VERSION = 1
+_EP_CACHE_KEEP = 16
+_ep_memo: dict[str, list[EntryPointInfo]] = {}
+
+
+def _distributions_key() -> str:
+    """A digest of what decides the entry points: the interpreter, ``sys.path`` and each distribution's metadata.
+
+    For each ``sys.path`` directory: the names of its ``*.dist-info`` / ``*.egg-info`` entries
+    (names carry versions) and the size and mtime of each one's ``entry_points.txt``, so an
+    install, uninstall, upgrade or an edited entry point gives another key. Costs a directory
+    listing per path entry and a ``stat`` per distribution (about a millisecond).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{_EP_CACHE_VERSION}|{sys.executable}|{sys.version}".encode())
+    for entry in sys.path:
+        digest.update(b"\0P" + os.fsencode(entry))
+        try:
+            with os.scandir(entry or ".") as it:
+                names = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # a zip file, a missing directory
+            try:
+                digest.update(str(os.stat(entry).st_mtime_ns).encode())
+            except OSError:
+                pass
+            continue
+        for name in names:
+            try:
+                st = os.stat(os.path.join(entry or ".", name, "entry_points.txt"))
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "-"
+            digest.update(f"\0{name}|{stamp}".encode())
+    return digest.hexdigest()
+
+
+def _scan_entry_points() -> list[EntryPointInfo]:
+    """The ``headwater`` group read with ``importlib_metadata`` (every distribution's metadata), sorted."""
+    from importlib_metadata import entry_points
+
+    found = [
+        EntryPointInfo(ep.name, ep.value, ep.dist.name if ep.dist else "?", ep.dist.version if ep.dist else "?")
+        for ep in entry_points(group="headwater")
+    ]
+    return sorted(found, key=lambda e: (e.name, e.dist_name if e.dist_name != "?" else ""))
+
+
+def _cache_dir() -> str | None:
+    if os.environ.get("HEADWATER_PLUGIN_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    from headwater.config.loader import headwater_home
+
+    return os.path.join(headwater_home(), "cache", "plugins")
+
+
+def headwater_entry_points() -> list[EntryPointInfo]:
+    """The entry points of the ``headwater`` group, sorted by name: scanned once per set of installed distributions.
+
+    Scanning every distribution's metadata costs tens of milliseconds, on every process's first
+    ``flow.run()``; the result is kept in ``$HEADWATER_HOME/cache/plugins/`` under
+    :func:`_distributions_key`, so a process whose ``sys.path`` and distributions are unchanged
+    reads one small file instead. ``HEADWATER_PLUGIN_CACHE=0`` scans every time. An unreadable or
+    unwritable cache is ignored.
+    """
+    key = _distributions_key()
+    memo = _ep_memo.get(key)
+    if memo is not None:
+        return memo
+    directory = _cache_dir()
+    path = os.path.join(directory, f"entry-points-{key}.json") if directory else None
+    found: list[EntryPointInfo] | None = None
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            if data.get("version") == _EP_CACHE_VERSION and data.get("key") == key:
+                found = [EntryPointInfo(*row) for row in data["entry_points"]]
+        except (OSError, ValueError, TypeError, KeyError):
+            found = None
+    if found is None:
+        found = _scan_entry_points()
+        if path is not None and directory is not None:
+            _write_entry_point_cache(directory, path, key, found)
+    _ep_memo.clear()
+    _ep_memo[key] = found
+    return found
+
+
+def _write_entry_point_cache(directory: str, path: str, key: str, found: list[EntryPointInfo]) -> None:
+    rows = [[e.name, e.value, e.dist_name, e.version] for e in found]
+    try:
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"version": _EP_CACHE_VERSION, "key": key, "entry_points": rows}, fh)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+        olds = sorted(
+            (os.path.join(directory, n) for n in os.listdir(directory) if n.startswith("entry-points-")),
+            key=lambda p: os.stat(p).st_mtime_ns if os.path.exists(p) else 0,
+        )
+        for stale in olds[:-_EP_CACHE_KEEP]:
+            os.unlink(stale)
+    except OSError:  # a read-only home: scan again next time
+        pass
 
 
 def _enable_tracing(pm: pluggy.PluginManager) -> None:
@@ -445,6 +573,11 @@ class HookFacade:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._hook = pm.hook
+        # A task hook no plugin implements costs a pluggy call per task run (microseconds, twice per
+        # task): make it a no-op. The facade is rebuilt whenever a plugin is (un)registered.
+        for name in ("before_task_run", "after_task_run"):
+            if not getattr(pm.hook, name).get_hookimpls():
+                setattr(self, name, _no_task_hook)
 
     def before_flow_run(self, *, flow: Any, parameters: dict[str, Any], context: dict[str, Any]) -> None:
         self._hook.before_flow_run(flow=flow, parameters=parameters, context=context)
@@ -457,6 +590,10 @@ class HookFacade:
 
     def after_task_run(self, *, task: Any, map_index: int | None, state: Any) -> None:
         self._hook.after_task_run(task=task, map_index=map_index, state=state)
+
+
+def _no_task_hook(**_: Any) -> None:
+    """Stands in for a task lifecycle hook that no plugin implements."""
 
 
 _facade_cache: dict[str, HookFacade | None] = {}
