@@ -132,7 +132,7 @@ def test_loop_signal_runs_the_task_again_with_the_loop_result() -> None:
 
 def test_pause_validationfail_and_a_trigger_raising_fail() -> None:
     from headwater.engine import signals
-    from headwater.engine.state import Paused, TriggerFailed, ValidationFailed
+    from headwater.engine.state import Paused, ValidationFailed
 
     @task
     def wait() -> None:
@@ -157,10 +157,11 @@ def test_pause_validationfail_and_a_trigger_raising_fail() -> None:
         p = wait()
         a = after(p)
         v = check()
-        g = guarded(1, upstream_tasks=[after])
+        g = guarded(1, upstream_tasks=[v])
     state, states = run_states(flow)
     assert isinstance(states[p], Paused)
-    assert isinstance(states[a], TriggerFailed)
+    assert type(states[a]).__name__ == "Pending" and "paused" in (states[a].message or "")  # held back, as in Prefect 1
+    assert isinstance(state, Paused)
     assert isinstance(states[v], ValidationFailed)
     assert states[g].is_failed() and "custom trigger says no" in (states[g].message or "")
 

@@ -132,8 +132,12 @@ def test_trigger_functions_directly() -> None:
     with pytest.raises(signals.TRIGGERFAIL, match="not finished"):
         triggers.all_finished({edge: Running()})
     assert triggers.any_successful({}) is True
-    with pytest.raises(signals.TRIGGERFAIL, match="manual_only"):
+    with pytest.raises(signals.PAUSE, match="manual_only"):  # Prefect 1: pauses until resumed
         triggers.manual_only({})
+    from headwater.utilities.context import context
+
+    with context(resume=True):
+        assert triggers.manual_only({}) is True
     with pytest.raises(signals.SKIP):
         triggers.not_all_skipped({edge: Skipped()})
 

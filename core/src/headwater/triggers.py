@@ -66,8 +66,12 @@ always_run = all_finished
 
 
 def manual_only(upstream_states: Mapping[Any, State]) -> bool:
-    """Never run automatically (kept for Prefect-1 compatibility)."""
-    raise signals.TRIGGERFAIL("Trigger was 'manual_only': the task only runs when started by hand.")
+    """Pause the task until someone resumes it (Prefect 1): runs when the run's context has ``resume``."""
+    from headwater.utilities.context import context
+
+    if context.get("resume"):
+        return True
+    raise signals.PAUSE('Trigger function is "manual_only": the task waits to be resumed.')
 
 
 def all_failed(upstream_states: Mapping[Any, State]) -> bool:

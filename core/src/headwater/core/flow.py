@@ -650,11 +650,17 @@ class Flow:
 
         With a schedule, runs at each scheduled time until the schedule ends or the process
         is stopped, unless ``run_on_schedule=False`` (or ``HEADWATER__FLOWS__RUN_ON_SCHEDULE=false``).
-        Extra keyword arguments are parameters too, as in Prefect 1.
+        Extra keyword arguments are parameters too, as in Prefect 1, except the ``FlowRunner.run``
+        arguments (``task_states``, ``return_tasks``) that are not parameter names: those go to
+        the runner.
         """
-        from headwater.engine.flow_runner import run_flow
+        from headwater.engine.flow_runner import RUNNER_ARGUMENTS, run_flow
         from headwater.utilities.debug import RaisedInTask
 
+        runner_args = {}
+        if kwargs:
+            names = {p.name for p in self.parameters()}
+            runner_args = {k: kwargs.pop(k) for k in list(kwargs) if k in RUNNER_ARGUMENTS and k not in names}
         params = {**(parameters or {}), **kwargs}
         ambient = _current_context.get()
         if ambient:  # ``with headwater.context(who="x"): flow.run()``: tasks see ``who``, as in Prefect 1
@@ -670,6 +676,7 @@ class Flow:
                 context=context,
                 cancel=cancel,
                 on_task_state=on_task_state,
+                **runner_args,
             )
         except RaisedInTask as carrier:  # ``with raise_on_exception():`` the task's own exception, unchanged
             raise carrier.exc.with_traceback(carrier.exc.__traceback__) from None

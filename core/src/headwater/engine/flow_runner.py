@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from headwater.engine.cache import task_cache
 from headwater.engine.task_runner import (
     StateHandlerError,
     call_state_handlers,
+    check_upstream,
     handle_or_fail,
     run_task,
     run_task_batch,
@@ -34,14 +35,17 @@ from headwater.states import (
     Cancelling,
     Failed,
     Mapped,
+    Paused,
     Pending,
+    Resume,
     Retrying,
     Running,
-    Skipped,
     State,
     Success,
     TriggerFailed,
 )
+from headwater.triggers import all_successful
+from headwater.utilities.context import context
 from headwater.utilities.logging import (
     SecretMaskingFilter,
     configure_logging,
@@ -55,7 +59,10 @@ if TYPE_CHECKING:
     from headwater.core.flow import Flow
     from headwater.core.task import Task
 
-__all__ = ["FlowRunner", "ParameterError", "run_flow", "resolve_parameters"]
+__all__ = ["FlowRunner", "ParameterError", "RUNNER_ARGUMENTS", "run_flow", "resolve_parameters"]
+
+RUNNER_ARGUMENTS = frozenset({"task_states", "return_tasks"})
+"""Keyword arguments of ``flow.run()`` that go to the runner (Prefect 1's ``**kwargs``), not to parameters."""
 
 logger = get_logger("engine")
 
@@ -125,6 +132,8 @@ class FlowRunner:
         cancel: Any = None,
         on_task_state: Callable[[Task, State, int | None], Any] | None = None,
         hooks: Any = None,
+        task_states: Mapping[Task, State] | None = None,
+        return_tasks: Iterable[Task] | None = None,
     ) -> None:
         self.flow = flow
         self.executor = executor or flow.executor or LocalExecutor()
@@ -132,24 +141,68 @@ class FlowRunner:
         self.cancel = cancel
         self.on_task_state = on_task_state
         self.hooks = hooks
+        self.given_states: dict[Task, State] = dict(task_states or {})
+        """States the run starts from (a restart, a resume): finished ones are kept, ``Resume`` runs."""
+        self.return_tasks: set[Task] | None = None if return_tasks is None else set(return_tasks)
         self.task_states: dict[Task, State] = {}
+        self._given_context = dict(context or {})
+        self._set_context(self._given_context)
+        self.state: State = Pending()
+
+    def _set_context(self, context: Mapping[str, Any] | None) -> None:
         start = (context or {}).get("scheduled_start_time") or datetime.now(UTC)
         run_id = str(uuid.uuid4())
         self.base_context: dict[str, Any] = {
-            "flow_name": flow.name,
+            "flow_name": self.flow.name,
             "flow_run_id": run_id,
-            "flow_run_name": f"{flow.name}-{run_id[:8]}",
+            "flow_run_name": f"{self.flow.name}-{run_id[:8]}",
             "parameters": self.parameters,
             **_date_context(start),
             **(context or {}),
         }
-        self.state: State = Pending()
 
     # --- the run ------------------------------------------------------------------------
 
-    def run(self, validate: bool = True) -> State:
-        """Run to the end. ``validate=False`` when the caller has just validated the flow."""
+    def run(
+        self,
+        state: State | None = None,
+        task_states: Mapping[Task, State] | None = None,
+        return_tasks: Iterable[Task] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        task_runner_state_handlers: Any = None,
+        executor: Executor | None = None,
+        context: Mapping[str, Any] | None = None,
+        task_contexts: Any = None,
+        *,
+        validate: bool = True,
+    ) -> State:
+        """Run to the end and return the flow run's final state (Prefect 1's ``FlowRunner.run``).
+
+        ``task_states`` are the states the run starts from: a task given a finished state is
+        not run again, and its state (with its ``result``) feeds its downstream tasks; a
+        ``Resume`` state runs the task past its trigger; a ``Paused`` one stays paused. A
+        ``Mapped`` state keeps its finished children and reruns the others (give a child as
+        ``None`` or ``Pending`` to rerun it). ``return_tasks`` limits which task states the
+        final state's ``result`` holds (default: all of them; Prefect 1 kept none). Arguments
+        given here win over those given to the constructor. ``validate=False`` when the
+        caller has just validated the flow. ``task_runner_state_handlers`` and
+        ``task_contexts`` are accepted for Prefect 1 compatibility and not used.
+        """
         flow = self.flow
+        if state is not None and state.is_finished():
+            self.state = state
+            return state  # Prefect 1: a finished flow run is not run again
+        if executor is not None:
+            self.executor = executor
+        if parameters is not None:
+            self.parameters = dict(parameters)
+        if context is not None or parameters is not None:
+            self._given_context = {**self._given_context, **(context or {})}
+            self._set_context(self._given_context)
+        if task_states is not None:
+            self.given_states = dict(task_states)
+        if return_tasks is not None:
+            self.return_tasks = set(return_tasks)
         if validate:
             flow.validate()
         resolve_parameters(flow, self.parameters)
@@ -165,6 +218,7 @@ class FlowRunner:
             log.exception("Unexpected error while running flow %r", flow.name)
             self._set_flow_state(Failed(f"Unexpected error while running flow: {exc!r}", exc))
             return self.state
+        self._wait_behind_paused()
         final = self._final_state()
         self._set_flow_state(final)
         log.info("Flow run %s: %s", final.name.upper(), final.message)
@@ -179,10 +233,31 @@ class FlowRunner:
                 new = Failed(str(exc), new.result if isinstance(new.result, dict) else dict(self.task_states))
         self.state = new
 
+    def _wait_behind_paused(self) -> None:
+        """Tasks that never started because an upstream task is paused stay Pending (Prefect 1)."""
+        states = self.task_states
+        if len(states) == len(self.flow.graph.tasks):
+            return
+        paused = sorted(t.slug or t.name for t, s in states.items() if isinstance(s, Paused))
+        why = f"Waiting for paused task(s) {', '.join(paused)} to be resumed." if paused else "Upstream tasks did not finish."
+        for task in self.flow.graph.tasks:
+            if task not in states:
+                states[task] = Pending(why)
+
+    def _returned(self) -> dict[Task, State]:
+        """The task states the final state holds: all of them, or only ``return_tasks``."""
+        if self.return_tasks is None:
+            return self.task_states
+        return {t: s for t, s in self.task_states.items() if t in self.return_tasks}
+
     def _final_state(self) -> State:
         states = self.task_states
         if self._cancelled:
-            return Cancelled("Flow run was cancelled.", states)
+            return Cancelled("Flow run was cancelled.", self._returned())
+        waiting = [t for t, s in states.items() if isinstance(s, Paused)]
+        if waiting:
+            names = ", ".join(sorted(t.slug or t.name for t in waiting))
+            return Paused(f"Flow run is paused: task(s) {names} wait to be resumed.", self._returned())
         reference = self.flow.reference_tasks()
         failed = []
         for t in reference:
@@ -190,8 +265,8 @@ class FlowRunner:
             if s.is_failed() or (isinstance(s, Mapped) and any(c.is_failed() for c in s.map_states)):
                 failed.append(t)
         if failed:
-            return Failed(failure_summary(self.flow, states, failed), states)
-        return Success("All reference tasks succeeded.", states)
+            return Failed(failure_summary(self.flow, states, failed), self._returned())
+        return Success("All reference tasks succeeded.", self._returned())
 
     def _tick_until_done(self) -> None:
         flow = self.flow
@@ -208,6 +283,7 @@ class FlowRunner:
         self._map_pending: dict[Task, int] = {}
         self._map_states: dict[Task, list[State | None]] = {}
         self._loggers: dict[str, logging.Logger] = {}
+        self._resumed: set[Task] = set()
         executor = self.executor
         local = isinstance(executor, LocalExecutor)
         while self._ready or self._running or self._delayed:
@@ -260,6 +336,8 @@ class FlowRunner:
             state = self.task_states.get(task)
             if (state is None or not state.is_finished()) and task not in self._map_states and (task, None) not in running:
                 self._record(task, None, Cancelled(message))
+        if self._running:
+            self.executor.cancel(list(self._running))
 
     # --- one task -------------------------------------------------------------------------
 
@@ -285,23 +363,16 @@ class FlowRunner:
 
     def _check(self, task: Task, upstream_states: Mapping[Any, State]) -> State | None:
         """A final state if the task must not run (skip or trigger), else None."""
-        if task.skip_on_upstream_skip:
-            for s in upstream_states.values():
-                if isinstance(s, Skipped):
-                    return Skipped("Upstream task was skipped; if this task should run anyway, set skip_on_upstream_skip=False.")
-        if not upstream_states and task.trigger.__name__ == "all_successful":
+        default = task.trigger is all_successful
+        if default and not upstream_states:
             return None
+        if default:
+            return check_upstream(task, upstream_states, resumed=task in self._resumed)
+        token = context._replace(self.base_context)  # triggers may read the run's context (manual_only: resume)
         try:
-            task.trigger(upstream_states)
-        except signals.TRIGGERFAIL as sig:
-            return TriggerFailed(str(sig), sig)
-        except signals.SKIP as sig:
-            return Skipped(str(sig))  # no result: downstream tasks that run anyway get None
-        except signals.HeadwaterSignal as sig:  # signals are BaseExceptions: a trigger's FAIL, PAUSE, ...
-            return sig.state
-        except Exception as exc:
-            return Failed(f"Error in the trigger of task {task.name!r}: {exc!r}", exc)
-        return None
+            return check_upstream(task, upstream_states, resumed=task in self._resumed)
+        finally:
+            context._reset(token)
 
     def _value(self, edge: Edge, state: State) -> Any:
         value = state.result
@@ -321,6 +392,15 @@ class FlowRunner:
         return inputs
 
     def _start(self, task: Task) -> None:
+        previous = None
+        if self.given_states:
+            previous = self.given_states.get(task)
+            if previous is not None and not (isinstance(previous, Mapped) and task in self._mapped_tasks):
+                if previous.is_finished() or isinstance(previous, Paused):
+                    self._keep(task, previous)
+                    return
+                if isinstance(previous, Resume):
+                    self._resumed.add(task)
         if task in self._mapped_tasks:
             self._start_mapped(task)
             return
@@ -336,7 +416,7 @@ class FlowRunner:
             if cached is not None:
                 self._finish(task, self._decided(task, cached))
                 return
-        self._submit(task, None, inputs, 1)
+        self._submit(task, None, inputs, 1, previous)
 
     def _start_mapped(self, task: Task) -> None:
         states = self.task_states
@@ -405,7 +485,15 @@ class FlowRunner:
             return
         mapped_edges = [e for e in self._upstream[task] if e.mapped]
         to_submit: list[tuple[int, dict[str, Any]]] = []
+        given = self.given_states.get(task) if self.given_states else None
+        kept = given.map_states if isinstance(given, Mapped) and len(given.map_states) == n else None
         for i in range(n):
+            if kept is not None:
+                child = kept[i]
+                if child is not None and child.is_finished():  # kept from the run this one restarts
+                    children[i] = child
+                    self._map_pending[task] -= 1
+                    continue
             child_upstream = dict(shared_states)
             inputs = dict(constant_inputs)
             for edge in mapped_edges:
@@ -419,6 +507,9 @@ class FlowRunner:
                 self._child_done(task, i, self._decided(task, final))
                 continue
             to_submit.append((i, inputs))
+        if self._map_pending[task] == 0:
+            self._finish_mapped(task)
+            return
         self._submit_children(task, to_submit)
 
     def _submit_children(self, task: Task, children: list[tuple[int, dict[str, Any]]]) -> None:
@@ -455,6 +546,8 @@ class FlowRunner:
         ctx["task_full_name"] = task.name if map_index is None else f"{task.name}[{map_index}]"
         ctx["task_run_count"] = run_count
         ctx["logger"] = self._logger(task.name)
+        if self._resumed and task in self._resumed:
+            ctx["resume"] = True
         result = task.result if task.result is not None else self.flow.result
         if getattr(task, "target", None) is not None and result is None:
             result = _default_target_result()
@@ -476,15 +569,25 @@ class FlowRunner:
         if map_index is _BATCH:
             try:
                 states: list[State] = future.result()
-            except Exception as exc:  # the executor failed the whole chunk
-                states = [Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)] * len(inputs)
+            except BaseException as exc:  # the executor failed (or cancelled) the whole chunk
+                if _is_cancellation(exc):
+                    states = [Cancelled("Flow run was cancelled while this task was running.")] * len(inputs)
+                elif isinstance(exc, Exception):
+                    states = [Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)] * len(inputs)
+                else:
+                    raise
             for (i, child_inputs), child_state in zip(inputs, states, strict=True):
                 self._completed(task, i, child_inputs, run_count, child_state)
             return
         try:
             state: State = future.result()
-        except Exception as exc:  # the executor itself failed (a lost worker, an unpicklable result)
-            state = Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)
+        except BaseException as exc:  # the executor itself failed (a lost worker, an unpicklable result)
+            if _is_cancellation(exc):
+                state = Cancelled("Flow run was cancelled while this task was running.")
+            elif isinstance(exc, Exception):
+                state = Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)
+            else:
+                raise
         self._completed(task, map_index, inputs, run_count, state)
 
     def _completed(self, task: Task, map_index: int | None, inputs: Any, run_count: int, state: State) -> None:
@@ -538,8 +641,19 @@ class FlowRunner:
         message = f"Mapped {len(children)} item(s)" + (f", {failed} failed." if failed else ".")
         self._finish(task, Mapped(message, [c.result for c in children], map_states=children))
 
+    def _keep(self, task: Task, state: State) -> None:
+        """A state the run started from (``task_states``): kept as it is, not written again."""
+        self.task_states[task] = state
+        self._release(task, state)
+
     def _finish(self, task: Task, state: State) -> None:
         self._record(task, None, state)
+        self._release(task, state)
+
+    def _release(self, task: Task, state: State) -> None:
+        """Count ``task`` as done for its downstream tasks; a paused task holds them back."""
+        if not state.is_finished():
+            return
         remaining = self._remaining
         seen: set[Task] = set()
         for edge in self._downstream[task]:
@@ -550,6 +664,11 @@ class FlowRunner:
             remaining[d] -= 1
             if remaining[d] == 0 and not self._cancelled:
                 self._ready.append(d)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """A future cancelled by :meth:`Executor.cancel` (concurrent.futures, asyncio or dask's CancelledError)."""
+    return any(cls.__name__ in ("CancelledError", "FutureCancelledError") for cls in type(exc).__mro__)
 
 
 def _short(exc: Any) -> str:
@@ -618,8 +737,13 @@ def run_flow(
     context: Mapping[str, Any] | None = None,
     cancel: Any = None,
     on_task_state: Callable[..., Any] | None = None,
+    task_states: Mapping[Task, State] | None = None,
+    return_tasks: Iterable[Task] | None = None,
 ) -> State:
-    """What ``flow.run()`` does: validate, check parameters, then run once or on the flow's schedule."""
+    """What ``flow.run()`` does: validate, check parameters, then run once or on the flow's schedule.
+
+    ``task_states`` and ``return_tasks`` are :meth:`FlowRunner.run`'s (a restart or resume).
+    """
     configure_logging(only_if_unconfigured=True)  # the application's own logging set-up wins
     refresh_secrets()  # values to mask in logs and tracebacks, as they are now
     flow.validate()
@@ -635,7 +759,7 @@ def run_flow(
     def once(params: Mapping[str, Any], ctx: Mapping[str, Any] | None) -> State:
         runner = FlowRunner(
             flow, executor=executor, parameters=params, context=ctx, cancel=cancel,
-            on_task_state=on_task_state, hooks=hooks,
+            on_task_state=on_task_state, hooks=hooks, task_states=task_states, return_tasks=return_tasks,
         )
         if hooks is not None:
             hooks.before_flow_run(flow=flow, parameters=runner.parameters, context=runner.base_context)

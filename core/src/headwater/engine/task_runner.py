@@ -26,12 +26,33 @@ import attrs
 from headwater import signals
 from headwater.core.flow import _active_flows
 from headwater.core.task import Task
-from headwater.states import Cached, Failed, Pending, Retrying, Running, State, Success, TimedOut
+from headwater.states import (
+    Cached,
+    Failed,
+    Pending,
+    Resume,
+    Retrying,
+    Running,
+    Skipped,
+    State,
+    Success,
+    TimedOut,
+    TriggerFailed,
+)
 from headwater.utilities import debug as _debug
 from headwater.utilities.context import context
+from headwater.utilities.context import context as _context
 from headwater.utilities.logging import mask_secrets
 
-__all__ = ["run_task", "call_state_handlers", "StateHandlerError", "TaskRunNameError", "format_task_traceback"]
+__all__ = [
+    "TaskRunner",
+    "run_task",
+    "check_upstream",
+    "call_state_handlers",
+    "StateHandlerError",
+    "TaskRunNameError",
+    "format_task_traceback",
+]
 
 _NOT_STARTED = Pending()
 
@@ -57,6 +78,92 @@ def call_state_handlers(obj: Any, handlers: list[Any], old: State, new: State) -
         if isinstance(returned, State):
             new = returned
     return new
+
+
+def check_upstream(task: Any, upstream_states: Mapping[Any, State], resumed: bool = False) -> State | None:
+    """A final state if ``task`` must not run given its upstream states (a skip or its trigger), else None.
+
+    ``resumed``: the task was given ``Resume``, so its trigger already passed when it paused.
+    """
+    if task.skip_on_upstream_skip:
+        for s in upstream_states.values():
+            if isinstance(s, Skipped):
+                return Skipped("Upstream task was skipped; if this task should run anyway, set skip_on_upstream_skip=False.")
+    if resumed:
+        return None
+    try:
+        task.trigger(upstream_states)
+    except signals.TRIGGERFAIL as sig:
+        return TriggerFailed(str(sig), sig)
+    except signals.SKIP as sig:
+        return Skipped(str(sig))  # no result: downstream tasks that run anyway get None
+    except signals.HeadwaterSignal as sig:  # signals are BaseExceptions: a trigger's FAIL, PAUSE, ...
+        return sig.state
+    except Exception as exc:
+        return Failed(f"Error in the trigger of task {task.name!r}: {exc!r}", exc)
+    return None
+
+
+class TaskRunner:
+    """Prefect 1's ``TaskRunner``: one attempt of one task, given its upstream states.
+
+    ``run()`` checks the upstream states (skips, the trigger; ``Resume`` passes it), builds
+    the inputs from the upstream results by edge key, and returns the attempt's state
+    (``Retrying`` is returned, not waited for). Flows run through :class:`FlowRunner`; this
+    is for running or testing a single task the way Prefect 1 code does.
+    """
+
+    def __init__(self, task: Task, state_handlers: Any = None, flow_result: Any = None) -> None:
+        self.task = task
+        self.state_handlers = list(state_handlers or [])
+        self.result = task.result if task.result is not None else flow_result
+
+    def run(
+        self,
+        state: State | None = None,
+        upstream_states: Mapping[Any, State] | None = None,
+        context: Mapping[str, Any] | None = None,
+        is_mapped_parent: bool = False,
+    ) -> State:
+        """One attempt: the task's new state (a finished ``state`` is returned as it is)."""
+        task = self.task
+        state = state or Pending()
+        if state.is_finished():
+            return state
+        upstream_states = dict(upstream_states or {})
+        token = _context._replace({**_context.to_dict(), **(context or {})})
+        try:
+            decided = check_upstream(task, upstream_states, resumed=isinstance(state, Resume))
+        finally:
+            _context._reset(token)
+        if decided is not None:
+            return decided
+        inputs: dict[str, Any] = {}
+        for edge, upstream in upstream_states.items():
+            key = getattr(edge, "key", None)
+            if key is not None:
+                value = upstream.result
+                if getattr(edge, "flattened", False):
+                    value = [item for sub in (value or ()) for item in sub]
+                inputs[key] = value
+        run_count = state.run_count + 1 if isinstance(state, Retrying) else 1
+        ctx = {
+            **(context or {}),
+            "task_name": task.name,
+            "task_slug": task.slug,
+            "task_tags": task.tags,
+            "map_index": (context or {}).get("map_index"),
+            "task_full_name": task.name,
+            "task_run_count": run_count,
+            "logger": logging.getLogger(f"headwater.{task.name}"),
+        }
+        if isinstance(state, Resume):
+            ctx["resume"] = True
+        checkpoint = task.checkpoint if task.checkpoint is not None else self.result is not None
+        new = run_task(task, inputs, ctx, run_count, self.result if checkpoint else None, state)
+        if self.state_handlers:
+            new = handle_or_fail(self, self.state_handlers, state, new)
+        return new
 
 
 def handle_or_fail(obj: Any, handlers: list[Any], old: State, new: State) -> State:

@@ -55,5 +55,18 @@ class Executor(abc.ABC):
         done, _ = self.wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
         return list(done)
 
+    def cancel(self, futures: Collection[Any]) -> None:
+        """Cancel in-flight ``futures``: the engine calls this once when the flow run is cancelled.
+
+        A future that then raises ``CancelledError`` ends its task run Cancelled. The default
+        cancels what has not started yet (``future.cancel()``, as ``concurrent.futures``
+        allows), so running task bodies finish; executors that can stop running work (Dask's
+        ``client.cancel``) override it.
+        """
+        for future in futures:
+            cancel = getattr(future, "cancel", None)
+            if cancel is not None:
+                cancel()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
