@@ -42,6 +42,7 @@ from typing import Any
 
 from headwater.plugins import hookimpl
 from headwater.states import CANCEL_STATE_NAMES, FINISHED_STATE_NAMES, SCHEDULED_STATE_NAMES, SUCCESS_STATE_NAMES
+from headwater_cloud_api.execution.task_states import serialized_state
 
 __all__ = ["FlowRunExecution", "Outbox", "Heartbeat", "RunSuperseded", "execute_flow_run", "retrying", "classify",
            "truncate_log", "EXIT_CANNOT_LOAD"]
@@ -205,7 +206,15 @@ class SecretRedactor:
 _NO_REDACTION = SecretRedactor()
 
 
+_SMALL = 1024
+"""Messages up to this many characters are sized by a bound (6 bytes a character: the longest JSON escape), longer ones exactly."""
+
+
 def _size(item: dict[str, Any]) -> int:
+    """Bytes ``item`` takes in the request body, or a bound on it (never less): no JSON encoding per small item."""
+    message = item.get("message") or ""
+    if len(message) <= _SMALL:
+        return 6 * (len(message) + len(item.get("task_slug") or item.get("name") or "")) + 200
     import json
 
     return len(json.dumps(item, ensure_ascii=False).encode()) + 2
@@ -215,8 +224,18 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+WRITE_RUN_BATCH = "mutation($b: JSON!) { write_run_batch(batch: $b) { written logs stale { id state } } }"
+"""The outbox's one request: a run's task-run states and logs as one JSON variable, checked by the server in one pass."""
+
+
 class Outbox:
-    """Task-run states and logs waiting to be sent; a thread sends them in batches, in order, with retries."""
+    """Task-run states and logs waiting to be sent; a thread sends them in batches, in order, with retries.
+
+    Each flush sends ``write_run_batch`` requests: ``{flow_run_id, attempt, states, logs}`` as one
+    JSON variable (the server checks it in one pass and writes it in one transaction). Every
+    state carries a ``write_id`` (this process's random prefix and a counter), so a request
+    retried after a lost answer is not applied twice.
+    """
 
     def __init__(self, client: Any, flow_run_id: str, flush_interval: float = 0.25, batch_size: int = 1000,
                  attempt: int | None = None, lost: threading.Event | None = None, redact: SecretRedactor | None = None) -> None:
@@ -234,29 +253,43 @@ class Outbox:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="headwater-outbox", daemon=True)
+        self._write_prefix = uuid.uuid4().hex[:20]
+        self._write_seq = 0
         self.sent_states = 0
         self.sent_logs = 0
         self.requests = 0
         self.rejected = 0
+        self.superseded_logs = 0
+        """Log records the API refused because this attempt was superseded (they were printed on stderr instead)."""
 
     def start(self) -> Outbox:
         self._thread.start()
         return self
 
-    def task_state(self, task_slug: str, map_index: int | None, state: str, message: str | None) -> None:
-        item = {"flow_run_id": self.flow_run_id, "task_slug": task_slug, "map_index": -1 if map_index is None else map_index,
-                "state": {"type": state, "message": None if message is None else self.redact(str(message)[:10000])},
-                "attempt": self.attempt, "write_id": uuid.uuid4().hex}
+    def task_state(self, task_slug: str, map_index: int | None, state: str, message: str | None,
+                   serialized: dict[str, Any] | None = None) -> None:
+        """Queue a task-run state; ``serialized`` holds what a later attempt needs (a result's location, a pause's end)."""
+        if self.lost.is_set():  # a superseded attempt's states must not land (the API would refuse them)
+            return
+        if message is not None:
+            message = self.redact(str(message)[:10000])
         with self._lock:
+            self._write_seq += 1
+            item = {"task_slug": task_slug, "map_index": -1 if map_index is None else map_index, "type": state,
+                    "message": message, "write_id": f"{self._write_prefix}-{self._write_seq}"}
+            if serialized is not None:
+                item["serialized"] = serialized
             self._states.append(item)
             if len(self._states) >= self.batch_size:
                 self._wake.set()
 
     def log(self, level: str, name: str, message: str, created: float) -> None:
+        item = {"level": level, "name": name, "message": truncate_log(self.redact(message) or ""), "timestamp": _iso(created)}
+        if self.lost.is_set():  # the API refuses this attempt's logs: they go to stderr (the agent's per-run file)
+            self._print_superseded(item)
+            return
         with self._lock:
-            self._logs.append({"flow_run_id": self.flow_run_id, "level": level, "name": name,
-                               "message": truncate_log(self.redact(message) or ""),
-                               "timestamp": _iso(created)})
+            self._logs.append(item)
             if len(self._logs) >= self.batch_size:
                 self._wake.set()
 
@@ -290,6 +323,20 @@ class Outbox:
                         break
         return states, logs
 
+    def _superseded(self, exc: BaseException, logs: list[dict[str, Any]]) -> None:
+        """The API refused this attempt's writes: stop sending, and keep its log records on stderr (the agent's per-run file)."""
+        _stderr(f"flow run {self.flow_run_id}: {exc}")
+        self.lost.set()
+        with self._lock:
+            queued = list(self._logs)
+        sent = {id(item) for item in logs}
+        for item in logs + [item for item in queued if id(item) not in sent]:
+            self._print_superseded(item)
+
+    def _print_superseded(self, item: dict[str, Any]) -> None:
+        _stderr(f"[attempt {self.attempt}, superseded] {item['timestamp']} {item['level']} {item['name']}: {item['message']}")
+        self.superseded_logs += 1
+
     def _send(self, states: list[dict[str, Any]], logs: list[dict[str, Any]]) -> bool:
         """Send one batch; a rejected batch is split until the offending item is alone (and only it is dropped).
 
@@ -299,32 +346,22 @@ class Outbox:
 
         if self.lost.is_set() or (not states and not logs):
             return True
-        decl, fields, variables = [], [], {}
-        if states:
-            decl.append("$t: [TaskRunStateInput!]!")
-            fields.append("set_task_run_states(states: $t) { status }")
-            variables["t"] = states
-        if logs:
-            decl.append("$l: [LogInput!]!")
-            fields.append("write_logs(logs: $l)")
-            variables["l"] = logs
-        query = f"mutation({', '.join(decl)}) {{ {' '.join(fields)} }}"
+        batch = {"flow_run_id": self.flow_run_id, "attempt": self.attempt, "states": states, "logs": logs}
         try:
             self.requests += 1
-            retrying(lambda: self.client.graphql(query, variables), "sending task states and logs")
+            retrying(lambda: self.client.graphql(WRITE_RUN_BATCH, {"b": batch}), "sending task states and logs")
             self.sent_states += len(states)
             self.sent_logs += len(logs)
             return True
         except APIClientError as exc:
             if exc.code == "SUPERSEDED":  # the run was rescheduled: this process's writes must not land
-                _stderr(f"flow run {self.flow_run_id}: {exc}")
-                self.lost.set()
+                self._superseded(exc, logs)
                 return True
             if classify(exc) == "unreachable":
                 return False
             if len(states) + len(logs) <= 1:  # the one item the API refuses (the reason is printed; nothing else is lost)
                 self.rejected += 1
-                what = f"task state {states[0]['state']['type']} of {states[0]['task_slug']}" if states else "a log record"
+                what = f"task state {states[0]['type']} of {states[0]['task_slug']}" if states else "a log record"
                 _stderr(f"the API rejected {what}: {exc}")
                 return True
             if len(states) > 1 or len(logs) > 1:
@@ -598,8 +635,14 @@ class FlowRunExecution:
             root.setLevel(logging.INFO)
         plugin_name = register_plugin(_TaskRunningHook(outbox, heartbeat), name=f"headwater-cloud-api-runner-{self.flow_run_id}")
 
+        task_states = self._task_states(flow)  # a restarted, resumed or rescheduled run picks up its task runs' states
+        given = {id(state) for state in task_states.values()}
+        given |= {id(child) for state in task_states.values() for child in getattr(state, "map_states", ())}
+
         def on_task_state(task: Any, state: Any, map_index: int | None) -> None:
-            outbox.task_state(task.slug, map_index, type(state).__name__, state.message)
+            if id(state) in given:  # a state this attempt was given (kept from an earlier one): already in the API
+                return
+            outbox.task_state(task.slug, map_index, type(state).__name__, state.message, serialized_state(state))
 
         context = dict(info.get("context") or {})
         context["flow_run_id"] = self.flow_run_id
@@ -617,7 +660,7 @@ class FlowRunExecution:
                 _stderr(f"could not record the run details of flow run {self.flow_run_id}: {exc}")
         try:
             final = flow.run(parameters=dict(info.get("parameters") or {}), run_on_schedule=False, context=context,
-                             cancel=self.cancel, on_task_state=on_task_state)
+                             cancel=self.cancel, on_task_state=on_task_state, **({"task_states": task_states} if task_states else {}))
         except Exception as exc:
             logging.getLogger("headwater.execute").exception("Flow run %s raised", self.flow_run_id)
             final = st.Failed(f"The flow run raised before finishing: {type(exc).__name__}: {exc}")
@@ -632,11 +675,53 @@ class FlowRunExecution:
             _stderr(f"flow run {self.flow_run_id} was taken from this process (no longer Running in the API): "
                     f"its result {name} is not written.")
             return EXIT_FAILED
+        if isinstance(final, st.Paused) and not self.cancel.is_set():
+            return self._paused(final)
         if isinstance(final, st.Cancelled) or (self.cancel.is_set() and not final.is_finished()):
             name = "Cancelled"
         written = self._write_final(name, final.message if isinstance(final.message, str) else str(final.message))
         ok = written in SUCCESS_STATE_NAMES or (written == "Cancelled" and self.cancel.is_set())
         return EXIT_SUCCESS if ok else EXIT_FAILED
+
+    # --- restart, resume, pause (the task runs of earlier attempts) -------------------------------------
+
+    def _task_states(self, flow: Any) -> dict[Any, Any]:
+        """The states of task runs that earlier attempts finished (kept) or paused, for the engine; logs what runs again."""
+        from headwater_cloud_api.execution.task_states import engine_takes_task_states, fetch_records, plan_task_states
+
+        log = logging.getLogger("headwater.execute")
+        try:
+            plan = plan_task_states(flow, fetch_records(self.client, self.flow_run_id))
+        except Exception as exc:  # never blocks the run: it runs every task, as a first attempt does
+            log.warning("Could not read the task states of the earlier attempt (%s: %s); every task runs again.",
+                        type(exc).__name__, exc)
+            return {}
+        if plan.resuming and not engine_takes_task_states(flow):
+            log.warning("Flow %r has a parameter named 'task_states', so the earlier attempt's task states cannot be given to "
+                        "the engine; every task runs again (rename the parameter to restart from failed).", flow.name)
+            return {}
+        plan.log(log)
+        return plan.task_states
+
+    def _paused(self, final: Any) -> int:
+        """The flow run stopped with paused tasks: it becomes Paused (resume it through the API); exit 0.
+
+        A paused task resumed while this process still ran (its task run is Resume now) is not
+        lost: the run is scheduled again instead, and the next attempt runs it.
+        """
+        try:
+            resumed = retrying(lambda: self.client.graphql(
+                "query($id: String!) { task_runs(flow_run_id: $id, states: [\"Resume\"], limit: 1) { id } }",
+                {"id": self.flow_run_id}), "reading resumed task runs", max_wait=60)["task_runs"]
+        except Exception as exc:
+            _stderr(f"could not check flow run {self.flow_run_id} for resumed task runs: {exc}")
+            resumed = []
+        if resumed:
+            written = self._write_final("Scheduled", "A paused task was resumed while the flow run was running: scheduled again.")
+        else:
+            message = final.message if isinstance(final.message, str) else "Paused: waiting for a paused task to be resumed."
+            written = self._write_final("Paused", f"{message} Resume it with `headwater flow-run resume {self.flow_run_id}`.")
+        return EXIT_SUCCESS if written in ("Paused", "Scheduled") else EXIT_FAILED
 
     def _log(self, level: str, message: str) -> None:
         try:
