@@ -8,6 +8,7 @@ import os
 import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -216,15 +217,71 @@ class _Spec:
         self.task, self.key, self.path, self.base, self.result = task, key, path, base, result
 
 
+_PRELOAD = ["headwater.engine.task_runner", "headwater.executors.pool", "cloudpickle"]
+
+FORKSERVER_IDLE_SECONDS = 2.0
+"""How long the forkserver outlives the last ProcessExecutor flow run of this process (it is restarted when needed)."""
+
+_server_lock = threading.Lock()
+_server_users = 0
+_server_timer: threading.Timer | None = None
+
+
 def _mp_context(start_method: str | None) -> Any:
     if start_method is None:
         start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(start_method)
     if start_method == "forkserver":
-        # Workers fork from one server process that has imported the engine once, instead of
-        # each importing it anew (the server lives as long as this process).
-        context.set_forkserver_preload(["headwater.engine.task_runner", "headwater.executors.pool", "cloudpickle"])
+        # Workers fork from one server process that imported the engine once, instead of each
+        # importing it anew; modules someone else asked the server to preload are kept.
+        from multiprocessing import forkserver
+
+        current = list(getattr(forkserver._forkserver, "_preload_modules", []) or [])
+        context.set_forkserver_preload(current + [m for m in _PRELOAD if m not in current])
     return context
+
+
+def _server_in_use() -> None:
+    """A flow run starts on forkserver workers: keep the server."""
+    global _server_users, _server_timer
+    with _server_lock:
+        _server_users += 1
+        if _server_timer is not None:
+            _server_timer.cancel()
+            _server_timer = None
+
+
+def _server_released() -> None:
+    """A flow run ended: stop the server once no run used it for :data:`FORKSERVER_IDLE_SECONDS`.
+
+    Runs in quick succession share one server; a process that is done with process pools is
+    left with no helper process behind it.
+    """
+    global _server_users, _server_timer
+    with _server_lock:
+        _server_users -= 1
+        if _server_users > 0:
+            return
+        timer = threading.Timer(FORKSERVER_IDLE_SECONDS, _stop_idle_server)
+        timer.daemon = True
+        _server_timer = timer
+        timer.start()
+
+
+def _stop_idle_server() -> None:
+    global _server_timer
+    with _server_lock:
+        if _server_users > 0 or _server_timer is None:
+            return
+        _server_timer = None
+        from multiprocessing import forkserver
+
+        stop = getattr(forkserver._forkserver, "_stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except OSError:  # already gone
+                pass
 
 
 class ProcessExecutor(_PoolExecutor):
@@ -280,6 +337,9 @@ class ProcessExecutor(_PoolExecutor):
     def start(self) -> Iterator[Executor]:
         self._spec_dir = tempfile.mkdtemp(prefix="headwater-pool-")
         self._specs = {}
+        uses_server = _mp_context(self.start_method).get_start_method() == "forkserver"
+        if uses_server:
+            _server_in_use()
         try:
             with super().start():
                 yield self
@@ -287,6 +347,8 @@ class ProcessExecutor(_PoolExecutor):
             spec_dir, self._spec_dir = self._spec_dir, None
             self._specs = {}
             shutil.rmtree(spec_dir, ignore_errors=True)
+            if uses_server:
+                _server_released()
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
         pool = self._require_pool()

@@ -1,0 +1,153 @@
+"""Issue 19: the process pool ships a mapped task once per flow run and sends each chunk only inputs and map indexes.
+
+Behaviour only (no timings): every child keeps its exact state, result, retries and
+``headwater.context``; the task object is pickled once however many chunks it runs in; a
+child whose result cannot travel fails alone; context changes a ``before_task_run`` hook
+makes reach the worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from headwater import Flow, Task, context
+from headwater.executors import ProcessExecutor
+from headwater.plugins import hookimpl
+from headwater.states import Failed, Success
+
+PICKLED: list[str] = []
+
+
+class CountedTask(Task):
+    """A task that records, in this process, each time it is pickled (shipped to a worker)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        PICKLED.append(self.name)
+        return super().__getstate__()
+
+    def run(self, x: int) -> dict[str, Any]:
+        return {
+            "x": x,
+            "square": x * x,
+            "map_index": context.get("map_index"),
+            "task_full_name": context.get("task_full_name"),
+            "flow_run_id": context.get("flow_run_id"),
+            "flow_name": context.get("flow_name"),
+            "task_run_count": context.get("task_run_count"),
+            "extra": context.get("extra"),
+        }
+
+
+class SometimesUnpicklable(Task):
+    def run(self, x: int) -> Any:
+        return threading.Lock() if x == 3 else x
+
+
+def test_a_mapped_task_is_shipped_once_and_every_child_keeps_its_state_and_context() -> None:
+    PICKLED.clear()
+    counted = CountedTask(name="counted")
+    with Flow("ship-once") as flow:
+        out = counted.map(list(range(40)))
+    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=10))  # four chunks
+    assert state.is_successful(), state
+    children = state.result[out].map_states
+    assert PICKLED == ["counted"]  # one shipment for four chunks, not one per chunk or per child
+    assert all(type(c) is Success for c in children)
+    values = [c.result for c in children]
+    run_ids = {v["flow_run_id"] for v in values}
+    assert len(run_ids) == 1 and None not in run_ids
+    for i, value in enumerate(values):
+        assert value["x"] == i and value["square"] == i * i
+        assert value["map_index"] == i and value["task_full_name"] == f"counted[{i}]"
+        assert value["flow_name"] == "ship-once" and value["task_run_count"] == 1 and value["extra"] is None
+    stamps = [c.ts for c in children]
+    assert all(isinstance(t, float) and t > 0 for t in stamps)  # each child's own timestamp survives the trip
+    assert state.result[out].result == values
+
+
+def test_the_task_is_shipped_again_in_the_next_flow_run() -> None:
+    PICKLED.clear()
+    counted = CountedTask(name="again")
+    with Flow("twice") as flow:
+        counted.map(list(range(6)))
+    executor = ProcessExecutor(max_workers=2, chunksize=2)
+    assert flow.run(executor=executor).is_successful()
+    assert flow.run(executor=executor).is_successful()
+    assert PICKLED == ["again", "again"]  # workers (and what they cached) live for one flow run
+
+
+def test_a_child_whose_result_cannot_travel_fails_alone() -> None:
+    with Flow("unpicklable") as flow:
+        out = SometimesUnpicklable(name="maybe").map(list(range(8)))
+    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=4))
+    children = state.result[out].map_states
+    assert state.is_failed()
+    assert [type(c).__name__ for c in children] == ["Success"] * 3 + ["Failed"] + ["Success"] * 4
+    assert [c.result for i, c in enumerate(children) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
+    failed = children[3]
+    assert isinstance(failed, Failed) and failed.message is not None
+    assert "could not send a lock result back" in failed.message and "maybe" in failed.message
+
+
+class ContextHook:
+    """A lifecycle plugin that adds a per-child value to the context in the flow-run process."""
+
+    @hookimpl
+    def before_task_run(self, task: Any, map_index: int | None, context: dict[str, Any]) -> None:
+        if map_index is not None:
+            context["extra"] = f"hooked-{map_index}"
+
+
+def test_context_a_hook_changes_reaches_each_child(headwater_plugin_manager: Any) -> None:
+    headwater_plugin_manager.register(ContextHook(), name="context-hook")
+    PICKLED.clear()
+    counted = CountedTask(name="hooked")
+    with Flow("hooked") as flow:
+        out = counted.map(list(range(12)))
+    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=5))
+    values = [c.result for c in state.result[out].map_states]
+    assert [v["extra"] for v in values] == [f"hooked-{i}" for i in range(12)]
+    assert [v["map_index"] for v in values] == list(range(12))
+    assert PICKLED == ["hooked"]
+
+
+def test_start_method_is_checked() -> None:
+    with pytest.raises(ValueError, match="'fork' is refused"):
+        ProcessExecutor(start_method="fork")
+    with pytest.raises(ValueError, match="start_method 'nope' is not available"):
+        ProcessExecutor(start_method="nope")
+
+
+def test_spawned_workers_behave_the_same() -> None:
+    PICKLED.clear()
+    counted = CountedTask(name="spawned")
+    with Flow("spawned") as flow:
+        out = counted.map(list(range(9)))
+    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=3, start_method="spawn"))
+    assert [c.result["square"] for c in state.result[out].map_states] == [i * i for i in range(9)]
+    assert PICKLED == ["spawned"]
+
+
+def test_workers_see_the_environment_as_it_is_when_the_run_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    executor = ProcessExecutor(max_workers=1)
+    assert flow_reading_env().run(executor=executor).is_successful()  # the forkserver exists from here on
+    monkeypatch.setenv("HW_PERF_POOL_VALUE", "set-later")
+    flow = flow_reading_env()
+    state = flow.run(executor=executor)
+    assert [c.result for c in state.result[flow.get_tasks(name="read_env")[0]].map_states] == ["set-later"] * 3
+
+
+class ReadEnv(Task):
+    def run(self, x: int) -> str | None:
+        import os
+
+        return os.environ.get("HW_PERF_POOL_VALUE")
+
+
+def flow_reading_env() -> Flow:
+    with Flow("env") as flow:
+        ReadEnv(name="read_env").map([1, 2, 3])
+    return flow
