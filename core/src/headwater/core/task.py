@@ -352,8 +352,18 @@ class Task:
                     flow.add_edge(upstream, self, key=key, mapped=is_mapped, flattened=flat)
                 else:
                     flow._set_constant(self, key, value)
-            for upstream in upstream_tasks or ():
-                flow.add_edge(as_task(upstream, flow=flow), self, mapped=False)
+            for upstream in upstream_tasks or ():  # mapped too when mapping, unless unmapped(...) (Prefect 1)
+                is_mapped = mapped
+                flat = False
+                while isinstance(upstream, (unmapped, flatten, _mapped_marker)):
+                    if isinstance(upstream, unmapped):
+                        is_mapped = False
+                    elif isinstance(upstream, _mapped_marker):
+                        is_mapped = True
+                    else:
+                        flat = True
+                    upstream = upstream.value
+                flow.add_edge(as_task(upstream, flow=flow), self, mapped=is_mapped, flattened=flat)
         return self
 
     def map(
