@@ -131,11 +131,16 @@ def _load(flow: dict[str, Any], flow_run_id: str, run: dict[str, Any]) -> Any:
     location = next((h["serialized"].get("location") for h in reversed(run.get("states") or [])
                      if isinstance(h.get("serialized"), dict) and h["serialized"].get("location")), None)
     result = from_dict(result_data, "result") if result_data else None
-    if location is None and result is not None and result.location is None:
-        # the default location, as the flow-run process computed it for this task run
-        location = result.format(flow_name=flow.get("name"), flow_run_id=flow_run_id, task_slug=slug,
-                                 map_index=None if index == -1 else index)
-        if not result.exists(location):
+    if location is None and result is not None:
+        # no location recorded: the one the flow-run process computed, when the template needs only the run's identity
+        task_name = (task or {}).get("name") or slug
+        try:
+            location = result.format(flow_name=flow.get("name"), flow_run_id=flow_run_id, task_slug=slug, task_name=task_name,
+                                     task_full_name=task_name if index == -1 else f"{task_name}[{index}]",
+                                     map_index=None if index == -1 else index)
+        except (KeyError, IndexError, ValueError):
+            location = None
+        if location is not None and not result.exists(location):
             location = None
     if location is None:
         raise ValueError(
