@@ -274,6 +274,44 @@ _INSERT_TASK_RUN_STATE = insert(_TRS)
 _INSERT_TASK_RUN = insert(_TR)
 _INSERT_FLOW_RUN = insert(_FR)
 
+_RAW: dict[tuple[int, str, tuple[str, ...]], tuple[Any, str, bool, tuple[tuple[str, Any], ...]]] = {}
+"""Compiled forms of the hot statements per dialect and parameter keys: (statement, SQL text, positional, (key, bind processor))."""
+
+
+def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
+    """Run ``stmt`` once per row with the DBAPI's ``executemany``, converting values with the columns' own bind processors.
+
+    The same SQL and the same stored values as ``conn.execute(stmt, rows)``, without SQLAlchemy's
+    per-row parameter processing (most of a state write's server time on SQLite): a value object
+    repeated across rows (the batch's timestamp) is converted once. Returns the rows affected.
+    """
+    dialect = conn.dialect
+    keys = tuple(rows[0])
+    cache_key = (id(stmt), dialect.name, keys)
+    entry = _RAW.get(cache_key)
+    if entry is None or entry[0] is not stmt:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        spec = tuple((name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names)
+        entry = _RAW[cache_key] = (stmt, compiled.string, bool(compiled.positional), spec)
+    _, sql, positional, spec = entry
+    names = [name for name, _ in spec]
+    memo: dict[tuple[str, int], Any] = {}
+    converted: list[Any] = []
+    for row in rows:
+        values = []
+        for name, process in spec:
+            value = row[name]
+            if process is not None:
+                key = (name, id(value))
+                if key in memo:
+                    value = memo[key]
+                else:
+                    value = memo[key] = process(value)
+            values.append(value)
+        converted.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
+    return int(conn.exec_driver_sql(sql, converted).rowcount)
+
 
 @attrs.define
 class _Current:
@@ -351,18 +389,18 @@ def _resolve(
             row = current[run_id]
             values.update(state=row.state, state_message=row.message, version=row.version, start_time=row.start_time,
                           end_time=row.end_time, state_timestamp=now, attempt=row.attempt)
-        conn.execute(_INSERT_TASK_RUN, list(new_rows.values()))
+        _executemany(conn, _INSERT_TASK_RUN, list(new_rows.values()))
     updates = [
         {"b_id": run_id, "b_expected": row.read_version, "b_state": row.state, "b_message": row.message, "b_ts": now,
          "b_version": row.version, "b_start": row.start_time, "b_end": row.end_time, "b_attempt": row.attempt}
         for run_id, row in current.items() if row.written and not (new_rows and run_id in new_rows)
     ]
     if updates:
-        done = conn.execute(update_stmt, updates).rowcount
+        done = _executemany(conn, update_stmt, updates)
         if done != len(updates) and done >= 0:
             raise BadInput("A run changed while its states were written; nothing was written. Retry the batch.", "CONFLICT")
     if history:
-        conn.execute(history_stmt, history)
+        _executemany(conn, history_stmt, history)
     return results
 
 
