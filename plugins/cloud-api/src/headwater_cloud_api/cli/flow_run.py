@@ -38,9 +38,23 @@ def show(id: str, open_browser: bool) -> None:
 
     c = client()
     with api_errors():
-        state = c.flow_run(id=id).query("state { type }")["state"]["type"]
+        info = c.flow_run(id=id).query("state { type } run_details parent_flow_run_id parent_task_slug parent_map_index "
+                                       "children { id state { type } } artifacts { kind text task_slug map_index }")
+    state = info["state"]["type"]
     url = client_run_url(c, id)
     click.echo(f"Flow run {id} is {state}: {url}")
+    # run records (helper B): what it ran, its parent and children (flow of flows), its artifacts
+    if info.get("run_details"):
+        click.echo("ran: " + ", ".join(f"{k} {v}" for k, v in sorted(info["run_details"].items())))
+    if info.get("parent_flow_run_id"):
+        index = info.get("parent_map_index")
+        task = f"{info['parent_task_slug']}[{index}]" if index not in (None, -1) else info["parent_task_slug"]
+        click.echo(f"parent: flow run {info['parent_flow_run_id']}" + (f" (task {task})" if task else ""))
+    for child in info.get("children") or []:
+        click.echo(f"child: flow run {child['id']} is {child['state']['type']}")
+    for art in info.get("artifacts") or []:
+        first = (art["text"].strip().splitlines() or [""])[0][:100]
+        click.echo(f"artifact ({art['kind']}, task {art['task_slug']}): {first}")
     if open_browser:
         import webbrowser
 
