@@ -116,3 +116,20 @@ def test_migration_0003_upgrades_a_0002_database_with_runs(database_url: str) ->
             assert [a.data for a in service.list_artifacts(s, "r")] == [{"link": "https://example.org"}]
     finally:
         db.dispose()
+
+
+def test_flow_run_show_prints_run_details_parent_children_and_artifacts(sqlite_client: Client, run: str) -> None:
+    from click.testing import CliRunner
+
+    from headwater_cloud_api.cli.flow_run import flow_run
+
+    child = sqlite_client.flow(name="report", project="P").create_run(parent_flow_run_id=run, parent_task_slug="start-1",
+                                                                      parent_map_index=2).id
+    sqlite_client.flow_run(id=child).set_details({"repo": "org/etl", "ref": "main", "commit": "c" * 40})
+    sqlite_client.flow_run(id=run).create_artifact("markdown", "# Totals\nmore lines", task_slug="sum-1")
+    parent_out = CliRunner().invoke(flow_run, ["show", run], catch_exceptions=False).output
+    assert f"child: flow run {child} is Scheduled" in parent_out
+    assert "artifact (markdown, task sum-1): # Totals" in parent_out and "more lines" not in parent_out
+    child_out = CliRunner().invoke(flow_run, ["show", child], catch_exceptions=False).output
+    assert f"ran: commit {'c' * 40}, ref main, repo org/etl" in child_out
+    assert f"parent: flow run {run} (task start-1[2])" in child_out
