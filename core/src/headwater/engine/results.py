@@ -3,8 +3,9 @@
 ``LocalResult(dir=..., location=...)`` is a :class:`headwater.results.Result` on the local disk;
 ``PrefectResult`` keeps a small JSON value in the location string itself (nothing is written
 anywhere); ``ConstantResult`` always holds one value; ``SecretResult`` reads a Secret.
-``S3Result``, ``GCSResult`` and ``AzureResult`` come from their plugins (an ``ImportError`` says
-which distribution to install when it is missing).
+``GCSResult`` and ``AzureResult`` are results on fsspec's gcsfs and adlfs (``pip install gcsfs`` /
+``pip install adlfs``; the first read or write says so when it is missing). ``S3Result`` comes
+from headwater-s3 (an ``ImportError`` says which distribution to install when it is missing).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from headwater.results.cloud import AzureResult, GCSResult
 from headwater.results.result import Result
 from headwater.results.serializers import JSONSerializer, Serializer
 
@@ -25,8 +27,8 @@ __all__ = [
     "ConstantResult",
     "SecretResult",
     "S3Result",  # noqa: F822 - resolved by __getattr__ from the plugin that provides it
-    "GCSResult",  # noqa: F822
-    "AzureResult",  # noqa: F822
+    "GCSResult",
+    "AzureResult",
 ]
 
 _DEFAULT_NAME = os.path.join("{flow_name}", "{flow_run_id}", "{task_full_name}")
@@ -166,19 +168,16 @@ for _cls in (PrefectResult, ConstantResult, SecretResult):
 
 
 def __getattr__(name: str) -> Any:
-    """``S3Result``, ``GCSResult``, ``AzureResult``: from their plugins, or an ImportError naming the distribution."""
-    if name in ("S3Result", "GCSResult", "AzureResult"):
+    """``S3Result``: from headwater-s3, or an ImportError naming the distribution."""
+    if name == "S3Result":
         import headwater.results
 
         try:
             return getattr(headwater.results, name)
         except AttributeError:  # no plugin registers it, and none is known to
-            storage = {"GCSResult": ("gs://bucket/path/{task_name}.pkl", "gcsfs"),
-                       "AzureResult": ("abfs://container/path/{task_name}.pkl", "adlfs"),
-                       "S3Result": ("s3://bucket/path/{task_name}.pkl", "s3fs")}[name]
             raise ImportError(
-                f"{name} is not provided by any installed headwater plugin. Results work on any fsspec "
-                f"filesystem: pip install {storage[1]} and use Result(location={storage[0]!r}) instead.",
+                f"{name} is not provided by any installed headwater plugin: pip install headwater-s3 (or "
+                "pip install s3fs and use Result(location='s3://bucket/path/{task_name}.pkl')).",
                 name=__name__,
             ) from None
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,17 @@
 """Prefect 1's ``prefect.engine.serializers``: the serializers of :mod:`headwater.results.serializers`.
 
-Prefect 1's ``DateTimeSerializer``, ``PandasSerializer`` and ``CompressedSerializer`` are not
-provided (see docs/prefect1.md); any object with ``serialize(value) -> bytes`` and
-``deserialize(bytes)`` can be registered as a serializer instead.
+Besides pickle, JSON, text and bytes: ``DateTimeSerializer`` (ISO 8601 text),
+``PandasSerializer(file_type, deserialize_kwargs, serialize_kwargs)`` (pandas is optional:
+``pip install pandas``) and ``CompressedSerializer(serializer, format=, compress_kwargs=,
+decompress_kwargs=)``.
 """
 
 from headwater.results.serializers import (
     BytesSerializer,
+    CompressedSerializer,
+    DateTimeSerializer,
     JSONSerializer,
+    PandasSerializer,
     PickleSerializer,
     ResultSerializationError,
     Serializer,
@@ -20,5 +24,8 @@ __all__ = [
     "JSONSerializer",
     "TextSerializer",
     "BytesSerializer",
+    "DateTimeSerializer",
+    "PandasSerializer",
+    "CompressedSerializer",
     "ResultSerializationError",
 ]

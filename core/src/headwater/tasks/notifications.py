@@ -1,13 +1,16 @@
-"""Notification tasks (Prefect 1's ``prefect.tasks.notifications``): ``SlackTask`` and ``EmailTask``.
+"""Notification tasks (Prefect 1's ``prefect.tasks.notifications``): ``SlackTask``, ``EmailTask``, ``PushbulletTask``.
 
 Credentials are Secrets resolved at run time: the Slack webhook URL is the secret
 ``SLACK_WEBHOOK_URL`` (or ``webhook_secret=``), the SMTP account ``EMAIL_USERNAME`` and
-``EMAIL_PASSWORD``. ``PushbulletTask`` is not provided.
+``EMAIL_PASSWORD``, the Pushbullet access token ``PUSHBULLET_TOKEN``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterable
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
@@ -18,7 +21,7 @@ from headwater.core.task import Task
 from headwater.utilities.notifications import NotificationError, post_json, smtp_connection
 from headwater.utilities.tasks import defaults_from_attrs
 
-__all__ = ["SlackTask", "EmailTask", "NotificationError"]
+__all__ = ["SlackTask", "EmailTask", "PushbulletTask", "NotificationError"]
 
 
 class SlackTask(Task):
@@ -128,3 +131,54 @@ class EmailTask(Task):
 
 def _addresses(value: str) -> list[str]:
     return [a.strip() for a in value.split(",") if a.strip()]
+
+
+PUSHBULLET_API = "https://api.pushbullet.com/v2"
+
+
+class PushbulletTask(Task):
+    """Pushes ``msg`` as a note to your Pushbullet devices (Prefect 1's ``PushbulletTask``).
+
+    The note's title is ``title`` ("Flow Notification", as in Prefect 1). The access token is the
+    ``run(access_token=...)`` argument, else the secret ``PUSHBULLET_TOKEN``. The request goes
+    straight to Pushbullet's HTTP API (``POST <api_base>/pushes``), so the ``pushbullet.py``
+    library is not needed; ``api_base`` (default ``https://api.pushbullet.com/v2``, or
+    ``$HEADWATER_PUSHBULLET_API``) points it elsewhere, e.g. at a proxy. Returns the push
+    Pushbullet created (a dict with its ``iden``).
+    """
+
+    def __init__(self, msg: str | None = None, title: str = "Flow Notification", api_base: str | None = None,
+                 **kwargs: Any) -> None:
+        self.msg = msg
+        self.title = title
+        self.api_base = api_base
+        super().__init__(**kwargs)
+
+    @defaults_from_attrs("msg")
+    def run(self, msg: str | None = None, access_token: str | None = None) -> dict[str, Any]:
+        """Send the note; a :class:`NotificationError` if Pushbullet refuses it or cannot be reached."""
+        if msg is None:
+            raise ValueError(f"Task {self.name!r}: PushbulletTask needs a message (PushbulletTask(msg=...) or run(msg=...)).")
+        if access_token is None:
+            from headwater.secrets import Secret
+
+            access_token = str(Secret("PUSHBULLET_TOKEN").get())
+        base = (self.api_base or os.environ.get("HEADWATER_PUSHBULLET_API") or PUSHBULLET_API).rstrip("/")
+        body = json.dumps({"type": "note", "title": self.title, "body": msg}).encode("utf-8")
+        request = urllib.request.Request(f"{base}/pushes", data=body, method="POST", headers={
+            "Content-Type": "application/json", "Access-Token": access_token})
+        what = f"Task {self.name!r}: the Pushbullet note"
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the configured API
+                answer = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:200]
+            hint = " (the access token was refused: check the PUSHBULLET_TOKEN secret)" if exc.code in (401, 403) else ""
+            raise NotificationError(f"{what} failed: Pushbullet answered HTTP {exc.code} {detail!r}{hint}.") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise NotificationError(f"{what} failed: could not reach {base} ({exc}).") from None
+        try:
+            push = json.loads(answer or b"{}")
+        except ValueError:
+            push = {}
+        return push if isinstance(push, dict) else {}
