@@ -37,6 +37,7 @@ def load_flows_from_file(path: str | Path, run_name: str = "__headwater_flow__")
     if not file.is_file():
         raise FlowFileError(f"Flow file {str(file)!r} does not exist (or is not a file).")
     directory = str(file.resolve().parent)
+    _forget_shadowed_modules(directory)
     sys.path.insert(0, directory)
     try:
         namespace = runpy.run_path(str(file), run_name=run_name)
@@ -54,6 +55,33 @@ def load_flows_from_file(path: str | Path, run_name: str = "__headwater_flow__")
     for flow in flows.values():
         flow._source_path = str(file)
     return flows
+
+
+def _forget_shadowed_modules(directory: str) -> None:
+    """Drop imported modules that ``directory`` has its own module of the same name for.
+
+    Two projects loaded in one process (registration of several repositories, a test run)
+    often both have a ``helpers`` or ``scripts`` module: without this, the second project's
+    flow file would get the first project's module from ``sys.modules``. Standard-library
+    and installed modules are never dropped.
+    """
+    root = Path(directory)
+    for name in [n for n in sys.modules if "." not in n and n not in sys.stdlib_module_names]:
+        module = sys.modules[name]
+        own = root / f"{name}.py"
+        package = root / name
+        if not (own.is_file() or package.is_dir()):
+            continue
+        origin = getattr(module, "__file__", None)
+        paths = [str(p) for p in getattr(module, "__path__", [])] or ([str(Path(origin).parent)] if origin else [])
+        if origin is None and not paths:
+            continue  # a built-in module: the directory's file would not win over it anyway
+        if any(part in ("site-packages", "dist-packages") for p in paths for part in Path(p).parts):
+            continue  # an installed distribution, which the process itself may use: only project modules go
+        if any(Path(p).resolve() == package.resolve() or Path(p).resolve() == root.resolve() for p in paths):
+            continue  # it is this directory's own module
+        for loaded in [n for n in sys.modules if n == name or n.startswith(name + ".")]:
+            del sys.modules[loaded]
 
 
 def load_flows_from_module(module_name: str) -> dict[str, Any]:
