@@ -204,10 +204,10 @@ def test_follow_prints_new_states_and_logs_of_one_poll_in_time_order() -> None:
                     {"type": "Running", "message": None, "timestamp": "2026-01-01T00:00:01+00:00", "version": 2},
                     {"type": "Success", "message": "done", "timestamp": "2026-01-01T00:00:05+00:00", "version": 3},
                 ]},
-                "logs": [
+                "log_page": {"logs": [
                     {"timestamp": "2026-01-01T00:00:02.5+00:00", "level": "INFO", "name": "headwater.t", "message": "a"},
                     {"timestamp": "2026-01-01T00:00:04+00:00", "level": "INFO", "name": "headwater.t", "message": "b"},
-                ],
+                ], "end_cursor": "l2", "has_more": False},
             }
 
     output: list[str] = []

@@ -1,4 +1,4 @@
-"""``headwater flow-run logs|cancel|inspect|explain ID``."""
+"""``headwater flow-run logs|show|cancel|restart|resume|inspect|explain ID``."""
 
 from __future__ import annotations
 
@@ -15,18 +15,26 @@ __all__ = ["flow_run"]
 
 @click.group("flow-run")
 def flow_run() -> None:
-    """Logs, cancel and inspect a flow run."""
+    """Logs, cancel, restart, resume and inspect a flow run."""
 
 
 @flow_run.command()
 @click.argument("id")
-@click.option("--limit", default=1000, show_default=True)
-def logs(id: str, limit: int) -> None:
-    """Print the run's logs, oldest first."""
-    with api_errors():
-        records = client().flow_run(id=id).logs(limit=limit)
-    for r in records:
-        click.echo(log_line(r))
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="At most this many records (default: all of them).")
+@click.option("--level", "levels", multiple=True, help="Only records of this level (repeatable): ERROR, WARNING ...")
+def logs(id: str, limit: int | None, levels: tuple[str, ...]) -> None:
+    """Print the run's logs, oldest first (read page by page by cursor)."""
+    run = client().flow_run(id=id)
+    after, shown = None, 0
+    while True:
+        with api_errors():
+            page = run.log_page(after=after, limit=1000 if limit is None else min(1000, limit - shown), levels=levels or None)
+        for r in page["logs"]:
+            click.echo(log_line(r))
+        shown += len(page["logs"])
+        if not page["has_more"] or (limit is not None and shown >= limit):
+            return
+        after = page["end_cursor"]
 
 
 @flow_run.command()
@@ -69,6 +77,34 @@ def cancel(id: str) -> None:
     with api_errors():
         state = client().flow_run(id=id).cancel()
     click.echo(f"Flow run {id} is {state.name}.")
+
+
+@flow_run.command()
+@click.argument("id")
+@click.option("--from-failed/--all", "from_failed", default=True, show_default=True,
+              help="--from-failed keeps the task runs that succeeded (their checkpointed results feed the rest) and runs "
+                   "only the failed, cancelled or not-run ones and what is downstream of them; --all runs the whole flow again.")
+def restart(id: str, from_failed: bool) -> None:
+    """Restart a finished flow run as a new attempt (an agent picks it up again)."""
+    from headwater_cloud_api.ui import client_run_url
+
+    c = client()
+    with api_errors():
+        state = c.flow_run(id=id).restart(from_failed=from_failed)
+    what = "from its failed task runs" if from_failed else "from the beginning"
+    click.echo(f"Flow run {id} restarted {what}: {state.name}. Follow it: {client_run_url(c, id)}")
+
+
+@flow_run.command()
+@click.argument("id")
+@click.option("--task-run", "task_run_ids", multiple=True, metavar="TASK_RUN_ID",
+              help="Resume only this paused task run (repeatable; default: every paused task run of the flow run).")
+def resume(id: str, task_run_ids: tuple[str, ...]) -> None:
+    """Resume a paused flow run: its paused task runs run (their trigger bypassed), then the rest of the flow."""
+    c = client()
+    with api_errors():
+        state = c.flow_run(id=id).resume(task_run_ids or None)
+    click.echo(f"Flow run {id} resumed: {state.name}.")
 
 
 _RAISED = FAILED_STATE_NAMES - {"TriggerFailed"}  # the tasks that raised (or timed out), not those that did not run
@@ -132,10 +168,10 @@ def inspect(id: str, as_json: bool, all_tasks: bool) -> None:
         console.print(record["message"], markup=False, highlight=False)
 
 
-def _tracebacks(run: Any, limit: int = 10000) -> list[dict[str, Any]]:
-    """The ERROR log records that carry a task's traceback (the engine logs one per exception)."""
-    records = run.logs(limit=limit)
-    return [r for r in records if r.get("level") in ("ERROR", "CRITICAL") and _TRACEBACK_MARK in (r.get("message") or "")]
+def _tracebacks(run: Any) -> list[dict[str, Any]]:
+    """The ERROR log records that carry a task's traceback (the engine logs one per exception), read by cursor."""
+    records = run.all_logs(levels=["ERROR", "CRITICAL"])
+    return [r for r in records if _TRACEBACK_MARK in (r.get("message") or "")]
 
 
 @flow_run.command()

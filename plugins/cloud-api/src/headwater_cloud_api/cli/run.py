@@ -3,7 +3,9 @@
 The core owns ``headwater run``; with ``--name``/``--project`` it calls :func:`run_registered_flow`,
 which this plugin registers as the ``api_run`` type ``default`` (``register_types`` hook).
 Following prints every new state and log line until the run is finished, polling the API
-(one request per poll: state history and the next page of logs together).
+(one request per poll: state history and the next page of logs together, by cursor: each poll
+asks for the records after the last one it printed, so none is skipped or printed twice).
+A Paused run is followed on (it goes on once resumed), with how to resume it printed once.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from headwater.states import SCHEDULED_STATE_NAMES
 
 __all__ = ["run_registered_flow", "follow_flow_run"]
 
+_PAGE = 500
 _FOLLOW = (
-    "query($id: String!, $o: Int!) { flow_run(id: $id) { states { type message timestamp version } } "
-    "logs(flow_run_id: $id, offset: $o, limit: 500) { timestamp level name message } }"
+    "query($id: String!, $a: String) { flow_run(id: $id) { states { type message timestamp version } } "
+    f"log_page(flow_run_id: $id, after: $a, limit: {_PAGE}) {{ logs {{ timestamp level name message }} end_cursor has_more }} }}"
 )
 
 
@@ -44,28 +47,37 @@ def follow_flow_run(client: Any, flow_run_id: str, *, poll_interval: float = 1.0
     from headwater_cloud_api.client.resources import state_from_api
 
     seen_states = 0
-    seen_logs = 0
+    cursor: str | None = None
+    paused_hint = False
     deadline = None if timeout is None else time.monotonic() + timeout
     waiting_since: float | None = None
     explained: list[str] | None = None
     while True:
-        data = client.graphql(_FOLLOW, {"id": flow_run_id, "o": seen_logs})
+        data = client.graphql(_FOLLOW, {"id": flow_run_id, "a": cursor})
         states = data["flow_run"]["states"]
+        page = data["log_page"]
         # One poll's new states and logs, merged by time: the final state comes after the run's last logs.
         lines: list[tuple[str, int, str]] = []
         for s in states[seen_states:]:
             lines.append((iso(s["timestamp"]), 0, f"{iso(s['timestamp'])} state    {s['type']}"
                           + (f": {s['message']}" if s["message"] else "")))
-        for i, record in enumerate(data["logs"]):
+        for i, record in enumerate(page["logs"]):
             lines.append((iso(record["timestamp"]), 1 + i, log_line(record)))
         for _, _, line in sorted(lines, key=lambda item: (item[0], item[1])):
             echo(line)
         seen_states = len(states)
-        seen_logs += len(data["logs"])
+        cursor = page["end_cursor"]
         final = state_from_api(states[-1])
-        if final.is_finished() and len(data["logs"]) < 500:
+        if final.is_finished() and not page["has_more"]:
             return final
-        if final.name in _WAITING:
+        if final.name == "Paused":
+            if not paused_hint:
+                echo(f"Flow run {flow_run_id} is Paused: a task waits to be resumed. Resume it with "
+                     f"`headwater flow-run resume {flow_run_id}` (or the Resume button on its page); still watching.")
+                paused_hint = True
+            waiting_since, explained = None, None
+        elif final.name in _WAITING:
+            paused_hint = False
             waiting_since = waiting_since if waiting_since is not None else time.monotonic()
             if time.monotonic() - waiting_since >= explain_after:
                 reasons = _explain(client, flow_run_id, alive_within)
@@ -76,10 +88,10 @@ def follow_flow_run(client: Any, flow_run_id: str, *, poll_interval: float = 1.0
                     echo("  (still watching; Ctrl-C stops watching, the run stays)")
                     explained = reasons
         else:
-            waiting_since, explained = None, None
+            waiting_since, explained, paused_hint = None, None, False
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"Flow run {flow_run_id} is still {final.name} after {timeout} s.")
-        if len(data["logs"]) < 500:  # a full page: more logs are waiting, fetch them at once
+        if not page["has_more"]:  # with more logs waiting (a full page), the next poll comes at once
             time.sleep(poll_interval)
 
 

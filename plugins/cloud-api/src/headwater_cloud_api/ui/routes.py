@@ -290,7 +290,13 @@ class UI:
         return RedirectResponse(f"{PREFIX}/flow-runs/{request.path_params['id']}", status_code=303)
 
     def restart(self, request: Request, form: Any, s: Any) -> Response:
-        restart_from_failed(s, request.path_params["id"])
+        restart_from_failed(s, request.path_params["id"], from_failed=str(form.get("mode") or "from-failed") != "all")
+        return RedirectResponse(f"{PREFIX}/flow-runs/{request.path_params['id']}", status_code=303)
+
+    def resume(self, request: Request, form: Any, s: Any) -> Response:
+        from headwater_cloud_api.server.services import runs as run_service
+
+        run_service.resume_flow_run(s, request.path_params["id"], message="Resumed from the web UI.")
         return RedirectResponse(f"{PREFIX}/flow-runs/{request.path_params['id']}", status_code=303)
 
     def create_project(self, request: Request, form: Any, s: Any) -> Response:
@@ -369,6 +375,7 @@ class UI:
             Route(f"{PREFIX}/flow-runs/{{id}}/logs", self.page(self.flow_run_logs), methods=["GET"]),
             Route(f"{PREFIX}/flow-runs/{{id}}/cancel", self.action(self.cancel), methods=["POST"]),
             Route(f"{PREFIX}/flow-runs/{{id}}/restart", self.action(self.restart), methods=["POST"]),
+            Route(f"{PREFIX}/flow-runs/{{id}}/resume", self.action(self.resume), methods=["POST"]),
             Route(f"{PREFIX}/flow-runs/{{id}}/tasks/{{slug}}", self.page(self.task_group), methods=["GET"]),
             Route(f"{PREFIX}/task-runs/{{id}}", self.page(self.task_run), methods=["GET"]),
             Route(f"{PREFIX}/agents", self.page(self.agents), methods=["GET"]),
@@ -449,9 +456,13 @@ def parse_parameters(fields: list[dict[str, Any]], form: Any) -> dict[str, Any]:
     return values
 
 
-def restart_from_failed(session: Any, run_id: str) -> int:
-    """Failed/cancelled task runs back to Pending and the run to Scheduled (Prefect 1's restart); how many task runs reset."""
-    from sqlalchemy import select
+def restart_from_failed(session: Any, run_id: str, from_failed: bool = True) -> int:
+    """The UI's restart: the API's ``restart_flow_run`` (a new attempt); how many task runs run again.
+
+    ``from_failed`` keeps the task runs that succeeded (the new attempt reuses their checkpointed
+    results) and resets the others to Pending; without it, every task run is reset.
+    """
+    from sqlalchemy import func, select
 
     from headwater_cloud_api.server.db.models import TaskRun
     from headwater_cloud_api.server.errors import BadInput
@@ -460,23 +471,15 @@ def restart_from_failed(session: Any, run_id: str) -> int:
     run = run_service.get_flow_run(session, run_id)
     if run.state not in run_service.FINISHED_STATES:
         raise BadInput(f"Flow run {run_id} is {run.state}: only a finished run can be restarted (cancel it first).")
-    bad = tuple(sorted(FAILED_STATE_NAMES | {"Cancelled"}))
-    rows = session.execute(select(TaskRun.id, TaskRun.version).where(TaskRun.flow_run_id == run_id, TaskRun.state.in_(bad))).all()
-    if not rows and run.state not in bad:
-        raise BadInput(f"Flow run {run_id} is {run.state} and has no failed task runs: there is nothing to restart.")
-    restart = getattr(run_service, "restart_flow_run", None)
-    if restart is not None:  # the API's restart: a new attempt (the old runner is fenced off); its task writes replace the failed ones
-        restart(session, run_id, f"Restarted from {len(rows)} failed task run(s).")
-        return len(rows)
-    task_writes = [run_service.TaskStateWrite(run_id, "Pending", task_run_id=r.id, version=r.version,
-                                              message="Restarted from failed") for r in rows]
-    for start in range(0, len(task_writes), 1000):
-        run_service.set_task_run_states(session, task_writes[start:start + 1000])
-    [result] = run_service.set_flow_run_states(session, [run_service.StateWrite(run_id, "Scheduled", "Restarted from failed task runs",
-                                                                                version=run.version)])
-    if result.status != "SUCCESS":
-        raise BadInput(f"Flow run {run_id} changed while it was restarted (now {result.state}); reload and try again.", "CONFLICT")
-    return len(rows)
+    query = select(func.count()).select_from(TaskRun).where(TaskRun.flow_run_id == run_id)
+    if from_failed:
+        query = query.where(TaskRun.state.not_in(sorted(run_service.KEPT_TASK_STATES)))
+    again = int(session.scalar(query) or 0)
+    if from_failed and not again and run.state not in FAILED_STATE_NAMES | {"Cancelled"}:
+        raise BadInput(f"Flow run {run_id} is {run.state} and has no failed task runs: there is nothing to restart "
+                       "(restart all to run the whole flow again).")
+    run_service.restart_flow_run(session, run_id, from_failed=from_failed)
+    return again
 
 
 def ui_routes(db: Any, auth: bool) -> list[BaseRoute]:

@@ -286,10 +286,37 @@ class Mutation:
             flows, tasks = run_service.set_states(s, flow_writes, task_writes)
         return SetStatesResult(_flows=flows, _tasks=tasks)
 
-    @strawberry.mutation(description="Restart a finished flow run: it becomes Scheduled again as a new attempt (the state machine's only way out of a finished state).")
-    def restart_flow_run(self, info: Info, id: str) -> WriteResultType:
+    # --- restart and resume (Prefect 1's restart from failed, Paused/Resume) -------------------------------
+
+    @strawberry.mutation(description="Restart a finished flow run: it becomes Scheduled again as a new attempt (the state machine's "
+                                     "only way out of a finished state). With from_failed (the default) the task runs that "
+                                     "succeeded are kept and only the others (and what is downstream of them) run again; "
+                                     "from_failed: false runs the whole flow again.")
+    def restart_flow_run(self, info: Info, id: str, from_failed: bool = True) -> WriteResultType:
         with db(info).write() as s:
-            return _result(run_service.restart_flow_run(s, id))
+            return _result(run_service.restart_flow_run(s, id, from_failed=from_failed))
+
+    @strawberry.mutation(description="Resume paused task runs of a flow run (all of them, or task_run_ids): each becomes Resume "
+                                     "and a Paused flow run is scheduled again; its next attempt runs them (their trigger "
+                                     "bypassed) and what follows, keeping the finished task runs.")
+    def resume_flow_run(self, info: Info, id: str, task_run_ids: list[str] | None = None) -> WriteResultType:
+        with db(info).write() as s:
+            result, _ = run_service.resume_flow_run(s, id, task_run_ids)
+            return _result(result)
+
+    @strawberry.mutation(description="Resume one paused task run (see resume_flow_run); returns its flow run's write result.")
+    def resume_task_run(self, info: Info, id: str) -> WriteResultType:
+        from headwater_cloud_api.server.db.models import TaskRun
+        from headwater_cloud_api.server.errors import NotFound
+
+        with db(info).write() as s:
+            row = s.get(TaskRun, id)
+            if row is None:
+                raise NotFound(f"Task run {id!r} does not exist; list a run's task runs with `headwater flow-run inspect ID`.")
+            result, _ = run_service.resume_flow_run(s, row.flow_run_id, [id])
+            return _result(result)
+
+    # --- end of restart and resume ---------------------------------------------------------------------------
 
     @strawberry.mutation(description="Cancel a run: Scheduled -> Cancelled at once, running -> Cancelling, finished runs unchanged.")
     def cancel_flow_run(self, info: Info, id: str) -> WriteResultType:

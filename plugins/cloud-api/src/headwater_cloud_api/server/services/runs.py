@@ -50,6 +50,7 @@ __all__ = [
     "set_states",
     "cancel_flow_run",
     "restart_flow_run",
+    "resume_flow_run",
     "check_transition",
     "check_writable_state",
     "InvalidTransition",
@@ -71,6 +72,10 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ABSTRACT_STATES: frozenset[str] = ABSTRACT_STATE_NAMES
 """Base classes: a run is never *in* one of these (they may still be used to filter queries)."""
 WRITABLE_STATES: frozenset[str] = STATE_NAMES - ABSTRACT_STATES
+FROM_PAUSED_STATES: frozenset[str] = frozenset({"Paused", "Resume", "Scheduled", "Cancelling", "Cancelled", "Failed"})
+"""Where a Paused run may go: resumed (task runs: Resume; flow runs: Scheduled), cancelled, failed (or paused again)."""
+KEPT_TASK_STATES: frozenset[str] = frozenset({"Success", "Cached", "Mapped", "Skipped"})
+"""Task-run states a restart from failed keeps (a new attempt reuses them and their checkpointed results)."""
 
 
 class InvalidTransition(APIError):
@@ -112,6 +117,12 @@ def check_transition(kind: str, run_id: str, current: str, new: str, fresh: bool
         raise InvalidTransition(f"{kind} {run_id} is {current}, a finished state, and cannot become {new}; {how}.")
     if current == "Cancelling" and new not in FINISHED_STATES and new != "Cancelling":
         raise InvalidTransition(f"{kind} {run_id} is Cancelling; it can only end (Cancelled, or a finished state), not become {new}.")
+    if current == "Paused" and new not in FROM_PAUSED_STATES:
+        how = "resume_flow_run" if kind == "Flow run" else "resume_task_run"
+        raise InvalidTransition(
+            f"{kind} {run_id} is Paused and cannot become {new}; a paused run is resumed (the {how} mutation, "
+            f"`headwater flow-run resume ID`), cancelled or failed ({', '.join(sorted(FROM_PAUSED_STATES - {'Paused'}))})."
+        )
 
 
 @attrs.define
@@ -503,24 +514,104 @@ def set_states(session: Session, flow_runs: Sequence[StateWrite], task_runs: Seq
     return set_flow_run_states(session, flow_runs), set_task_run_states(session, task_runs)
 
 
-def restart_flow_run(session: Session, id: str, message: str | None = None) -> WriteResult:
-    """The explicit restart: a finished flow run becomes Scheduled again, as a new attempt (its old runner is fenced off)."""
-    row = get_flow_run(session, id)
-    session.refresh(row)
-    if row.state not in FINISHED_STATES:
-        raise InvalidTransition(f"Flow run {id} is {row.state}, not finished; only a finished run is restarted (cancel it first).")
-    now, version, attempt = utcnow(), row.version, row.attempt  # read before the UPDATE (it refreshes ``row``)
-    message = message or f"Restarted (attempt {attempt + 1})."
+def _reschedule(session: Session, row: FlowRun, message: str) -> WriteResult:
+    """The run back to Scheduled now, as a new attempt (fences off any process of the old one), with a history row."""
+    id, now, version, attempt = row.id, utcnow(), row.version, row.attempt  # read before the UPDATE (it refreshes ``row``)
     done = session.execute(
         update(FlowRun).where(FlowRun.id == id, FlowRun.version == version).values(
             state="Scheduled", state_message=message, state_timestamp=now, version=version + 1, attempt=attempt + 1,
             agent_id=None, heartbeat=None, scheduled_start_time=now, end_time=None, updated=now)
     ).rowcount
     if not done:
-        raise BadInput(f"Flow run {id!r} changed while being restarted; try again.", "CONFLICT")
+        raise BadInput(f"Flow run {id!r} changed while being rescheduled; try again.", "CONFLICT")
     session.execute(_INSERT_FLOW_RUN_STATE, {"flow_run_id": id, "version": version + 1, "state": "Scheduled",
                                              "message": message, "serialized": None, "timestamp": now, "write_id": None})
     return WriteResult(id, "SUCCESS", version + 1, "Scheduled")
+
+
+def _reset_task_runs(session: Session, flow_run_id: str, keep: frozenset[str], message: str) -> int:
+    """Task runs of the run whose state is not in ``keep`` back to Pending (one executemany UPDATE and INSERT); how many."""
+    conn = session.connection()
+    query = select(_TR.c.id, _TR.c.version, _TR.c.attempt).where(_TR.c.flow_run_id == flow_run_id)
+    if keep:
+        query = query.where(_TR.c.state.not_in(sorted(keep)))
+    rows = conn.execute(_lock(query.order_by(_TR.c.id), session)).all()
+    if not rows:
+        return 0
+    now = utcnow()
+    done = conn.execute(_UPDATE_TASK_RUN, [
+        {"b_id": r.id, "b_expected": r.version, "b_state": "Pending", "b_message": message, "b_ts": now, "b_version": r.version + 1,
+         "b_start": None, "b_end": None, "b_attempt": r.attempt} for r in rows]).rowcount
+    if done != len(rows) and done >= 0:
+        raise BadInput(f"Task runs of flow run {flow_run_id!r} changed while it was restarted; try again.", "CONFLICT")
+    conn.execute(_INSERT_TASK_RUN_STATE, [
+        {"task_run_id": r.id, "version": r.version + 1, "state": "Pending", "message": message, "serialized": None,
+         "timestamp": now, "write_id": None} for r in rows])
+    return len(rows)
+
+
+def restart_flow_run(session: Session, id: str, message: str | None = None, *, from_failed: bool = True) -> WriteResult:
+    """The explicit restart: a finished flow run becomes Scheduled again, as a new attempt (its old runner is fenced off).
+
+    ``from_failed`` (Prefect 1's restart): task runs that succeeded (Success, Cached, Mapped, Skipped)
+    keep their state and checkpointed result, the others go back to Pending; the new attempt runs
+    only those and what is downstream of them. ``from_failed=False`` resets every task run: the whole
+    flow runs again.
+    """
+    row = get_flow_run(session, id)
+    session.refresh(row)
+    if row.state not in FINISHED_STATES:
+        how = " (resume it: `headwater flow-run resume ID`)" if row.state == "Paused" else " (cancel it first)"
+        raise InvalidTransition(f"Flow run {id} is {row.state}, not finished; only a finished run is restarted{how}.")
+    attempt = row.attempt
+    what = "from its failed task runs" if from_failed else "from the beginning"
+    reset = _reset_task_runs(session, id, KEPT_TASK_STATES if from_failed else frozenset(),
+                             f"The flow run was restarted {what} (attempt {attempt + 1}); this task run runs again.")
+    return _reschedule(session, row, message or f"Restarted {what}: {reset} task run(s) run again (attempt {attempt + 1}).")
+
+
+def resume_flow_run(session: Session, id: str, task_run_ids: Sequence[str] | None = None,
+                    message: str | None = None) -> tuple[WriteResult, int]:
+    """Resume paused task runs (all of the run's, or ``task_run_ids``): each becomes ``Resume``; a Paused flow run is scheduled again.
+
+    The next attempt of the flow run runs the resumed tasks (their trigger bypassed, as Prefect 1's
+    ``Resume`` state does) and everything after them, keeping the task runs that finished. A flow
+    run still running when its task is resumed is scheduled again by its runner when it ends.
+    Returns the flow run's write result and how many task runs were resumed.
+    """
+    row = get_flow_run(session, id)
+    session.refresh(row)
+    if row.state in FINISHED_STATES:
+        raise InvalidTransition(f"Flow run {id} is {row.state}, a finished state: there is nothing to resume "
+                                "(restart it instead: `headwater flow-run restart ID`).")
+    if row.state in ("Cancelling",):
+        raise InvalidTransition(f"Flow run {id} is being cancelled; it cannot be resumed.")
+    query = select(_TR.c.id, _TR.c.version, _TR.c.state, _TR.c.task_slug, _TR.c.map_index).where(_TR.c.flow_run_id == id)
+    if task_run_ids is not None:
+        query = query.where(_TR.c.id.in_(sorted(set(task_run_ids))))
+    rows = session.connection().execute(_lock(query.order_by(_TR.c.id), session)).all()
+    if task_run_ids is not None:
+        found = {r.id for r in rows}
+        missing = sorted(set(task_run_ids) - found)
+        if missing:
+            raise NotFound(f"Task run(s) {', '.join(map(repr, missing))} do not exist in flow run {id!r}; nothing was resumed.")
+        not_paused = [f"{r.task_slug}{'' if r.map_index < 0 else f'[{r.map_index}]'} is {r.state}" for r in rows if r.state != "Paused"]
+        if not_paused:
+            raise InvalidTransition(f"Only paused task runs are resumed: {'; '.join(not_paused)}. Nothing was resumed.")
+    paused = [r for r in rows if r.state == "Paused"]
+    if not paused:
+        raise BadInput(f"Flow run {id} ({row.state}) has no paused task run to resume.")
+    note = message or "Resumed by request."
+    results = set_task_run_states(session, [TaskStateWrite(id, "Resume", task_run_id=r.id, version=r.version, message=note)
+                                            for r in paused])
+    stale = [r for r in results if r.status != "SUCCESS"]
+    if stale:
+        raise BadInput(f"Task run(s) {', '.join(r.id for r in stale)} changed while being resumed; try again.", "CONFLICT")
+    if row.state == "Paused":
+        names = ", ".join(f"{r.task_slug}{'' if r.map_index < 0 else f'[{r.map_index}]'}" for r in paused[:10])
+        more = f" and {len(paused) - 10} more" if len(paused) > 10 else ""
+        return _reschedule(session, row, f"Resumed {len(paused)} paused task run(s) ({names}{more}); scheduled again."), len(paused)
+    return WriteResult(row.id, "SUCCESS", row.version, row.state), len(paused)
 
 
 def cancel_flow_run(session: Session, id: str) -> WriteResult:

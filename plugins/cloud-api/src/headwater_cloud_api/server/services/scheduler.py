@@ -3,6 +3,10 @@
 Idempotent: each auto-scheduled run has the idempotency key ``auto-scheduled:<ISO start time>``
 under a unique ``(flow_id, idempotency_key)`` constraint and is inserted with ON CONFLICT DO
 NOTHING, so a restart or several servers on one PostgreSQL database never duplicate a run.
+
+Each pass also resumes paused task runs whose pause had a timeout (``raise PAUSE(start_time=...)``,
+Prefect 1's ``Paused(start_time=...)`` / ``pause_task(duration=...)``) once that time has come:
+:func:`resume_due_pauses` (the same ``resume_flow_run`` a person calls).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy import func, select
 from headwater_cloud_api.server.db.models import Flow, FlowGroup, FlowRun, FlowRunState, new_id, utcnow
 from headwater_cloud_api.server.db.session import Database
 
-__all__ = ["schedule_flow_runs", "Scheduler", "MAX_SCHEDULED_RUNS"]
+__all__ = ["schedule_flow_runs", "resume_due_pauses", "Scheduler", "MAX_SCHEDULED_RUNS"]
 
 MAX_SCHEDULED_RUNS = 10
 """Upcoming auto-scheduled runs kept per flow."""
@@ -104,6 +108,42 @@ def _schedule_flow(db: Database, insert: Any, now: datetime, max_runs: int, flow
     return created
 
 
+def resume_due_pauses(db: Database, now: datetime | None = None) -> list[tuple[str, int]]:
+    """Resume the paused task runs of Paused flow runs whose pause timeout has passed: ``[(flow_run_id, task runs resumed)]``.
+
+    The timeout is the ``start_time`` (seconds since the epoch) of the task run's Paused state,
+    which the flow-run process sends as the state's ``serialized``; a pause without one waits for a person.
+    """
+    from headwater_cloud_api.server.db.models import TaskRun, TaskRunState
+    from headwater_cloud_api.server.errors import APIError
+    from headwater_cloud_api.server.services.runs import resume_flow_run
+
+    now = now or utcnow()
+    with db.read() as s:
+        rows = s.execute(
+            select(TaskRun.id, TaskRun.flow_run_id, TaskRunState.serialized)
+            .join(FlowRun, FlowRun.id == TaskRun.flow_run_id)
+            .join(TaskRunState, (TaskRunState.task_run_id == TaskRun.id) & (TaskRunState.version == TaskRun.version))
+            .where(FlowRun.state == "Paused", TaskRun.state == "Paused")
+            .limit(1000)
+        ).all()
+    due: dict[str, list[str]] = {}
+    for task_run_id, flow_run_id, serialized in rows:
+        start = (serialized or {}).get("start_time") if isinstance(serialized, dict) else None
+        if isinstance(start, (int, float)) and start <= now.timestamp():
+            due.setdefault(flow_run_id, []).append(task_run_id)
+    resumed = []
+    for flow_run_id, ids in due.items():
+        try:
+            with db.write() as s:
+                _, n = resume_flow_run(s, flow_run_id, ids, message="Resumed: the pause's timeout has passed.")
+            resumed.append((flow_run_id, n))
+            _log.info("Scheduler: resumed %d paused task run(s) of flow run %s (pause timeout passed)", n, flow_run_id)
+        except APIError as exc:  # resumed or cancelled by someone else meanwhile: nothing to do
+            _log.info("Scheduler: flow run %s not resumed: %s", flow_run_id, exc)
+    return resumed
+
+
 class Scheduler:
     """Runs :func:`schedule_flow_runs` every ``interval`` seconds in a daemon thread until :meth:`stop`."""
 
@@ -124,6 +164,10 @@ class Scheduler:
                 schedule_flow_runs(self.db, max_runs=self.max_runs)
             except Exception:
                 _log.exception("Scheduler pass failed; retrying in %s s", self.interval)
+            try:
+                resume_due_pauses(self.db)
+            except Exception:
+                _log.exception("Resuming timed-out pauses failed; retrying in %s s", self.interval)
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
