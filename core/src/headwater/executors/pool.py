@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import multiprocessing
 import os
 import queue
@@ -16,9 +17,9 @@ from typing import Any
 
 import cloudpickle
 
-from headwater.executors.base import FIRST_COMPLETED, Executor
+from headwater.executors.base import ALL_COMPLETED, FIRST_COMPLETED, Executor
 
-__all__ = ["ThreadExecutor", "ProcessExecutor", "UnpicklableResultError"]
+__all__ = ["ThreadExecutor", "ProcessExecutor", "TaskFuture", "UnpicklableResultError"]
 
 
 class _PoolExecutor(Executor):
@@ -91,14 +92,214 @@ class _PoolExecutor(Executor):
         return f"<{type(self).__name__}(max_workers={self.max_workers})>"
 
 
+_PENDING, _RUNNING, _FINISHED, _CANCELLED = 0, 1, 2, 3
+_state_lock = threading.Lock()
+"""Guards state changes and callback lists of every :class:`TaskFuture` (held for a few bytecodes)."""
+
+
+class TaskFuture:
+    """The thread pool's future: ``done``, ``result``, ``exception``, ``cancel``, ``add_done_callback``.
+
+    Lighter than ``concurrent.futures.Future`` (no condition variable): a worker finishing a
+    call releases one lock and puts the future on its executor's completion queue.
+    """
+
+    __slots__ = ("_lock", "_state", "_value", "_error", "_callbacks", "_queue")
+
+    def __init__(self, done_queue: queue.SimpleQueue[Any]) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()  # released when the future is finished or cancelled
+        self._state = _PENDING
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[TaskFuture], Any]] | None = None
+        self._queue = done_queue
+
+    def done(self) -> bool:
+        return self._state >= _FINISHED
+
+    def running(self) -> bool:
+        return self._state == _RUNNING
+
+    def cancelled(self) -> bool:
+        return self._state == _CANCELLED
+
+    def cancel(self) -> bool:
+        """Cancel the call if it has not started; True if it is (now) cancelled."""
+        with _state_lock:
+            if self._state == _CANCELLED:
+                return True
+            if self._state != _PENDING:
+                return False
+            self._state = _CANCELLED
+        self._settle()
+        return True
+
+    def _start(self) -> bool:
+        with _state_lock:
+            if self._state != _PENDING:
+                return False
+            self._state = _RUNNING
+            return True
+
+    def _finish(self, value: Any, error: BaseException | None) -> None:
+        self._value, self._error = value, error
+        self._state = _FINISHED
+        self._settle()
+
+    def _settle(self) -> None:
+        with _state_lock:
+            callbacks, self._callbacks = self._callbacks, None
+        self._lock.release()
+        self._queue.put(self)
+        for callback in callbacks or ():
+            try:
+                callback(self)
+            except Exception:  # as concurrent.futures does: a bad callback never breaks the pool
+                logging.getLogger("headwater.executors").exception("Exception in a future's done callback")
+
+    def _wait(self, timeout: float | None) -> None:
+        if self._state < _FINISHED:
+            if not self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+                raise cf.TimeoutError()
+            self._lock.release()
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._wait(timeout)
+        if self._state == _CANCELLED:
+            raise cf.CancelledError()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        if self._state == _CANCELLED:
+            raise cf.CancelledError()
+        return self._error
+
+    def add_done_callback(self, fn: Callable[[TaskFuture], Any]) -> None:
+        with _state_lock:
+            if self._state < _FINISHED:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def __repr__(self) -> str:
+        state = ("pending", "running", "finished", "cancelled")[self._state]
+        return f"<TaskFuture {state}>"
+
+
+class _ThreadPool:
+    """Worker threads taking ``(future, fn, args, kwargs)`` from one queue: no lock per submitted call.
+
+    Threads start on demand, up to ``max_workers``, and live until :meth:`shutdown`.
+    """
+
+    def __init__(self, max_workers: int, done_queue: queue.SimpleQueue[Any]) -> None:
+        self._max = max_workers
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._done = done_queue
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        """Threads waiting for work that no submitted call has counted on yet."""
+        self._idle_lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture:
+        if self._closed:
+            raise RuntimeError("ThreadExecutor: submit() after the flow run's pool was shut down.")
+        future = TaskFuture(self._done)
+        self._work.put((future, fn, args, kwargs))
+        with self._idle_lock:  # as concurrent.futures: take an idle thread's token, or start a thread
+            if self._idle > 0:
+                self._idle -= 1
+                return future
+        if len(self._threads) < self._max:
+            thread = threading.Thread(target=self._worker, name=f"headwater-task_{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return future
+
+    def _worker(self) -> None:
+        work = self._work
+        while True:
+            item = work.get()
+            if item is None:
+                return
+            future, fn, args, kwargs = item
+            del item
+            if future._start():
+                try:
+                    value = fn(*args, **kwargs)
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the future
+                    future._finish(None, exc)
+                else:
+                    future._finish(value, None)
+            del future, fn, args, kwargs
+            with self._idle_lock:
+                self._idle += 1
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self._closed = True
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        for _ in self._threads:
+            self._work.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
 class ThreadExecutor(_PoolExecutor):
-    """Runs task runs on a pool of threads: good for I/O-bound tasks."""
+    """Runs task runs on a pool of threads: good for I/O-bound tasks.
 
-    def _make_pool(self) -> cf.Executor:
-        return cf.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="headwater-task")
+    Its own small pool (threads named ``headwater-task_N``, started on demand, at most
+    ``max_workers``, by default ``min(32, cpu_count + 4)`` as in ``concurrent.futures``):
+    submitting is one queue put and finishing one lock release plus a put on the completion
+    queue, so trivial tasks cost little more than on the local executor.
+    """
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        return self._track(self._require_pool().submit(fn, *args, **kwargs))
+    def _make_pool(self) -> Any:
+        workers = self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+        return _ThreadPool(workers, self._done)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self._require_pool().submit(fn, args, kwargs)
+
+    def wait(
+        self, futures: Iterable[Any], timeout: float | None = None, return_when: str = FIRST_COMPLETED
+    ) -> tuple[set[Any], set[Any]]:
+        futures = list(futures)
+        if not all(isinstance(f, TaskFuture) for f in futures):
+            return super().wait(futures, timeout, return_when)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if return_when == ALL_COMPLETED:
+            for future in futures:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                try:
+                    future._wait(remaining)
+                except cf.TimeoutError:
+                    break
+        else:  # FIRST_COMPLETED: poll (the engine itself uses the completion queue, never this)
+            pause = 0.0005
+            while not any(f.done() for f in futures):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        done = {f for f in futures if f.done()}
+        return done, set(futures) - done
 
 
 class UnpicklableResultError(TypeError):
@@ -361,6 +562,8 @@ class ProcessExecutor(_PoolExecutor):
         outer: cf.Future[Any] = cf.Future()
 
         def _unpickle(f: cf.Future[bytes]) -> None:
+            if outer.cancelled():
+                return
             try:
                 value = cloudpickle.loads(f.result())
                 outer.set_result([_expand(s) for s in value] if expand else _expand(value))
@@ -368,6 +571,7 @@ class ProcessExecutor(_PoolExecutor):
                 outer.set_exception(exc)
 
         inner.add_done_callback(_unpickle)
+        outer.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
         return self._track(outer)
 
     def _spec(self, task: Any, ctx: dict[str, Any], result: Any) -> _Spec:
