@@ -342,6 +342,9 @@ def flow_run_page(s: Session, run_id: str, now: datetime | None = None) -> dict[
         "states": states, "explanation": explanation, "agent": agent, "finished": finished,
         "can_cancel": not finished and run.state != "Cancelling",
         "can_restart": run.state in _NOT_SUCCESSFUL or (finished and parts["failed_tasks"] > 0),
+        "can_restart_all": finished,
+        "can_resume": not finished and run.state != "Cancelling" and (run.state == "Paused" or s.scalar(
+            select(TaskRun.id).where(TaskRun.flow_run_id == run_id, TaskRun.state == "Paused").limit(1)) is not None),
         "children": artifact_service.child_flow_runs(s, run_id), "artifacts": artifact_service.list_artifacts(s, run_id),
         "token": token, "now": now,
     }
