@@ -133,3 +133,22 @@ def test_flow_run_show_prints_run_details_parent_children_and_artifacts(sqlite_c
     child_out = CliRunner().invoke(flow_run, ["show", child], catch_exceptions=False).output
     assert f"ran: commit {'c' * 40}, ref main, repo org/etl" in child_out
     assert f"parent: flow run {run} (task start-1[2])" in child_out
+
+
+def test_the_ui_run_page_links_parent_and_children_and_shows_details_and_artifacts(sqlite_server, sqlite_client: Client,
+                                                                                   run: str) -> None:
+    import httpx
+
+    child = sqlite_client.flow(name="report", project="P").create_run(parent_flow_run_id=run, parent_task_slug="start-1").id
+    sqlite_client.flow_run(id=child).set_details({"commit": "d" * 40, "repo": "org/etl"})
+    sqlite_client.flow_run(id=run).create_artifact("link", "https://example.org/r.html", task_slug="publish-1")
+    sqlite_client.flow_run(id=run).create_artifact("link", "javascript:alert(1)", task_slug="publish-1")
+    sqlite_client.flow_run(id=run).create_artifact("markdown", "<b>bold</b> # notes", task_slug="publish-1")
+    base = sqlite_server.api.removesuffix("/graphql")
+    parent_page = httpx.get(f"{base}/ui/flow-runs/{run}", timeout=30).text
+    assert f'href="/ui/flow-runs/{child}"' in parent_page and "from start-1" in parent_page
+    assert '<a href="https://example.org/r.html" rel="noopener noreferrer">' in parent_page
+    assert 'href="javascript:' not in parent_page and "&lt;b&gt;bold&lt;/b&gt;" in parent_page  # escaped, never a live link
+    child_page = httpx.get(f"{base}/ui/flow-runs/{child}", timeout=30).text
+    assert f'href="/ui/flow-runs/{run}"' in child_page and "task start-1" in child_page
+    assert "d" * 40 in child_page and "org/etl" in child_page
