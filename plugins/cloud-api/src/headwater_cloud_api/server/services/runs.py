@@ -285,8 +285,9 @@ _INSERT_TASK_RUN_STATE = insert(_TRS)
 _INSERT_TASK_RUN = insert(_TR)
 _INSERT_FLOW_RUN = insert(_FR)
 
-_RAW: dict[tuple[int, str, tuple[str, ...]], tuple[Any, str, bool, tuple[tuple[str, Any], ...]]] = {}
-"""Compiled forms of the hot statements per dialect and parameter keys: (statement, SQL text, positional, (key, bind processor))."""
+_RAW: dict[tuple[int, str, tuple[str, ...]], tuple[Any, str, bool, Any, tuple[str, ...], tuple[tuple[int, Any], ...]]] = {}
+"""Compiled forms of the hot statements per dialect and parameter keys:
+(statement, SQL text, positional, row -> values getter, names, (value index, bind processor) of the converted columns)."""
 
 
 def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
@@ -296,30 +297,31 @@ def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
     per-row parameter processing (most of a state write's server time on SQLite): a value object
     repeated across rows (the batch's timestamp) is converted once. Returns the rows affected.
     """
+    from operator import itemgetter
+
     dialect = conn.dialect
     keys = tuple(rows[0])
     cache_key = (id(stmt), dialect.name, keys)
     entry = _RAW.get(cache_key)
     if entry is None or entry[0] is not stmt:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
-        spec = tuple((name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names)
-        entry = _RAW[cache_key] = (stmt, compiled.string, bool(compiled.positional), spec)
-    _, sql, positional, spec = entry
-    names = [name for name, _ in spec]
-    memo: dict[tuple[str, int], Any] = {}
+        names = tuple(compiled.positiontup if compiled.positional else compiled.binds)
+        processors = tuple((i, process) for i, name in enumerate(names)
+                           if (process := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None)
+        getter = itemgetter(*names) if len(names) > 1 else (lambda row, _n=names[0]: (row[_n],))
+        entry = _RAW[cache_key] = (stmt, compiled.string, bool(compiled.positional), getter, names, processors)
+    _, sql, positional, getter, names, processors = entry
+    memo: dict[tuple[int, int], Any] = {}
     converted: list[Any] = []
     for row in rows:
-        values = []
-        for name, process in spec:
-            value = row[name]
-            if process is not None:
-                key = (name, id(value))
-                if key in memo:
-                    value = memo[key]
-                else:
-                    value = memo[key] = process(value)
-            values.append(value)
+        values = list(getter(row))
+        for i, process in processors:
+            value = values[i]
+            key = (i, id(value))
+            if key in memo:
+                values[i] = memo[key]
+            else:
+                values[i] = memo[key] = process(value)
         converted.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
     return int(conn.exec_driver_sql(sql, converted).rowcount)
 
