@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fake_k8s import FakeKubernetes
-
-# the cloud-api tests' helpers (ServerProcess, AgentProcess, register_flows, wait_for) start real processes
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cloud_api"))
 
 
 @pytest.fixture(scope="session")

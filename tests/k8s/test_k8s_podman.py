@@ -19,10 +19,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agent_helpers import ServerProcess, register_flows
 from fake_k8s import K8S_VERSION
 from headwater.client import Client
 from headwater.testing.distributions import install_distributions
+from headwater_cloud_api.testing import ServerProcess, register_flows
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_helpers import AgentProcess, ServerProcess, register_flows, wait_for
 from fake_k8s import FakeKubernetes
 from headwater.client import Client
+from headwater_cloud_api.testing import AgentProcess, ServerProcess, register_flows, wait_for
 
 pytestmark = pytest.mark.slow
 

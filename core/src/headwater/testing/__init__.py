@@ -6,7 +6,9 @@
   :class:`EnvironmentConformance`, the tests every storage and environment must pass;
 - :mod:`headwater.testing.flows`: small flows the kits store and run;
 - :mod:`headwater.testing.distributions`: build plugin distributions into a temporary
-  directory and run ``headwater`` with them on ``PYTHONPATH``.
+  directory and run ``headwater`` with them on ``PYTHONPATH``;
+- :mod:`headwater.testing.processes`: ``headwater server start`` and ``headwater agent start``
+  as child processes on 127.0.0.1 (:class:`ServerProcess`, :class:`AgentProcess`).
 
 Names are imported lazily, so ``import headwater.testing`` (done by pytest when it loads the
 plugin, in every test session of an environment with headwater) stays cheap.
@@ -28,6 +30,10 @@ __all__ = [
     "run_headwater",
     "run_python",
     "plugin_env",
+    "ServerProcess",
+    "AgentProcess",
+    "free_port",
+    "wait_for",
 ]
 
 _LAZY = {
@@ -41,6 +47,10 @@ _LAZY = {
     "run_headwater": "headwater.testing.distributions",
     "run_python": "headwater.testing.distributions",
     "plugin_env": "headwater.testing.distributions",
+    "ServerProcess": "headwater.testing.processes",
+    "AgentProcess": "headwater.testing.processes",
+    "free_port": "headwater.testing.processes",
+    "wait_for": "headwater.testing.processes",
 }
 
 
