@@ -26,7 +26,7 @@ def register_flows(client: Any, path: Path, project: str = "test") -> dict[str, 
     assert not errors, errors
     results = Registration(client).register_many(flows, project)
     assert all(r.status in ("registered", "skipped") for r in results), results
-    return {r.name: r.id for r in results}
+    return {r.name: str(r.id) for r in results}
 
 
 def run_state(client: Any, run_id: str) -> str:
