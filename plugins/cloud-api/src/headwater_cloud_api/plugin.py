@@ -42,6 +42,7 @@ def register_commands(cli: Any) -> None:
     cli.add_command(LazyCommand("kv", f"{c}.kv:kv", "The API's key-value store: set, get, delete, list."))
     cli.add_command(LazyCommand("agent", f"{c}.agent:agent", "Agents: claim flow runs and deploy them."))
     cli.add_command(LazyCommand("execute", f"{c}.execute:execute", "Execute a flow run of the API in this process."))
+    cli.add_command(LazyCommand("auth", f"{c}.auth:auth", "Log in to the API (store an API key), log out, status."))
 
 
 @hookimpl

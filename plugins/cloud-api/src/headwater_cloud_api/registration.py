@@ -35,7 +35,13 @@ class ProjectNotFoundError(LookupError):
 
 @attrs.define
 class RegistrationResult:
-    """What happened to one flow: ``status`` is ``registered``, ``skipped`` (metadata unchanged) or ``error``."""
+    """What happened to one flow: ``status`` is ``registered``, ``skipped`` (metadata unchanged) or ``error``.
+
+    ``action`` says the same for scripts: ``new`` (version 1 of a new flow), ``bump`` (a new
+    version of a flow that exists), ``skip`` or ``error``. After a dry run (``dry_run`` True)
+    they say what *would* happen, ``version`` is the version it would get and nothing was
+    written: no storage was built and no request changed the API.
+    """
 
     name: str
     status: str
@@ -44,6 +50,13 @@ class RegistrationResult:
     version: int | None = None
     error: str | None = None
     warnings: list[str] = attrs.field(factory=list)
+    action: str = "error"
+    previous_version: int | None = None
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (``headwater register --json``)."""
+        return attrs.asdict(self)
 
 
 def _ignore_spec(root: Path, extra: Sequence[str]) -> Any:
@@ -326,8 +339,11 @@ class Registration:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def prepare(self, flow: Any, labels: Iterable[str] = ()) -> tuple[dict[str, Any], str, list[str]]:
+    def prepare(self, flow: Any, labels: Iterable[str] = (), build: bool = True) -> tuple[dict[str, Any], str, list[str]]:
         """Give the flow storage, add it, build; returns ``(metadata, hash, warnings)``.
+
+        ``build=False`` (a dry run) only computes the storage location (content-addressed, no
+        I/O) and the metadata: nothing is written.
 
         The default storage of a flow loaded from a file is ``Local(stored_as_script=True)``: the
         file's source is stored and run again at run time (Prefect 1's script semantics), so values
@@ -345,7 +361,8 @@ class Registration:
             flow.storage = Local(stored_as_script=True) if getattr(flow, "_source_path", None) else Local()
         if flow.name not in flow.storage.flows:
             flow.storage.add_flow(flow)
-        flow.storage.build()
+        if build:
+            flow.storage.build()
         serialized = flow.serialize()
         # == flow.serialized_hash(), without serializing the flow a second time
         digest = hashlib.sha256(canonical_json(serialized).encode()).hexdigest()
@@ -365,18 +382,23 @@ class Registration:
         return result.id
 
     def register_many(self, flows: Sequence[tuple[str, Any]], project_name: str, labels: Iterable[str] = (),
-                      force: bool = False, schedule: bool = True) -> list[RegistrationResult]:
-        """Register ``[(source, flow)]``: one request finds the unchanged ones, one request per changed flow."""
+                      force: bool = False, schedule: bool = True, dry_run: bool = False) -> list[RegistrationResult]:
+        """Register ``[(source, flow)]``: one request finds the unchanged ones, one request per changed flow.
+
+        ``dry_run=True`` says what would be registered, bumped or skipped without writing anything:
+        storage is not built, and only read requests reach the API (the hash check, and the
+        latest version of each changed flow).
+        """
         from headwater_cloud_api.client.transport import APIClientError
 
         labels = sorted(set(labels))
         prepared: list[tuple[RegistrationResult, dict[str, Any], str]] = []
         results: list[RegistrationResult] = []
         for source, flow in flows:
-            result = RegistrationResult(name=flow.name, status="error", source=source)
+            result = RegistrationResult(name=flow.name, status="error", source=source, dry_run=dry_run)
             results.append(result)
             try:
-                serialized, digest, warnings = self.prepare(flow, labels)
+                serialized, digest, warnings = self.prepare(flow, labels, build=not dry_run)
             except Exception as exc:
                 result.error = f"building storage or metadata failed: {type(exc).__name__}: {exc}"
                 continue
@@ -398,6 +420,13 @@ class Registration:
         for (result, serialized, digest), check in zip(prepared, checks, strict=True):
             if check["unchanged"] and not force:
                 result.status, result.id, result.version = "skipped", check["id"], check["version"]
+                result.action = "skip"
+                continue
+            if dry_run:
+                try:
+                    self._plan(result, project_name)
+                except APIClientError as exc:
+                    result.error = str(exc)
                 continue
             try:
                 data = self.client.graphql(
@@ -410,4 +439,23 @@ class Registration:
                 continue
             result.id, result.version = data["id"], data["version"]
             result.status = "registered" if data["created"] else "skipped"
+            if not data["created"]:
+                result.action = "skip"
+            else:
+                result.action = "new" if data["version"] == 1 else "bump"
+                result.previous_version = data["version"] - 1 if data["version"] > 1 else None
         return results
+
+    def _plan(self, result: RegistrationResult, project_name: str) -> None:
+        """A dry run's answer for a changed flow: version 1 of a new flow, or the next version (read-only request)."""
+        latest = self.client.graphql(
+            "query($p: String!, $n: String!) { flows(project: $p, name: $n, include_archived: true, "
+            "order_by: \"-version\", limit: 1) { id version } }",
+            {"p": project_name, "n": result.name},
+        )["flows"]
+        result.status = "registered"
+        if latest:
+            result.action, result.previous_version = "bump", latest[0]["version"]
+            result.id, result.version = latest[0]["id"], latest[0]["version"] + 1
+        else:
+            result.action, result.version = "new", 1
