@@ -180,7 +180,8 @@ def test_an_explicit_restart_reopens_a_finished_run_as_a_new_attempt(server: Ser
     data(server, SET_TASK, {"s": [{"flow_run_id": run, "task_slug": "t", "attempt": 3, "state": {"type": "Running"}},
                                   {"flow_run_id": run, "task_slug": "t", "attempt": 3, "state": {"type": "Success"}}]})
     info = data(server, HISTORY, {"id": run})["flow_run"]
-    assert [s["type"] for s in info["task_runs"][0]["states"]] == ["Failed", "Running", "Success"]
+    # the restart (from failed) reset the failed task run to Pending; the new attempt ran it again
+    assert [s["type"] for s in info["task_runs"][0]["states"]] == ["Failed", "Pending", "Running", "Success"]
 
 
 def make_flow_id(server: ServerThread) -> str:
