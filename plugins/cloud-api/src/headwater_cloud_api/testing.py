@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from headwater.testing.processes import AgentProcess, ServerProcess, free_port, stop_process, wait_for
+from headwater.testing import AgentProcess, ServerProcess, free_port, wait_for
 
-__all__ = ["ServerProcess", "AgentProcess", "free_port", "wait_for", "stop_process", "register_flows", "run_state"]
+__all__ = ["ServerProcess", "AgentProcess", "free_port", "wait_for", "register_flows", "run_state"]
 
 
 def register_flows(client: Any, path: Path, project: str = "test") -> dict[str, str]:
