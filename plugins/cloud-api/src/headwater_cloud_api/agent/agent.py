@@ -56,6 +56,8 @@ class ManagedRun:
     handle: Any
     output: Path
     cancel_seen: float | None = None
+    attempt: int | None = None
+    """The attempt this agent claimed: its end-of-run writes and logs are fenced with it."""
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -248,23 +250,45 @@ class Agent:
         code = run.handle.exit_code
         output = _tail(run.output)
         if status["state"] == "Cancelling":
-            self.api.end_run(run.id, "Cancelled", f"The flow-run process exited (status {code}) while the run was being cancelled.", "Cancelled")
+            self._end(run.id, run.attempt, "Cancelled", f"The flow-run process exited (status {code}) while the run was being "
+                      "cancelled.", "Cancelled")
             return
         if status["state"] != "Submitted":  # it was running: a lost run, rescheduled by the server's reaper
-            self.api.log(run.id, f"The flow-run process exited with status {code} while {status['state']}; the server's "
-                         "reaper reschedules the run when its heartbeat lease expires.", "WARNING")
+            self._log_run(run.id, run.attempt, f"The flow-run process exited with status {code} while {status['state']}; the "
+                          "server's reaper reschedules the run when its heartbeat lease expires.", "WARNING")
             return
         message = (f"The flow-run process of flow run {run.id} exited with status {code} before the run started "
                    f"(agent {self.name}).")
         if output:
             message += f" Its last output:\n{output}"
-        self.api.end_run(run.id, "Failed", message, "Failed")
+        self._end(run.id, run.attempt, "Failed", message, "Failed")
+
+    def _end(self, run_id: str, attempt: int | None, state: str, message: str, task_state: str | None = None) -> None:
+        """End the run ``state`` unless it moved on to a newer attempt (rescheduled and claimed again: not ours to end)."""
+        from headwater_cloud_api.client.transport import APIClientError
+
+        try:
+            self.api.end_run(run_id, state, message, task_state, attempt=attempt)
+        except APIClientError as exc:
+            if exc.code != "SUPERSEDED":
+                raise
+            _log.info("Agent %s: flow run %s belongs to a newer attempt than %s; not ending it %s.", self.name, run_id, attempt, state)
+
+    def _log_run(self, run_id: str, attempt: int | None, message: str, level: str = "INFO") -> None:
+        from headwater_cloud_api.client.transport import APIClientError
+
+        try:
+            self.api.log(run_id, message, level, attempt=attempt)
+        except APIClientError as exc:
+            if exc.code != "SUPERSEDED":
+                raise
+            _log.info("Agent %s: flow run %s belongs to a newer attempt than %s; not logging: %s", self.name, run_id, attempt, message)
 
     def _kill(self, run: ManagedRun, already: bool = False) -> None:
         run.environment.kill(run.handle, grace_period=self.kill_grace_period)
         if not already:
-            self.api.end_run(
-                run.id, "Cancelled",
+            self._end(
+                run.id, run.attempt, "Cancelled",
                 f"Agent {self.name} killed the flow-run process: it did not stop within the {self.cancel_grace_period:g} s "
                 "grace period after the cancel request.",
                 "Cancelled",
@@ -317,13 +341,14 @@ class Agent:
             message = (f"Agent {self.name} could not deploy flow run {rid} of flow {flow.get('name')!r} while {stage}: "
                        f"{type(exc).__name__}: {exc}")
             _log.error(message)
-            self.api.end_run(rid, "Failed", message)
+            self._end(rid, run.get("attempt"), "Failed", message)
             return None
-        managed = ManagedRun(rid, environment, handle, output)
+        managed = ManagedRun(rid, environment, handle, output, attempt=run.get("attempt"))
         self.runs[rid] = managed
         self.deployed += 1
         try:
-            self.api.log(rid, f"Agent {self.name} deployed flow run {rid} with {type(environment).__name__} (pid {handle.pid}).")
+            self._log_run(rid, managed.attempt, f"Agent {self.name} deployed flow run {rid} with {type(environment).__name__} "
+                          f"(pid {handle.pid}).")
         except Exception as exc:  # the run is started; a lost deploy log is not worth failing it
             _log.warning("Agent %s: could not log the deploy of %s: %s", self.name, rid, exc)
         return managed

@@ -62,18 +62,25 @@ class AgentResource:
         )["agent_heartbeat"]
         return {r["id"]: r for r in rows}
 
-    def end_run(self, flow_run_id: str, state: str, message: str, task_state: str | None = None) -> dict[str, Any]:
-        """Failed / Cancelled for an unfinished run (and its unfinished task runs when ``task_state`` is given)."""
+    def end_run(self, flow_run_id: str, state: str, message: str, task_state: str | None = None,
+                attempt: int | None = None) -> dict[str, Any]:
+        """Failed / Cancelled for an unfinished run (and its unfinished task runs when ``task_state`` is given).
+
+        ``attempt``: the attempt this agent claimed; if the run has since been rescheduled (another
+        attempt owns it) the API refuses with SUPERSEDED and the run is left alone.
+        """
         return self._gql(
-            "mutation($r: String!, $s: String!, $m: String!, $t: String) { end_flow_run(flow_run_id: $r, state: $s, message: $m, task_state: $t) { state version } }",
-            {"r": flow_run_id, "s": state, "m": message, "t": task_state},
+            "mutation($r: String!, $s: String!, $m: String!, $t: String, $a: Int) { end_flow_run(flow_run_id: $r, state: $s, "
+            "message: $m, task_state: $t, attempt: $a) { state version } }",
+            {"r": flow_run_id, "s": state, "m": message, "t": task_state, "a": attempt},
         )["end_flow_run"]
 
-    def log(self, flow_run_id: str, message: str, level: str = "INFO") -> None:
+    def log(self, flow_run_id: str, message: str, level: str = "INFO", attempt: int | None = None) -> None:
+        """One log record on the run (``attempt``: refused as SUPERSEDED once the run belongs to a newer attempt)."""
         self._gql(
             "mutation($l: [LogInput!]!) { write_logs(logs: $l) }",
             {"l": [{"flow_run_id": flow_run_id, "message": message, "level": level, "name": f"headwater.agent.{self.name}",
-                    "timestamp": datetime.now(UTC).isoformat()}]},
+                    "timestamp": datetime.now(UTC).isoformat(), "attempt": attempt}]},
         )
 
     def unregister(self) -> bool:

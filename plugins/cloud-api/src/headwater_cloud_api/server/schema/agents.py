@@ -90,12 +90,15 @@ class AgentMutation:
         with db(info).write() as s:
             return RunStatusType.of(agent_service.flow_run_heartbeat(s, flow_run_id, _lease(info), attempt))
 
-    @strawberry.mutation(description="End an unfinished run as Failed or Cancelled (with its unfinished task runs) and log why.")
-    def end_flow_run(self, info: Info, flow_run_id: str, state: str, message: str, task_state: str | None = None) -> RunStatusType:
+    @strawberry.mutation(description="End an unfinished run as Failed or Cancelled (with its unfinished task runs) and log why; "
+                                     "with `attempt` (the attempt the caller claimed), a run that has moved on is refused as SUPERSEDED.")
+    def end_flow_run(self, info: Info, flow_run_id: str, state: str, message: str, task_state: str | None = None,
+                     attempt: int | None = None) -> RunStatusType:
         if state not in _END_STATES:
             raise BadInput(f"end_flow_run ends a run as one of {', '.join(_END_STATES)}, not {state!r}.")
         if task_state is not None:
             check_state(task_state)
         with db(info).write() as s:
             level = "ERROR" if state == "Failed" else "INFO"
-            return RunStatusType.of(agent_service.end_flow_run(s, flow_run_id, state, message, task_state, log_level=level))
+            return RunStatusType.of(agent_service.end_flow_run(s, flow_run_id, state, message, task_state, log_level=level,
+                                                               attempt=attempt))

@@ -215,17 +215,25 @@ def flow_run_heartbeat(session: Session, flow_run_id: str, lease: float = DEFAUL
 
 def end_flow_run(session: Session, flow_run_id: str, state: str, message: str, task_state: str | None = None,
                  task_message: str | None = None, only_if: Sequence[str] | None = None, log_level: str = "INFO",
-                 log_name: str = "headwater.agent") -> RunStatus:
+                 log_name: str = "headwater.agent", attempt: int | None = None) -> RunStatus:
     """Move an unfinished run to ``state`` (Failed, Cancelled, Scheduled...), its unfinished task runs to ``task_state``, and log why.
 
     A finished run is left alone (its status is returned). ``only_if`` restricts the states it may leave.
+    ``attempt`` (fencing): the attempt the caller claimed; if the run has moved on to another attempt
+    (rescheduled and claimed again) nothing is written and :class:`~.runs.Superseded` is raised, so a
+    stale agent cannot end a run that another process now owns.
     """
     now = utcnow()
     row = session.execute(
-        select(FlowRun.id, FlowRun.state, FlowRun.version, FlowRun.state_message).where(FlowRun.id == flow_run_id)
+        select(FlowRun.id, FlowRun.state, FlowRun.version, FlowRun.state_message, FlowRun.attempt).where(FlowRun.id == flow_run_id)
     ).first()
     if row is None:
         raise NotFound(f"Flow run {flow_run_id!r} does not exist.")
+    if attempt is not None and attempt != row.attempt:
+        from headwater_cloud_api.server.services.runs import Superseded
+
+        raise Superseded(f"Flow run {flow_run_id} is at attempt {row.attempt}; this caller claimed attempt {attempt}, which was "
+                         f"superseded (the run was rescheduled or restarted). The run was not ended {state}.")
     if row.state in _FINISHED or (only_if is not None and row.state not in only_if):
         return RunStatus(row.id, row.state, row.version, row.state_message)
     values: dict[str, Any] = {"state": state, "state_message": message, "state_timestamp": now, "version": row.version + 1, "updated": now}
