@@ -83,6 +83,11 @@ def test_parent_creates_waits_for_and_reads_a_child_run_through_an_agent(tmp_pat
             assert record["parent_task_run_id"] == created_by["id"]
             assert record["artifacts"] == [{"kind": "markdown", "text": "# 5 rows", "task_slug": "make_data-1"}]
             assert [a["text"] for a in run.artifacts()] == ["total 10"]  # the child's result was read back: 0+1+2+3+4
+            made = api.graphql("query($id: String!) { task_runs(flow_run_id: $id) { task_slug states { serialized } } }",
+                               {"id": child["id"]})["task_runs"]
+            locations = [h["serialized"]["location"] for t in made if t["task_slug"] == "make_data-1"
+                         for h in t["states"] if h["serialized"]]
+            assert locations and locations[-1].startswith(str(tmp_path / "results"))  # read from where the state says
             shown = f"Flow {child['name']!r}: "  # the child's run name: <parent run name>-child
             assert child["name"].endswith("-child")
             assert any(m.startswith(shown) and "making 5 rows" in m for m in logs), logs  # stream_logs
