@@ -152,3 +152,16 @@ def test_the_ui_run_page_links_parent_and_children_and_shows_details_and_artifac
     child_page = httpx.get(f"{base}/ui/flow-runs/{child}", timeout=30).text
     assert f'href="/ui/flow-runs/{run}"' in child_page and "task start-1" in child_page
     assert "d" * 40 in child_page and "org/etl" in child_page
+
+
+def test_flow_runs_filter_by_parent(sqlite_client: Client, run: str) -> None:
+    flow = sqlite_client.flow(name="report", project="P")
+    kids = {flow.create_run(parent_flow_run_id=run, parent_task_slug="t-1", parent_map_index=i).id for i in range(3)}
+    flow.create_run()  # not a child
+    found = sqlite_client.graphql("query($p: String) { flow_runs(parent_flow_run_id: $p) { id parent_map_index } }",
+                                  {"p": run})["flow_runs"]
+    assert {r["id"] for r in found} == kids and sorted(r["parent_map_index"] for r in found) == [0, 1, 2]
+    with pytest.raises(APIClientError, match="Flow run with id 'nope' does not exist"):
+        flow.create_run(parent_flow_run_id="nope", parent_task_slug="t-1")
+    with pytest.raises(APIClientError, match="'parent_task_slug' needs 'parent_flow_run_id'"):
+        flow.create_run(parent_task_slug="t-1")

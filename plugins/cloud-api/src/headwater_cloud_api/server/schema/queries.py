@@ -125,12 +125,14 @@ class Query:
     def flow_runs(self, info: Info, flow_id: str | None = None, flow_name: str | None = None, project: str | None = None,
                   states: list[str] | None = None, scheduled_before: datetime | None = None,
                   scheduled_after: datetime | None = None, limit: int = 100, offset: int = 0,
-                  order_by: str = "-scheduled_start_time") -> list[FlowRunType]:
+                  order_by: str = "-scheduled_start_time", parent_flow_run_id: str | None = None) -> list[FlowRunType]:
         limit, offset = _page(limit, offset)
         with db(info).read() as s:
             q = select(m.FlowRun)
             if flow_id is not None:
                 q = q.where(m.FlowRun.flow_id == flow_id)
+            if parent_flow_run_id is not None:  # flow of flows: the runs a flow run's tasks created
+                q = q.where(m.FlowRun.parent_flow_run_id == parent_flow_run_id)
             if flow_name is not None or project is not None:
                 q = q.join(m.Flow, m.Flow.id == m.FlowRun.flow_id)
                 if flow_name is not None:
