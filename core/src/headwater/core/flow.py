@@ -369,6 +369,25 @@ class Flow:
             self._journal.append(("edge", edge))
         return edge
 
+    def _add_fresh_edge(self, upstream: Task, downstream: Task, key: str | None, mapped: bool = False) -> None:
+        """:meth:`add_edge` for a task a wiring call has just added (``Task._wire(fresh=True)``).
+
+        Nothing is downstream of ``downstream`` yet, so the edge cannot close a cycle; its keys
+        come from binding, so they are valid and distinct: only the inserts remain. Both tasks
+        are in the flow already.
+        """
+        edge = Edge(upstream, downstream, key, mapped)
+        self._edges[edge] = None
+        self._upstream[downstream].append(edge)
+        self._downstream[upstream].append(edge)
+        if key is not None:
+            bound = self._bound_keys.get(downstream)
+            if bound is None:
+                bound = self._bound_keys[downstream] = {}
+            bound[key] = upstream
+        if self._journal is not None:
+            self._journal.append(("edge", edge))
+
     def _set_constant(self, task: Task, key: str, value: Any) -> None:
         """Pass ``value`` to ``task`` as argument ``key`` (undone with the wiring call if it fails)."""
         constants = self.constants.setdefault(task, {})

@@ -49,6 +49,23 @@ class TaskCallError(TypeError, ValueError):
     """
 
 
+_PLAIN_CONSTANTS = frozenset({int, float, str, bool, bytes, type(None), complex})
+"""Argument types that are always constants (never a task, a collection of tasks or a marker)."""
+
+_lazy: dict[str, Any] = {}
+"""Modules that import this one (``headwater.core.flow``, ``headwater.core.collections``), looked up once:
+an import statement in a function costs a microsecond on every call, and flow building calls these per task."""
+
+
+def _flow_module() -> Any:
+    module = _lazy.get("flow")
+    if module is None:
+        from headwater.core import flow as module
+
+        _lazy["flow"] = module
+    return module
+
+
 def _seconds(value: float | int | timedelta | None, what: str, task_name: str) -> float | None:
     if value is None:
         return None
@@ -228,8 +245,9 @@ class Task:
 
     def copy(self, **task_args: Any) -> Task:
         """A shallow copy with ``task_args`` (any constructor option) changed."""
-        self._input_names()  # computed once on the original, shared by every copy
-        self._simple_binding()
+        if "_simple_binding_cache" not in self.__dict__ or "_inputs_cache" not in self.__dict__:
+            self._input_names()  # computed once on the original, shared by every copy
+            self._simple_binding()
         cls = type(self)
         if getattr(cls, "__copy__", None) is None and "__slots__" not in cls.__dict__:
             new = cls.__new__(cls)  # what copy.copy does, without the __reduce_ex__ round trip
@@ -268,9 +286,7 @@ class Task:
         tests; flow-only arguments (``upstream_tasks``, ``mapped``, ``task_args``, ``flow``)
         or task results as arguments need a flow and are an error there.
         """
-        from headwater.core.flow import Flow
-
-        active = flow or Flow._active()
+        active = flow or _flow_module().Flow._active()
         if active is None:
             flow_only = [
                 name
@@ -285,8 +301,8 @@ class Task:
                 )
             bound = self._bind_arguments(args, kwargs)
             return self.run(**bound)
-        new = self.copy(**(task_args or {}))
-        new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=active, **kwargs)
+        new = self.copy(**task_args) if task_args else self.copy()
+        new._wire(active, new._bind_arguments(args, kwargs), mapped, upstream_tasks, fresh=True)
         return new
 
     def _bind_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any], partial: bool = False) -> dict[str, Any]:
@@ -324,19 +340,37 @@ class Task:
         **kwargs: Any,
     ) -> Task:
         """Bind inputs to this task in ``flow`` (the active one by default), adding the edges."""
-        from headwater.core.flow import Flow
-
-        flow = flow or Flow._active()
+        flow = flow or _flow_module().Flow._active()
         if flow is None:
             raise TaskCallError(
                 f"Task {self.name!r}: bind() needs a flow; call it inside `with Flow(...) as flow:` or pass flow=..."
             )
-        arguments = self._bind_arguments(args, kwargs)
-        from headwater.core.flow import _Atomic
+        return self._wire(flow, self._bind_arguments(args, kwargs), mapped, upstream_tasks)
 
-        with _Atomic(flow):  # a bad argument takes out this task and the edges already added
+    def _wire(
+        self, flow: Flow, arguments: dict[str, Any], mapped: bool, upstream_tasks: Iterable[Any] | None,
+        fresh: bool = False,
+    ) -> Task:
+        """Add this task, its argument edges and constants, and its upstream edges to ``flow``, atomically.
+
+        ``fresh``: this task is a copy made by this call and not in any flow yet, so an edge into
+        it cannot close a cycle or repeat, and its argument names were just checked by binding:
+        argument edges skip those checks (the hot path of building a flow).
+        """
+        flow_module = _flow_module()
+        fast_edge = fresh and type(flow).add_edge is flow_module.Flow.add_edge and self not in flow._tasks
+        with flow_module._Atomic(flow):  # a bad argument takes out this task and the edges already added
             flow.add_task(self)
             for key, value in arguments.items():
+                if fast_edge:
+                    if not mapped and type(value) in _PLAIN_CONSTANTS:  # a number, a string ...: a constant
+                        flow._set_constant(self, key, value)
+                        continue
+                    if isinstance(value, Task):
+                        if value not in flow._tasks:
+                            flow.add_task(value)
+                        flow._add_fresh_edge(value, self, key, mapped)
+                        continue
                 is_mapped = mapped
                 flat = False
                 while isinstance(value, (unmapped, flatten, _mapped_marker)):
@@ -375,15 +409,13 @@ class Task:
         **kwargs: Any,
     ) -> Task:
         """Run one copy of this task per item of the (unmapped-aside) arguments; returns the mapped task."""
-        from headwater.core.flow import Flow
-
-        active = flow or Flow._active()
+        active = flow or _flow_module().Flow._active()
         if active is None:
             raise TaskCallError(
                 f"Task {self.name!r}: map() needs a flow; call it inside `with Flow(...) as flow:` or pass flow=..."
             )
-        new = self.copy(**(task_args or {}))
-        new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=active, **kwargs)
+        new = self.copy(**task_args) if task_args else self.copy()
+        new._wire(active, new._bind_arguments(args, kwargs), True, upstream_tasks, fresh=True)
         return new
 
     # --- imperative wiring ----------------------------------------------------------------
@@ -620,10 +652,10 @@ def _contains_task(value: Any, depth: int = 0) -> bool:
 
 def as_task(value: Any, flow: Flow | None = None) -> Task:
     """``value`` as a task: tasks pass through, collections of tasks become collection tasks, others Constants."""
-    from headwater.core.collections import Constant, Dict, List, Set, Tuple
-
     if isinstance(value, Task):
         return value
+    from headwater.core.collections import Constant, Dict, List, Set, Tuple
+
     if isinstance(value, (unmapped, flatten, _mapped_marker)):
         return as_task(value.value, flow=flow)
     if not _contains_task(value):

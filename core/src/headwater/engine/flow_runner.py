@@ -40,6 +40,7 @@ from headwater.states import (
     Resume,
     Retrying,
     Running,
+    Skipped,
     State,
     Success,
     TriggerFailed,
@@ -484,6 +485,10 @@ class FlowRunner:
             self._finish_mapped(task)
             return
         mapped_edges = [e for e in self._upstream[task] if e.mapped]
+        passes = self._every_child_passes(task, shared_states, mapped_edges, mapped_items)
+        keyed_items = [
+            (e.key, mapped_items[e.key or f"<edge {e.upstream_task.slug}>"][0]) for e in mapped_edges if e.key is not None
+        ]
         to_submit: list[tuple[int, dict[str, Any]]] = []
         given = self.given_states.get(task) if self.given_states else None
         kept = given.map_states if isinstance(given, Mapped) and len(given.map_states) == n else None
@@ -494,6 +499,12 @@ class FlowRunner:
                     children[i] = child
                     self._map_pending[task] -= 1
                     continue
+            if passes:  # the default trigger passes for every child: only the inputs are needed
+                inputs = dict(constant_inputs)
+                for key, values in keyed_items:
+                    inputs[key] = values[i]
+                to_submit.append((i, inputs))
+                continue
             child_upstream = dict(shared_states)
             inputs = dict(constant_inputs)
             for edge in mapped_edges:
@@ -512,12 +523,50 @@ class FlowRunner:
             return
         self._submit_children(task, to_submit)
 
+    def _every_child_passes(
+        self, task: Task, shared: Mapping[Any, State], mapped_edges: Sequence[Edge],
+        mapped_items: Mapping[str, tuple[list[Any], list[State] | None]],
+    ) -> bool:
+        """Whether skips and the trigger let every child of a mapped task run, without checking each child.
+
+        True only for the default trigger (``all_successful``) when every state a child would
+        see is successful (and none is Skipped, for tasks that skip on an upstream skip): then
+        each child's own check would pass too, so the per-child upstream maps need not be built.
+        """
+        if task.trigger is not all_successful or task in self._resumed:
+            return False
+        skip = task.skip_on_upstream_skip
+
+        def ok(state: State) -> bool:
+            return state.is_successful() and not (skip and isinstance(state, Skipped))
+
+        if not all(ok(s) for s in shared.values()):
+            return False
+        states = self.task_states
+        for edge in mapped_edges:
+            item_states = mapped_items[edge.key or f"<edge {edge.upstream_task.slug}>"][1]
+            if item_states is None:
+                if not ok(states[edge.upstream_task]):
+                    return False
+            elif not all(ok(s) for s in item_states):
+                return False
+        return True
+
     def _submit_children(self, task: Task, children: list[tuple[int, dict[str, Any]]]) -> None:
         """Submit mapped children, in chunks when the executor asks for them (process pools)."""
         chunksize = self.executor.map_chunksize(len(children)) if children else 1
         if chunksize <= 1:
             for i, inputs in children:
                 self._submit(task, i, inputs, 1)
+            return
+        if self.hooks is None or not getattr(self.hooks, "calls_before_task_run", True):
+            # No plugin looks at each child's context before it runs: every chunk shares the
+            # task's context, and the executor's side gives each child its map_index.
+            ctx, result = self._task_context(task, None, 1, call_hooks=False)
+            for start in range(0, len(children), chunksize):
+                chunk = children[start:start + chunksize]
+                future = self.executor.submit(run_task_batch, task, chunk, result, ctx)
+                self._running[future] = (task, _BATCH, chunk, 1)
             return
         for start in range(0, len(children), chunksize):
             chunk = children[start:start + chunksize]
@@ -536,7 +585,9 @@ class FlowRunner:
         future = self.executor.submit(run_task, task, inputs, ctx, run_count, result, previous)
         self._running[future] = (task, map_index, inputs, run_count)
 
-    def _task_context(self, task: Task, map_index: int | None, run_count: int) -> tuple[dict[str, Any], Any]:
+    def _task_context(
+        self, task: Task, map_index: int | None, run_count: int, call_hooks: bool = True,
+    ) -> tuple[dict[str, Any], Any]:
         """The task run's context and the Result to checkpoint to (None: no checkpoint); calls before_task_run."""
         ctx = self.base_context.copy()
         ctx["task_name"] = task.name
@@ -552,7 +603,7 @@ class FlowRunner:
         if getattr(task, "target", None) is not None and result is None:
             result = _default_target_result()
         checkpoint = task.checkpoint if task.checkpoint is not None else result is not None
-        if self.hooks is not None:
+        if self.hooks is not None and call_hooks:
             self.hooks.before_task_run(task=task, map_index=map_index, context=ctx)
         return ctx, (result if checkpoint else None)
 

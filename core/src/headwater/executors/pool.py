@@ -390,6 +390,24 @@ def _run_batch(key: str, path: str, payload: bytes) -> bytes:
             ctx["task_full_name"] = f"{name}[{index}]"
             ctx.update(item[2])
         states.append(_compact(run_task(task, item[1], ctx, 1, result)))
+    return _dump_states(task, states)
+
+
+def _run_chunk(key: str, path: str, payload: bytes) -> bytes:
+    """Run children that share their task's context (shipped once per worker); ``payload``: ``[(index, inputs)]``."""
+    from headwater.engine.task_runner import run_task_batch
+
+    spec = _WORKER_SPECS.get(key)
+    if spec is None:
+        with open(path, "rb") as fh:
+            spec = _WORKER_SPECS[key] = cloudpickle.loads(fh.read())
+    task, ctx, result = spec
+    states = [_compact(s) for s in run_task_batch(task, cloudpickle.loads(payload), result, ctx)]
+    return _dump_states(task, states)
+
+
+def _dump_states(task: Any, states: list[Any]) -> bytes:
+    """The compact states as bytes; a child whose result cannot be pickled becomes a Failed state naming why."""
     try:
         return cloudpickle.dumps(states)
     except Exception:  # fail only the children whose results cannot travel
@@ -518,6 +536,7 @@ class ProcessExecutor(_PoolExecutor):
         self.start_method = start_method
         self._spec_dir: str | None = None
         self._specs: dict[int, _Spec] = {}
+        self._serial = 0
 
     def _workers(self) -> int:
         return self.max_workers or min(os.cpu_count() or 1, 8)
@@ -538,6 +557,7 @@ class ProcessExecutor(_PoolExecutor):
     def start(self) -> Iterator[Executor]:
         self._spec_dir = tempfile.mkdtemp(prefix="headwater-pool-")
         self._specs = {}
+        self._serial = 0
         uses_server = _mp_context(self.start_method).get_start_method() == "forkserver"
         if uses_server:
             _server_in_use()
@@ -553,7 +573,11 @@ class ProcessExecutor(_PoolExecutor):
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
         pool = self._require_pool()
-        if fn is _run_task_batch() and not kwargs and 2 <= len(args) <= 3 and self._spec_dir is not None:
+        if fn is _run_task_batch() and not kwargs and len(args) == 4 and args[3] is not None \
+                and self._spec_dir is not None:
+            inner = self._submit_chunk(pool, *args)
+            expand = True
+        elif fn is _run_task_batch() and not kwargs and 2 <= len(args) <= 3 and self._spec_dir is not None:
             inner = self._submit_batch(pool, *args)
             expand = True
         else:
@@ -574,18 +598,27 @@ class ProcessExecutor(_PoolExecutor):
         outer.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
         return self._track(outer)
 
-    def _spec(self, task: Any, ctx: dict[str, Any], result: Any) -> _Spec:
+    def _spec(self, task: Any, ctx: dict[str, Any], result: Any, whole: bool = False) -> _Spec:
         """The shipped form of ``task`` for this flow run, written once to the run's spec directory."""
         spec = self._specs.get(id(task))
-        if spec is None or spec.task is not task:
+        if whole or spec is None or spec.task is not task:
             assert self._spec_dir is not None
-            key = str(len(self._specs))
+            key = str(self._serial)
+            self._serial += 1
             path = os.path.join(self._spec_dir, f"{key}.pkl")
-            base = {k: v for k, v in ctx.items() if k not in _PER_CHILD}
+            base = ctx if whole else {k: v for k, v in ctx.items() if k not in _PER_CHILD}
             with open(path, "wb") as fh:
                 fh.write(cloudpickle.dumps((task, base, result)))
             spec = self._specs[id(task)] = _Spec(task, key, path, base, result)
         return spec
+
+    def _submit_chunk(self, pool: cf.Executor, task: Any, items: list[tuple[int, dict[str, Any]]], result: Any,
+                      ctx: dict[str, Any]) -> cf.Future[bytes]:
+        """Children sharing one context (``run_task_batch(task, [(index, inputs)], result, context)``)."""
+        spec = self._specs.get(id(task))
+        if spec is None or spec.task is not task or spec.base is not ctx or spec.result is not result:
+            spec = self._spec(task, ctx, result, whole=True)
+        return pool.submit(_run_chunk, spec.key, spec.path, cloudpickle.dumps(items))
 
     def _submit_batch(self, pool: cf.Executor, task: Any, runs: list[tuple[dict[str, Any], Any]],
                       result: Any = None) -> cf.Future[bytes]:

@@ -578,6 +578,8 @@ class HookFacade:
         for name in ("before_task_run", "after_task_run"):
             if not getattr(pm.hook, name).get_hookimpls():
                 setattr(self, name, _no_task_hook)
+        self.calls_before_task_run = bool(pm.hook.before_task_run.get_hookimpls())
+        """Whether a plugin sees each task run's context before it starts (else mapped chunks share one context)."""
 
     def before_flow_run(self, *, flow: Any, parameters: dict[str, Any], context: dict[str, Any]) -> None:
         self._hook.before_flow_run(flow=flow, parameters=parameters, context=context)
