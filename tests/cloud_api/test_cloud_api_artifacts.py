@@ -165,3 +165,12 @@ def test_flow_runs_filter_by_parent(sqlite_client: Client, run: str) -> None:
         flow.create_run(parent_flow_run_id="nope", parent_task_slug="t-1")
     with pytest.raises(APIClientError, match="'parent_task_slug' needs 'parent_flow_run_id'"):
         flow.create_run(parent_task_slug="t-1")
+
+
+def test_parent_fields_are_checked_before_anything_is_written(sqlite_client: Client, run: str) -> None:
+    flow = sqlite_client.flow(name="report", project="P")
+    with pytest.raises(APIClientError, match="at most 255 characters"):
+        flow.create_run(parent_flow_run_id=run, parent_task_slug="t" * 256)
+    with pytest.raises(APIClientError, match="'parent_map_index' is -1"):
+        flow.create_run(parent_flow_run_id=run, parent_task_slug="t-1", parent_map_index=-2)
+    assert sqlite_client.flow_run(id=run).children() == []

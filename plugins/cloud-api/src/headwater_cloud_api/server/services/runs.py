@@ -217,6 +217,10 @@ def create_flow_run(
         get_flow_run(session, parent_flow_run_id)
     elif parent_task_slug is not None:
         raise BadInput("'parent_task_slug' needs 'parent_flow_run_id' (the flow run the parent task run belongs to).")
+    if parent_task_slug is not None and (len(parent_task_slug) > 255 or "\x00" in parent_task_slug):
+        raise BadInput("'parent_task_slug' is a task slug: at most 255 characters, no NUL.")
+    if parent_map_index is not None and parent_map_index < -1:
+        raise BadInput(f"'parent_map_index' is -1 (not mapped) or a child's index from 0, not {parent_map_index}.")
     if flow.archived:
         raise BadInput(f"Flow {flow.name!r} version {flow.version} is archived; create runs of its latest version (by name and project).")
     if parameters is not None and not isinstance(parameters, dict):
