@@ -496,6 +496,16 @@ def kit_step(previous: int, seconds: float) -> int:
     return previous + 1
 
 
+@_task(name="kit_mark_then_sleep")
+def kit_mark_then_sleep(path: str, seconds: float) -> float:
+    """Append to the file ``path`` (the flow run's cancel request, seen by the engine), then sleep."""
+    import time
+
+    _bump(path)
+    time.sleep(seconds)
+    return seconds
+
+
 class _Records:
     """Log records that reach the ``headwater`` logger of this (the flow-run) process."""
 
@@ -782,6 +792,33 @@ class ExecutorConformance:
         assert "Success" in names and "Cancelled" in names
         assert set(names) <= {"Success", "Cancelled"}
         assert names.count("Success") < 30
+
+    def test_cancel_hands_the_running_futures_to_the_executor_and_none_stays_running(
+        self, executor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from headwater.core.flow import Flow
+
+        marker = tmp_path / "started"
+        with Flow("conformance-executor-cancel-running") as flow:
+            for _ in range(3):
+                kit_mark_then_sleep(str(marker), 1.0)
+        calls: list[list[Any]] = []
+        original = type(executor).cancel
+
+        def spy(self: Any, futures: Any) -> None:
+            calls.append(list(futures))
+            original(self, futures)
+
+        monkeypatch.setattr(type(executor), "cancel", spy)
+        state = flow.run(executor=executor, run_on_schedule=False, cancel=marker.exists)
+        names = [type(s).__name__ for s in state.result.values()]
+        assert len(names) == 3 and set(names) <= {"Success", "Cancelled"}, names
+        assert len(calls) <= 1, "the engine calls Executor.cancel() once per cancelled flow run"
+        if calls:
+            assert calls[0], "Executor.cancel() gets the futures in flight"
+            assert type(state).__name__ == "Cancelled", state
+        else:  # an executor that runs calls inline finished them all before the engine saw the request
+            assert state.is_successful(), state
 
 
 def _unmapped(value: Any) -> Any:
