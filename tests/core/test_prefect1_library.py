@@ -290,6 +290,10 @@ def test_gcs_result_reads_service_account_json_from_the_secret(monkeypatch: pyte
     _secret(monkeypatch, "GCP_KEY", json.dumps({"type": "service_account", "project_id": "p"}))
     options = GCSResult("b", credentials_secret="GCP_KEY", project="p")._storage_options()
     assert options == {"project": "p", "token": {"type": "service_account", "project_id": "p"}}
+    monkeypatch.delenv("HEADWATER__CONTEXT__SECRETS__GCP_CREDENTIALS", raising=False)
+    assert GCSResult("b")._storage_options() == {}  # Google's default credentials
+    _secret(monkeypatch, "GCP_CREDENTIALS", json.dumps({"type": "service_account", "project_id": "default"}))
+    assert GCSResult("b")._storage_options() == {"token": {"type": "service_account", "project_id": "default"}}
     _secret(monkeypatch, "BAD_KEY", "not json")
     with pytest.raises(ValueError, match="not a service account key"):
         GCSResult("b", credentials_secret="BAD_KEY")._storage_options()

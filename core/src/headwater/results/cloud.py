@@ -168,7 +168,8 @@ class GCSResult(_BucketResult):
     - ``location``: the object name template (default ``<flow_name>/<flow_run_id>/<task_slug>[-<map_index>]<ext>``);
     - ``serializer``: any serializer (default: pickle);
     - ``credentials_secret``: the name of a Secret holding a service account's JSON key (a dict or
-      its JSON text); None uses Google's default credentials (``GOOGLE_APPLICATION_CREDENTIALS``, ...);
+      its JSON text); None reads the secret ``GCP_CREDENTIALS`` when it is set (as Prefect 1 does),
+      else Google's default credentials (``GOOGLE_APPLICATION_CREDENTIALS``, ...);
     - ``project``: the Google Cloud project, when the credentials do not name it.
     """
 
@@ -201,17 +202,24 @@ class GCSResult(_BucketResult):
         options: dict[str, Any] = {}
         if self.project:
             options["project"] = self.project
-        if self.credentials_secret:
-            from headwater.secrets import Secret
+        from headwater.secrets import Secret, SecretNotFoundError
 
+        info: Any = None
+        if self.credentials_secret:
             info = Secret(self.credentials_secret).get()
+        else:
+            try:
+                info = Secret("GCP_CREDENTIALS").get()
+            except SecretNotFoundError:
+                info = None  # Google's default credentials
+        if info is not None:
             if isinstance(info, str):
                 try:
                     info = json.loads(info)
                 except ValueError:
                     raise ValueError(
-                        f"GCSResult: the secret {self.credentials_secret!r} is not a service account key "
-                        "(JSON); store the key file's content in it."
+                        f"GCSResult: the secret {self.credentials_secret or 'GCP_CREDENTIALS'!r} is not a service "
+                        "account key (JSON); store the key file's content in it."
                     ) from None
             options["token"] = info
         return options
