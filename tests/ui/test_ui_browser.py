@@ -227,12 +227,14 @@ def test_kv_store_set_edit_delete(demo: Demo, page: Any, shots: Path) -> None:
 
 def test_graphql_explorer_runs_queries_and_shows_the_schema(demo: Demo, page: Any, shots: Path) -> None:
     expect = _expect()
-    page.goto(f"{demo.url}/graphql")
-    expect(page.locator("#gq-docs")).to_contain_text("log_page")
-    page.fill("#gq-query", '{ flows(project: "demo") { name } }')
-    page.click("#gq-run")
-    expect(page.locator("#gq-result")).to_contain_text('"name": "sleepy"')
-    expect(page.locator("#gq-status")).to_contain_text("HTTP 200")
+    from urllib.parse import quote
+
+    page.goto(f"{demo.url}/graphql?query=" + quote('{ flows(project: "demo") { name } }'))  # GraphiQL (test_ui_graphiql.py)
+    page.click(".graphiql-execute-button")
+    expect(page.locator(".graphiql-response")).to_contain_text('"name": "sleepy"')
+    page.get_by_label("Show Documentation Explorer").click()
+    page.locator(".graphiql-doc-explorer a", has_text="Query").first.click()
+    expect(page.locator(".graphiql-doc-explorer")).to_contain_text("log_page")
     screenshot(page, shots, "graphql", full_page=False)
 
 

@@ -387,6 +387,7 @@ class UI:
             Route(f"{PREFIX}/login", self.login, methods=["GET", "POST"]),
             Route(f"{PREFIX}/logout", self.logout, methods=["POST"]),
             Route(f"{PREFIX}/static/states.css", self.states_css, methods=["GET"]),
+            Route(f"{PREFIX}/static/vendor/{{name}}", vendor_asset, methods=["GET"]),
             Mount(f"{PREFIX}/static", app=StaticFiles(directory=str(STATIC)), name="ui-static"),
         ]
 
@@ -487,8 +488,51 @@ def ui_routes(db: Any, auth: bool) -> list[BaseRoute]:
     return UI(db, auth).routes()
 
 
+GRAPHIQL_ASSETS = {
+    "js": "graphiql-3.8.3.min.js", "css": "graphiql-3.8.3.min.css",
+    "react": "react-18.3.1.production.min.js", "react_dom": "react-dom-18.3.1.production.min.js",
+}
+"""The vendored GraphiQL build and the React it runs on (gzipped in ``static/``; versions and licences in static/README.md)."""
+_VENDOR_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_vendor_cache: dict[str, bytes] = {}
+
+
+def _vendor_bytes(name: str) -> bytes | None:
+    """The gzipped bytes of vendored asset ``name`` (read once), or None when it is not one."""
+    if name not in GRAPHIQL_ASSETS.values():
+        return None
+    data = _vendor_cache.get(name)
+    if data is None:
+        path = STATIC / f"{name}.gz"
+        if not path.is_file():
+            return None
+        data = _vendor_cache[name] = path.read_bytes()
+    return data
+
+
+async def vendor_asset(request: Request) -> Response:
+    """A vendored asset, sent gzipped as stored (or unpacked for a client that does not accept gzip); cached for a year."""
+    import gzip
+
+    name = request.path_params["name"]
+    data = _vendor_bytes(name)
+    if data is None:
+        return Response(f"No asset {name!r}.", status_code=404, media_type="text/plain")
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
+    media = _VENDOR_TYPES.get(Path(name).suffix, "application/octet-stream")
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(data, media_type=media, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(gzip.decompress(data), media_type=media, headers=headers)
+
+
 def graphiql_page(request: Request) -> Response:
-    """The GraphQL explorer page for ``GET /graphql`` from a browser (assets served from the wheel, no CDN)."""
+    """GraphiQL for ``GET /graphql`` from a browser, from assets in the wheel (no CDN).
+
+    Without the vendored GraphiQL files (a trimmed install), the UI's own small explorer is served instead.
+    """
     env = templates()
-    body = env.get_template("graphiql.html").render(request=request)
+    if all((STATIC / f"{name}.gz").is_file() for name in GRAPHIQL_ASSETS.values()):
+        body = env.get_template("graphiql.html").render(request=request, assets=GRAPHIQL_ASSETS)
+    else:
+        body = env.get_template("graphiql_lite.html").render(request=request)
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
