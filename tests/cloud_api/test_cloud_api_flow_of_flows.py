@@ -11,6 +11,7 @@ import pytest
 
 from agent_helpers import AgentProcess, ServerProcess, register_flows
 from headwater import states
+from headwater.backend import FlowRunView
 from headwater.client import Client
 from headwater.signals import FAIL, SUCCESS
 from headwater.tasks import flow_runs
@@ -238,3 +239,26 @@ def _to_dict(obj: object) -> dict:
     from headwater.plugins import to_dict
 
     return to_dict(obj)  # type: ignore[no-any-return]
+
+
+def test_a_mapped_tasks_results_are_every_childs(api: Client, tmp_path: Path) -> None:
+    from headwater.backend.flow import FlowView
+    from headwater.backend.task_run import TaskRunView
+    from headwater.engine.results import LocalResult
+
+    result = LocalResult(dir=str(tmp_path))
+    flow = dict(CHILD, name="mapped", tasks=[{"slug": "square-1", "name": "square", "result": _to_dict(result)}])
+    api.graphql("mutation($i: CreateFlowInput!) { create_flow(input: $i) { id } }", {"i": {"serialized": flow, "project_name": "fof"}})
+    assert FlowView.from_flow_name("mapped").project_name == "fof"
+    run = api.flow(name="mapped", project="fof").create_run().id
+    writes = [{"flow_run_id": run, "task_slug": "square-1", "state": {"type": "Mapped"}}]
+    for i in (2, 0, 1):
+        written = result.write(i * i, flow_name="mapped", flow_run_id=run, task_full_name=f"square[{i}]")
+        writes.append({"flow_run_id": run, "task_slug": "square-1", "map_index": i,
+                       "state": {"type": "Success", "serialized": {"location": written.location}}})
+    api.graphql("mutation($s: [TaskRunStateInput!]!) { set_task_run_states(states: $s) { status } }", {"s": writes})
+    api.flow_run(id=run).set_state(states.Success())
+    assert get_task_run_result.run(run, "square-1") == [0, 1, 4]  # map_index=-1: every child, in index order
+    assert get_task_run_result.run(run, "square-1", map_index=2) == 4
+    view = FlowRunView.from_flow_run_id(run).get_task_run("square-1", map_index=1)
+    assert isinstance(view, TaskRunView) and view.get_result() == 1

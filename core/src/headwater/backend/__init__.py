@@ -4,7 +4,8 @@
   :class:`~headwater.backend.kv_store.Box`), ``delete_key``, ``list_keys``;
 * :mod:`headwater.backend.artifacts` — ``create_link_artifact``, ``create_markdown_artifact``, ``update_*``,
   ``delete_artifact``: published by a task run, listed on its flow run;
-* :mod:`headwater.backend.flow_run` — ``FlowView``, ``FlowRunView``, ``TaskRunView``, ``watch_flow_run``.
+* :mod:`headwater.backend.flow_run` — ``FlowView``, ``FlowRunView``, ``TaskRunView``, ``watch_flow_run``
+  (also at Prefect 1's ``backend.flow.FlowView`` and ``backend.task_run.TaskRunView``).
 
 All of them go through ``headwater.Client()``, whose nouns come from ``headwater-cloud-api``;
 without it they raise an ``ImportError`` that says what to install. Names are imported lazily.
@@ -39,12 +40,12 @@ __all__ = [
     "set_key_value", "get_key_value", "delete_key", "list_keys", "Box", "KeyNotFoundError",
     "create_link_artifact", "update_link_artifact", "create_markdown_artifact", "update_markdown_artifact", "delete_artifact",
     "FlowView", "FlowRunView", "TaskRunView", "FlowRunLog", "watch_flow_run",
-    "kv_store", "artifacts", "flow_run",
+    "kv_store", "artifacts", "flow_run", "flow", "task_run",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("kv_store", "artifacts", "flow_run"):
+    if name in ("kv_store", "artifacts", "flow_run", "flow", "task_run"):
         return importlib.import_module(f"headwater.backend.{name}")
     module = _LAZY.get(name)
     if module is None:
