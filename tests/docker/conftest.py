@@ -27,7 +27,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "cloud_api"))  # agent_helpers: server and agent processes
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from docker_helpers import ROOT, Built, Engine  # noqa: E402 - after the path is set
+from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, ROOT, Built, Engine  # noqa: E402 - after the path is set
 
 REGISTRY_PORTS = range(5000, 5020)
 """Ports podman treats as insecure (plain HTTP) registries on 127.0.0.1 (containers.sh)."""
@@ -132,6 +132,50 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
             else:
                 os.environ[key] = value
         shutil.rmtree(work / "registry", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def auth_registry(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second registry on 127.0.0.1 that needs a login: htpasswd auth with a bcrypt entry (``127.0.0.1:PORT``)."""
+    import urllib.error
+    import urllib.request
+
+    import bcrypt
+
+    work = tmp_path_factory.mktemp("auth-registry")
+    htpasswd = work / "htpasswd"
+    hashed = bcrypt.hashpw(REGISTRY_PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
+    htpasswd.write_text(f"{REGISTRY_USER}:{hashed}\n")
+    port = _free_registry_port()
+    config = work / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {work / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: headwater-tests\n"
+        f"auth:\n  htpasswd:\n    realm: headwater-tests\n    path: {htpasswd}\n"
+    )
+    with open(work / "registry.log", "ab") as log:
+        process = subprocess.Popen(  # noqa: S603
+            ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2)  # noqa: S310
+                raise RuntimeError("the registry answered without credentials: its auth is not configured")
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    break
+                raise
+            except (urllib.error.URLError, OSError):
+                assert process.poll() is None, (work / "registry.log").read_text(errors="replace")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the password-protected registry did not come up:\n"
+                                       + (work / "registry.log").read_text(errors="replace")) from None
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop(process)  # its images carry the content label: the engine fixture's clean-up removes them
 
 
 def _cleanup_images(base_url: str, port: int | None, before: set[str]) -> None:

@@ -6,10 +6,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "Engine", "Built"]
+__all__ = ["ROOT", "Engine", "Built", "REGISTRY_USER", "REGISTRY_PASSWORD"]
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository's root."""
+
+REGISTRY_USER = "hw-pusher"
+REGISTRY_PASSWORD = "correct-horse-42"
+"""The one account of the session's password-protected registry (conftest's ``auth_registry``)."""
 
 
 class Engine:

@@ -56,7 +56,28 @@ missing = DockerRun(image=os.environ["E2E_REGISTRY"] + "/e2e/no-such-image:1", l
 with Flow("docker-missing-image", storage=storage, run_config=missing) as missing_image:
     greet("nobody")
 
-for _flow in (greet_flow, sleepy, missing_image):
+
+
+@task
+def chatter():
+    import subprocess
+    import sys
+
+    print("RAW-STDOUT printed outside logging")
+    print("RAW-STDERR written to sys.stderr", file=sys.stderr, flush=True)
+    subprocess.run(["sh", "-c", "echo RAW-CHILD from a child process"], check=True)
+    return 1
+
+
+with Flow("docker-chatter", storage=storage, run_config=run_config) as chatter_flow:
+    chatter()
+
+# PYTHONPATH replaces the image's: the container's python cannot import headwater and dies at once
+broken = DockerRun(env={"PYTHONPATH": "/nonexistent"}, labels=["docker"], host_config={"network_mode": "host"})
+with Flow("docker-dies-at-import", storage=storage, run_config=broken) as dies_at_import:
+    greet("nobody")
+
+for _flow in (greet_flow, sleepy, missing_image, chatter_flow, dies_at_import):
     storage.add_flow(_flow)
 '''
 
@@ -119,9 +140,9 @@ def _containers(engine: Engine, run_id: str) -> list[Any]:
 
 def test_registration_built_checked_and_pushed_the_image(stack: Stack) -> None:
     out = stack.registration
-    assert "3 registered, 0 skipped, 0 errors." in out, out
+    assert "5 registered, 0 skipped, 0 errors." in out, out
     assert re.search(r"\[\d+/\d+\] COPY flows /opt/headwater/flows", out), out
-    assert "checking" in out and "loading 3 flow(s)" in out
+    assert "checking" in out and "loading 5 flow(s)" in out
     assert f"pushing {stack.engine.registry}/e2e/e2e-flows:hw-" in out
 
 
@@ -138,7 +159,7 @@ def test_flow_run_in_a_container_reports_states_and_logs(stack: Stack) -> None:
 def test_unchanged_flows_are_not_rebuilt_on_re_registration(stack: Stack) -> None:
     out = _cli("register", "--project", "test", "--path", "flows.py", cwd=stack.project, api=stack.server.api,
                registry=stack.engine.registry)
-    assert "0 registered, 3 skipped, 0 errors." in out, out
+    assert "0 registered, 5 skipped, 0 errors." in out, out
     assert "is already in the registry" in out or "is up to date" in out, out
     assert "COPY flows" not in out
 
@@ -174,3 +195,35 @@ def test_an_image_that_does_not_exist_fails_the_run_with_the_pull_error(stack: S
     assert _states(stack.api, run.id) == ["Scheduled", "Submitted", "Failed"]
     messages = "\n".join(_messages(stack.api, run.id))
     assert f"Could not pull image {stack.engine.registry}/e2e/no-such-image:1" in messages, messages
+
+
+def _logs(api: Client, run_id: str) -> list[dict[str, Any]]:
+    return list(api.flow_run(id=run_id).logs())
+
+
+def test_output_outside_logging_reaches_the_run_logs_once(stack: Stack) -> None:
+    from headwater_docker.logs import RECORD_LINE
+
+    run = stack.run("docker-chatter")
+    assert run.wait(180).name == "Success", _messages(stack.api, run.id)
+    logs = _logs(stack.api, run.id)
+    by_message = {r["message"]: r for r in logs}
+    assert by_message["RAW-STDOUT printed outside logging"]["name"] == "headwater.docker.container.stdout"
+    assert by_message["RAW-STDOUT printed outside logging"]["level"] == "INFO"
+    assert by_message["RAW-STDERR written to sys.stderr"]["name"] == "headwater.docker.container.stderr"
+    assert by_message["RAW-STDERR written to sys.stderr"]["level"] == "WARNING"
+    assert "RAW-CHILD from a child process" in by_message
+    forwarded = [r["message"] for r in logs if r["name"].startswith("headwater.docker.container")]
+    assert not [m for m in forwarded if RECORD_LINE.match(m)], forwarded  # the runner's own records came once, from it
+    assert sorted(forwarded) == sorted(["RAW-STDOUT printed outside logging", "RAW-STDERR written to sys.stderr",
+                                        "RAW-CHILD from a child process"]), forwarded
+
+
+def test_a_container_that_dies_at_import_shows_its_output_in_the_logs_and_the_failed_message(stack: Stack) -> None:
+    run = stack.run("docker-dies-at-import")
+    state = run.wait(120)
+    assert state.name == "Failed", _messages(stack.api, run.id)
+    assert _states(stack.api, run.id) == ["Scheduled", "Submitted", "Failed"]
+    assert "No module named" in state.message and "headwater" in state.message, state.message
+    crash = [r for r in _logs(stack.api, run.id) if r["name"] == "headwater.docker.container.stderr"]
+    assert any("No module named" in r["message"] and "headwater" in r["message"] for r in crash), crash

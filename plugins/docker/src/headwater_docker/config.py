@@ -25,6 +25,12 @@ class DockerSection:
     - ``timeout``: seconds an engine API call may take (builds and pushes stream, so they are not cut).
     - ``wheel_cache``: where wheels of the host's editable distributions are cached between builds
       (empty: ``<headwater home>/docker/wheels``).
+    - ``registry_username`` / ``registry_password_secret``: credentials for pushing and pulling
+      flow images: a username and the *name* of the secret holding the password (resolved where
+      the push or pull happens: the registering machine, the agent). Without them the engine
+      client's ``docker login`` credentials (``~/.docker/config.json``) are used.
+    - ``registry``: the registry host those credentials are for (empty: the host of the Docker
+      storage's ``registry_url``); they are never sent to another registry.
     """
 
     base_url: str | None = None
@@ -33,6 +39,9 @@ class DockerSection:
     keep_containers: bool = False
     timeout: float = 120.0
     wheel_cache: str | None = None
+    registry_username: str | None = None
+    registry_password_secret: str | None = None
+    registry: str | None = None
 
 
 def docker_settings() -> DockerSection:

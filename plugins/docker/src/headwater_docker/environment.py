@@ -16,7 +16,11 @@ The container:
 * carries labels naming the run (``io.headwater.flow-run-id`` ...), ``host_config`` (the Docker
   SDK's ``create_host_config`` arguments: ``network_mode``, ``binds``, ``mem_limit`` ...) and ``ports``;
 * has its stdout and stderr followed into the run context's ``stdout`` (the agent's per-run log
-  file, whose tail the agent reports when a run fails before it started) or this process's stdout;
+  file, whose tail the agent reports when a run fails before it started) or this process's stdout,
+  and, in an agent, into the flow run's logs in the API: every line that is not one of headwater's
+  own log records (the runner in the container sends those itself), batched by
+  :class:`headwater_docker.logs.LogForwarder`, so prints, child processes' output and a crash
+  before headwater started (an ImportError in the image, a segfault, an OOM kill) are in the run's logs;
 * is removed once finished and its status read, unless ``keep_container`` (or ``[docker] keep_containers``).
 
 ``kill`` stops the container (SIGTERM, SIGKILL after the grace period); ``status`` reads the
@@ -31,7 +35,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -89,6 +93,10 @@ class _Follower:
     finalized: bool = False
     starting: threading.Thread | None = None
     error: str | None = None
+    forwarder: Any = None
+    """A :class:`headwater_docker.logs.LogForwarder` when the run has an API (inside an agent)."""
+    noted_exit: bool = False
+    sink_lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
 @attrs.define
@@ -145,7 +153,17 @@ class DockerRun(Environment):
     def setup(self, storage: Any) -> None:
         """Nothing to prepare ahead: the image is pulled per run, so each run reports its own pull error."""
 
-    def ensure_image(self, client: Any, image: str) -> None:
+    def credentials_for(self, image: str, storage: Any = None) -> Any:
+        """The registry credentials for pulling ``image`` (``[docker]``'s for the storage's registry, else ``docker login``'s)."""
+        from headwater_docker.auth import RegistryAuthError, credentials_for, registry_of
+
+        registry_url = getattr(storage, "registry_url", None)
+        try:
+            return credentials_for(registry_of(image), registry_of(f"{registry_url}/x") if registry_url else None)
+        except RegistryAuthError as exc:
+            raise DockerRunError(f"Cannot pull image {image}: {exc}") from None
+
+    def ensure_image(self, client: Any, image: str, credentials: Any = None) -> None:
         """Pull ``image`` according to ``pull``; :class:`DockerRunError` with the engine's message when that fails."""
         from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
@@ -159,9 +177,19 @@ class DockerRun(Environment):
                                          "pulling it; build or pull it first.") from None
         repository, tag = _split_tag(image)
         try:
-            client.images.pull(repository, tag=tag)
+            message = _pull(client, repository, tag, credentials.auth_config() if credentials else None)
+            if message is None:
+                return
         except (APIError, DockerException) as exc:
             message = getattr(exc, "explanation", None) or str(exc)
+        if message:
+            low = message.lower()
+            if "unauthorized" in low or "authentication required" in low or "denied" in low or "401" in low:
+                from headwater_docker.auth import registry_of
+                from headwater_docker.storage import auth_fix
+
+                raise DockerRunError(f"Could not pull image {image}: {message}. Fix: "
+                                     + auth_fix(registry_of(image), credentials, "pull from")) from None
             raise DockerRunError(
                 f"Could not pull image {image}: {message}. Check the image name and tag, that the registry is reachable "
                 "from the engine (and marked insecure if it is plain HTTP), and that you are logged in to it."
@@ -218,18 +246,22 @@ class DockerRun(Environment):
             if run_context.get("flow_run_id") is not None:
                 labels[RUN_LABEL] = str(run_context["flow_run_id"])
             needs_pull = self.pull == "always" or not _has_image(client, image)
+            credentials = self.credentials_for(image, storage) if needs_pull else None
         except BaseException:
             client.close()
             raise
         follower = _Follower(client=client)
         self._open_sink(follower, run_context)
+        follower.forwarder = _forwarder(run_context)
         handle = RunHandle(environment="DockerRun", process=follower)
-        spec = (image, command, env, labels)
+        spec = (image, command, env, labels, credentials)
         if not needs_pull:
             try:
                 self._start(follower, handle, *spec)
             except BaseException:
                 self._close_sink(follower)
+                if follower.forwarder is not None:
+                    follower.forwarder.close()
                 client.close()
                 raise
             return handle
@@ -241,18 +273,20 @@ class DockerRun(Environment):
                 follower.error = str(exc)
                 self._note(follower, f"[headwater] {exc}")
                 self._close_sink(follower)
+                if follower.forwarder is not None:
+                    follower.forwarder.close()
 
         follower.starting = threading.Thread(target=start_in_background, name="docker-start", daemon=True)
         follower.starting.start()
         return handle
 
     def _start(self, follower: _Follower, handle: RunHandle, image: str, command: list[str], env: dict[str, str],
-               labels: dict[str, str]) -> None:
+               labels: dict[str, str], credentials: Any = None) -> None:
         """Pull (per ``pull``), create and start the container; fills ``handle.id`` and ``handle.pid``."""
         from docker.errors import APIError, DockerException
 
         client = follower.client
-        self.ensure_image(client, image)
+        self.ensure_image(client, image, credentials)
         if handle.status == "cancelled":  # killed while pulling
             return
         try:
@@ -325,36 +359,85 @@ class DockerRun(Environment):
             pass
 
     def _follow(self, follower: _Follower, cid: str) -> None:
-        """Copy the container's output into the run's output in a daemon thread."""
-        if follower.sink is None:
+        """Copy the container's stdout and stderr into the run's output and, in an agent, the run's API logs.
+
+        A daemon thread with its own engine connection follows the container's log (both streams
+        in their order, with timestamps): every frame goes to the sink as it came (without the
+        engine's timestamp); the lines that are not headwater's own log records go to the API
+        through the run's :class:`~headwater_docker.logs.LogForwarder` (stdout as INFO, stderr
+        as WARNING), which batches them in its own thread. When the log ends, the engine's reason
+        for a non-zero exit (OOM kill, a start error) is noted too, then the forwarder is flushed.
+        """
+        if follower.sink is None and follower.forwarder is None:
             return
-        sink = follower.sink
 
         def copy() -> None:
             from headwater_docker.client import docker_client
+            from headwater_docker.logs import OutputFilter
 
+            filters = {"stdout": OutputFilter(), "stderr": OutputFilter()}
+            levels = {"stdout": "INFO", "stderr": "WARNING"}
+            forwarder = follower.forwarder
+            api = None
             try:
                 api = docker_client(self.base_url, timeout=3600).api  # its own connection: not thread-shared
-                try:
-                    for chunk in api.logs(cid, stream=True, follow=True, stdout=True, stderr=True):
-                        sink.write(chunk)
-                        sink.flush()
-                finally:
-                    api.close()
+                for stream, frame in _log_frames(api, cid):
+                    self._to_sink(follower, _without_timestamp(frame))
+                    if forwarder is not None:
+                        for stamp, line in filters[stream].feed(frame):
+                            forwarder.put(stamp, line, levels[stream], stream)
+                if forwarder is not None:
+                    crashed = _exit_code(api, cid) != 0
+                    for stream, output in filters.items():
+                        for stamp, line in output.close(crashed=crashed):
+                            forwarder.put(stamp, line, levels[stream], stream)
+                self._note_exit(follower, cid)
             except Exception as exc:  # noqa: BLE001 - the container may be gone; the run's status says what happened
-                try:
-                    sink.write(f"[headwater] stopped following container {cid[:12]}: {exc}\n".encode())
-                except (OSError, ValueError):
-                    pass
+                self._to_sink(follower, f"[headwater] stopped following container {cid[:12]}: {exc}\n".encode())
             finally:
-                if follower.close_sink:
-                    try:
-                        sink.close()
-                    except OSError:
-                        pass
+                if api is not None:
+                    api.close()
+                if forwarder is not None:
+                    forwarder.close()
+                if follower.close_sink and follower.sink is not None:
+                    with follower.sink_lock:
+                        try:
+                            follower.sink.close()
+                        except OSError:
+                            pass
 
         follower.thread = threading.Thread(target=copy, name=f"docker-logs-{cid[:12]}", daemon=True)
         follower.thread.start()
+
+    def _to_sink(self, follower: _Follower, data: bytes) -> None:
+        if follower.sink is None or not data:
+            return
+        with follower.sink_lock:
+            try:
+                follower.sink.write(data)
+                follower.sink.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _note_exit(self, follower: _Follower, cid: str) -> None:
+        """The engine's reason for a failed exit (OOM kill, a runtime error) in the output and the API logs."""
+        from docker.errors import DockerException
+
+        try:
+            state = follower.client.api.inspect_container(cid).get("State") or {}
+        except (DockerException, OSError):
+            return
+        error = state.get("Error")
+        if not (error or state.get("OOMKilled")):
+            return
+        follower.noted_exit = True
+        line = (f"[headwater] container {cid[:12]} exited with status {state.get('ExitCode')}: "
+                + str(error or "killed: out of memory (OOMKilled); raise its memory limit (host_config mem_limit)"))
+        self._to_sink(follower, (line + "\n").encode())
+        if follower.forwarder is not None:
+            from datetime import UTC, datetime
+
+            follower.forwarder.put(datetime.now(UTC).isoformat(), line, "ERROR", "engine")
 
     def _follower(self, handle: RunHandle) -> _Follower:
         follower = handle.process
@@ -402,9 +485,9 @@ class DockerRun(Environment):
             return
         follower.finalized = True
         if follower.thread is not None:
-            follower.thread.join(timeout=10)
+            follower.thread.join(timeout=20)  # its output and API lines first: the agent reports the tail next
         error = (state or {}).get("Error")
-        if state is not None and (error or state.get("OOMKilled")):
+        if state is not None and not follower.noted_exit and (error or state.get("OOMKilled")):
             self._note(follower, f"[headwater] container {str(handle.id)[:12]} exited with status {handle.exit_code}: "
                        + str(error or "killed: out of memory (OOMKilled)"))
         if state is not None and not self._keep():
@@ -440,6 +523,91 @@ class DockerRun(Environment):
         deadline = time.monotonic() + max(5.0, grace_period) + 10
         while self.status(handle) == "cancelled" and handle.exit_code is None and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def _forwarder(run_context: Mapping[str, Any]) -> Any:
+    """A LogForwarder to the run's API logs when the run context names the run and the API (an agent's run)."""
+    flow_run_id = run_context.get("flow_run_id")
+    env = env_converter(run_context.get("env"))
+    api = env.get("HEADWATER__CLOUD__API")
+    if not flow_run_id or not api:
+        return None
+    from headwater_docker.logs import LogForwarder
+
+    api_key = env.get("HEADWATER__CLOUD__API_KEY") or ""
+    attempt = env.get("HEADWATER_FLOW_RUN_ATTEMPT", "")
+
+    def client() -> Any:
+        from headwater import Client
+
+        return Client(api=api, api_key=api_key)
+
+    return LogForwarder(client, str(flow_run_id), int(attempt) if attempt.isdigit() else None)
+
+
+def _log_frames(api: Any, cid: str) -> Iterator[tuple[str, bytes]]:
+    """``("stdout" | "stderr", frame)`` of the container's log, followed, with timestamps, in the engine's order.
+
+    The SDK's ``logs(stream=True)`` drops which stream a frame came from; this reads the same
+    multiplexed response (8-byte frame headers) the way the SDK does and keeps it.
+    """
+    import struct
+
+    try:
+        response = api._get(api._url("/containers/{0}/logs", cid), stream=True,
+                            params={"stdout": 1, "stderr": 1, "timestamps": 1, "follow": 1, "tail": "all"})
+        api._raise_for_status(response)
+        api._disable_socket_timeout(api._get_raw_response_socket(response))
+    except AttributeError:  # another SDK: the public call, every frame counted as stdout
+        for frame in api.logs(cid, stream=True, follow=True, stdout=True, stderr=True, timestamps=True):
+            yield "stdout", frame
+        return
+    try:
+        while True:
+            header = response.raw.read(8)
+            if len(header) < 8:
+                return
+            stream, length = struct.unpack(">BxxxL", header)
+            if not length:
+                continue
+            data = response.raw.read(length)
+            if not data:
+                return
+            yield ("stderr" if stream == 2 else "stdout"), data
+    finally:
+        response.close()
+
+
+def _without_timestamp(frame: bytes) -> bytes:
+    """A log frame without the engine's leading RFC 3339 timestamp (``logs(timestamps=True)``)."""
+    head, sep, rest = frame.partition(b" ")
+    return rest if sep and head[:4].isdigit() and b"T" in head else frame
+
+
+def _exit_code(api: Any, cid: str) -> int | None:
+    """The container's exit code once it stopped (None when the engine cannot tell within a few seconds)."""
+    try:
+        return int(api.wait(cid, timeout=5).get("StatusCode"))
+    except Exception:  # noqa: BLE001 - gone, or still running: unknown
+        return None
+
+
+def _pull(client: Any, repository: str, tag: str | None, auth_config: dict[str, str] | None) -> str | None:
+    """Pull ``repository:tag``; the engine's error message (its stream's error, not the SDK's "No such image"), or None."""
+    from docker.errors import ImageNotFound, NotFound
+
+    error = None
+    for chunk in client.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
+        if isinstance(chunk, dict) and (chunk.get("error") or chunk.get("errorDetail")):
+            error = str((chunk.get("errorDetail") or {}).get("message") or chunk.get("error"))
+    if error:
+        return error
+    reference = f"{repository}@{tag}" if tag and tag.startswith("sha256:") else f"{repository}:{tag or 'latest'}"
+    try:
+        client.images.get(reference)
+    except (ImageNotFound, NotFound):
+        return f"the engine reported no error but has no image {reference} after the pull"
+    return None
 
 
 def _has_image(client: Any, image: str) -> bool:

@@ -328,7 +328,7 @@ class Docker(Storage):
         try:
             existing = _local_image(client, ref)
             if existing is not None and existing.labels.get(CONTENT_LABEL) == content:
-                if not self.registry_url or _registry_has(repository, tag):
+                if not self.registry_url or _registry_has(repository, tag, self.credentials):
                     self._say(f"Docker storage: image {ref} is up to date (content {content}); nothing to build or push.")
                     self.image_tag = tag
                     return
@@ -336,7 +336,7 @@ class Docker(Storage):
                 self._push(client, repository, tag)
                 self.image_tag = tag
                 return
-            if existing is None and self.registry_url and user_tag is None and _registry_has(repository, tag):
+            if existing is None and self.registry_url and user_tag is None and _registry_has(repository, tag, self.credentials):
                 self._say(f"Docker storage: image {ref} is already in the registry (content {content}); nothing to build.")
                 self.image_tag = tag
                 return
@@ -368,7 +368,7 @@ class Docker(Storage):
         labels = ((info or {}).get("Config") or {}).get("Labels") or {}
         if labels.get(CONTENT_LABEL) != content:
             return False
-        return not self.registry_url or _registry_has(repository, tag)
+        return not self.registry_url or _registry_has(repository, tag, self.credentials)
 
     # --- the build context ----------------------------------------------------------------------------
 
@@ -599,24 +599,36 @@ class Docker(Storage):
                 plugins.append(dist.metadata["Name"])
         return plugins
 
+    def credentials(self, repository: str | None = None) -> Any:
+        """The registry credentials for ``repository`` (default: this storage's), or None (see :mod:`headwater_docker.auth`)."""
+        from headwater_docker.auth import RegistryAuthError, credentials_for, registry_of
+
+        try:
+            return credentials_for(registry_of(repository or self.repository),
+                                   registry_of(self.registry_url + "/x") if self.registry_url else None)
+        except RegistryAuthError as exc:
+            raise DockerBuildError("reading the registry credentials", str(exc)) from None
+
     def _push(self, client: Any, repository: str, tag: str) -> None:
         from docker.errors import APIError, DockerException
 
         ref = f"{repository}:{tag}"
-        self._say(f"Docker storage: pushing {ref}...")
+        credentials = self.credentials(repository)
+        self._say(f"Docker storage: pushing {ref}" + (f" as {credentials.username!r}" if credentials else "") + "...")
         layers: set[str] = set()
+        kwargs: dict[str, Any] = {"auth_config": credentials.auth_config()} if credentials else {}
         try:
-            for chunk in client.api.push(repository, tag=tag, stream=True, decode=True):
+            for chunk in client.api.push(repository, tag=tag, stream=True, decode=True, **kwargs):
                 if "error" in chunk or "errorDetail" in chunk:
                     message = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
-                    raise DockerBuildError(f"pushing {ref}", _push_hint(str(message), repository))
+                    raise DockerBuildError(f"pushing {ref}", _push_hint(str(message), repository, credentials))
                 if chunk.get("id") and chunk.get("status") in ("Pushed", "Layer already exists"):
                     layers.add(str(chunk["id"]))
                     self._say(f"    {chunk['status']}: {chunk['id']}")
         except APIError as exc:
-            raise DockerBuildError(f"pushing {ref}", _push_hint(exc.explanation or str(exc), repository)) from None
+            raise DockerBuildError(f"pushing {ref}", _push_hint(exc.explanation or str(exc), repository, credentials)) from None
         except DockerException as exc:
-            raise DockerBuildError(f"pushing {ref}", _push_hint(str(exc), repository)) from None
+            raise DockerBuildError(f"pushing {ref}", _push_hint(str(exc), repository, credentials)) from None
 
     # --- loading ------------------------------------------------------------------------------------
 
@@ -644,7 +656,8 @@ class Docker(Storage):
         try:
             if _local_image(client, ref) is None:
                 repository, _, tag = ref.rpartition(":")
-                client.images.pull(repository, tag=tag)
+                credentials = self.credentials(ref)
+                client.images.pull(repository, tag=tag, auth_config=credentials.auth_config() if credentials else None)
             container = client.containers.create(ref, command=["true"], network_mode="none")
             try:
                 stream, _ = container.get_archive(location)
@@ -710,10 +723,14 @@ def _local_image(client: Any, ref: str) -> Any:
         return None
 
 
-def _registry_has(repository: str, tag: str) -> bool:
-    """True when the registry answers that it has ``repository:tag`` (HTTPS, then HTTP for loopback)."""
+def _registry_has(repository: str, tag: str, credentials: Callable[[], Any] | None = None) -> bool:
+    """True when the registry answers that it has ``repository:tag`` (HTTPS, then HTTP for loopback).
+
+    A registry that asks for credentials gets them from ``credentials()`` (Basic or a Bearer token).
+    """
     import urllib.error
-    import urllib.request
+
+    from headwater_docker.auth import registry_request
 
     host, path = _split_registry(repository)
     if host is None:
@@ -726,16 +743,12 @@ def _registry_has(repository: str, tag: str) -> bool:
         "application/vnd.oci.image.index.v1+json",
     ])
     for scheme in schemes:
-        request = urllib.request.Request(f"{scheme}://{host}/v2/{path}/manifests/{tag}", method="HEAD",
-                                         headers={"Accept": accept})
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - a registry URL
-                return bool(response.status == 200)
-        except urllib.error.HTTPError as exc:
-            if exc.code in (404, 401, 403):
-                return False
+            status = registry_request(f"{scheme}://{host}/v2/{path}/manifests/{tag}", credentials or (lambda: None),
+                                      headers={"Accept": accept})
         except (urllib.error.URLError, OSError, ValueError):
             continue
+        return status == 200
     return False
 
 
@@ -749,7 +762,7 @@ def _build_hint(message: str, base_image: str | None, last: list[str]) -> str:
     return f"{message}\nFix the Dockerfile step above (extra_dockerfile_commands, dockerfile, files) and build again.{tail}"
 
 
-def _push_hint(message: str, repository: str) -> str:
+def _push_hint(message: str, repository: str, credentials: Any = None) -> str:
     host, _ = _split_registry(repository)
     low = message.lower()
     if "http response to https" in low or "x509" in low or "tls" in low:
@@ -757,8 +770,18 @@ def _push_hint(message: str, repository: str) -> str:
                f"daemon.json; podman: `insecure = true` for {host} in /etc/containers/registries.conf.d/).")
     elif "connection refused" in low or "no such host" in low or "dial tcp" in low or "timeout" in low:
         fix = f"nothing answers at {host}: start the registry or correct registry_url."
-    elif "unauthorized" in low or "denied" in low or "authentication" in low:
-        fix = f"log in to {host} (`docker login {host}` / `podman login {host}`) with push rights."
+    elif "unauthorized" in low or "denied" in low or "authentication" in low or "401" in low:
+        fix = auth_fix(host, credentials, "push to")
     else:
         fix = f"check that {host} is a Docker registry you may push to, and registry_url."
     return f"{message}\nFix: {fix}"
+
+
+def auth_fix(host: str | None, credentials: Any, action: str) -> str:
+    """What to do when ``host`` refused (or asked for) credentials, naming the ones that were used."""
+    if credentials is None:
+        return (f"the registry {host} needs credentials and none were found: log in with `docker login {host}` "
+                "(the engine client's ~/.docker/config.json) or set [docker] registry_username and "
+                "registry_password_secret (the name of a secret holding the password).")
+    return (f"the registry {host} refused {credentials.source}: check the username and password (for a secret: its "
+            f"value where this runs), and that the user may {action} this repository.")
