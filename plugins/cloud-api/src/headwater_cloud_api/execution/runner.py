@@ -28,6 +28,7 @@ nothing more is written, and the process exits with status 1.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -254,7 +255,7 @@ class Outbox:
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="headwater-outbox", daemon=True)
         self._write_prefix = uuid.uuid4().hex[:20]
-        self._write_seq = 0
+        self._write_seq = itertools.count(1)
         self.sent_states = 0
         self.sent_logs = 0
         self.requests = 0
@@ -273,25 +274,25 @@ class Outbox:
             return
         if message is not None:
             message = self.redact(str(message)[:10000])
-        with self._lock:
-            self._write_seq += 1
-            item = {"task_slug": task_slug, "map_index": -1 if map_index is None else map_index, "type": state,
-                    "message": message, "write_id": f"{self._write_prefix}-{self._write_seq}"}
-            if serialized is not None:
-                item["serialized"] = serialized
-            self._states.append(item)
-            if len(self._states) >= self.batch_size:
-                self._wake.set()
+        item = {"task_slug": task_slug, "map_index": -1 if map_index is None else map_index, "type": state,
+                "message": message, "write_id": f"{self._write_prefix}-{next(self._write_seq)}"}
+        if serialized is not None:
+            item["serialized"] = serialized
+        # no lock on this hot path: list.append and next(count) are atomic, and the sender only removes from the front
+        queue = self._states
+        queue.append(item)
+        if len(queue) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
 
     def log(self, level: str, name: str, message: str, created: float) -> None:
         item = {"level": level, "name": name, "message": truncate_log(self.redact(message) or ""), "timestamp": _iso(created)}
         if self.lost.is_set():  # the API refuses this attempt's logs: they go to stderr (the agent's per-run file)
             self._print_superseded(item)
             return
-        with self._lock:
-            self._logs.append(item)
-            if len(self._logs) >= self.batch_size:
-                self._wake.set()
+        queue = self._logs
+        queue.append(item)
+        if len(queue) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
 
     def pending(self) -> int:
         with self._lock:
