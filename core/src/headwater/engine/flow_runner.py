@@ -124,6 +124,9 @@ def _add_expanded(into: dict[Any, State], edge: Edge, state: State) -> None:
 class FlowRunner:
     """Runs one flow run. ``run()`` returns the flow's final state."""
 
+    _inline = False
+    """On the plain LocalExecutor, task runs are called directly (set per run by the tick loop)."""
+
     def __init__(
         self,
         flow: Flow,
@@ -287,6 +290,7 @@ class FlowRunner:
         self._resumed: set[Task] = set()
         executor = self.executor
         local = isinstance(executor, LocalExecutor)
+        self._inline = type(executor) is LocalExecutor  # run_task called here, without a future in between
         while self._ready or self._running or self._delayed:
             if _is_cancel_requested(self.cancel) and not self._cancelled:
                 self._set_flow_state(Cancelling("Cancel requested: running tasks finish, pending ones are cancelled."))
@@ -294,6 +298,8 @@ class FlowRunner:
             ready = self._ready
             while ready and not self._cancelled:
                 self._start(ready.popleft())
+                if self._inline and self.cancel is not None and _is_cancel_requested(self.cancel):
+                    break  # inline runs finish as they start: look at the request before the next one
             if self._running:
                 if local:
                     done = list(self._running)
@@ -582,6 +588,13 @@ class FlowRunner:
         self, task: Task, map_index: int | None, inputs: dict[str, Any], run_count: int, previous: State | None = None
     ) -> None:
         ctx, result = self._task_context(task, map_index, run_count)
+        if self._inline:  # what LocalExecutor.submit and _complete do, without the DoneFuture
+            try:
+                state = run_task(task, inputs, ctx, run_count, result, previous)
+            except Exception as exc:  # the task runner catches task errors; this is the executor's safety net
+                state = Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)
+            self._completed(task, map_index, inputs, run_count, state)
+            return
         future = self.executor.submit(run_task, task, inputs, ctx, run_count, result, previous)
         self._running[future] = (task, map_index, inputs, run_count)
 
