@@ -1,0 +1,119 @@
+"""Restart and resume in the API (GraphQL, on SQLite and PostgreSQL): which task runs a restart resets, the Paused
+state machine, resume_flow_run / resume_task_run, and the scheduler resuming pauses whose timeout passed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from headwater.client import Client
+from headwater_cloud_api.server.run import ServerThread
+from headwater_cloud_api.server.services.scheduler import resume_due_pauses
+
+FLOW = {"name": "etl", "tasks": [{"slug": "a", "name": "a"}, {"slug": "b", "name": "b"}, {"slug": "m", "name": "m"}],
+        "edges": [], "parameters": [], "run_config": {"type": "LocalRun", "labels": []}, "schedule": None, "storage": None}
+SET_FLOW = "mutation($s: [FlowRunStateInput!]!) { set_flow_run_states(states: $s) { status version state } }"
+SET_TASK = "mutation($s: [TaskRunStateInput!]!) { set_task_run_states(states: $s) { id status version state } }"
+TASKS = "query($id: String!) { task_runs(flow_run_id: $id) { id task_slug map_index state { type } states { type } } }"
+
+
+@pytest.fixture
+def api(clean_server: ServerThread) -> Any:
+    with Client(api=clean_server.api, api_key="") as client:
+        client.project(name="P").create()
+        flow_id = client.graphql("mutation($s: JSON!) { create_flow(input: {serialized: $s, project_name: \"P\"}) { id } }",
+                                 {"s": FLOW})["create_flow"]["id"]
+        client.flow_id = flow_id  # type: ignore[attr-defined]
+        yield client
+
+
+def _run(api: Any, flow_state: str, tasks: dict[tuple[str, int], str], serialized: dict[tuple[str, int], Any] | None = None) -> str:
+    run_id = api.graphql("mutation($f: String!) { create_flow_run(input: {flow_id: $f}) { id } }", {"f": api.flow_id})["create_flow_run"]["id"]
+    api.graphql(SET_FLOW, {"s": [{"flow_run_id": run_id, "state": {"type": "Running"}}]})
+    writes = [{"flow_run_id": run_id, "task_slug": slug, "map_index": index,
+               "state": {"type": state, "serialized": (serialized or {}).get((slug, index))}}
+              for (slug, index), state in tasks.items()]
+    api.graphql(SET_TASK, {"s": writes})
+    api.graphql(SET_FLOW, {"s": [{"flow_run_id": run_id, "state": {"type": flow_state}}]})
+    return str(run_id)
+
+
+def _states(api: Any, run_id: str) -> dict[str, str]:
+    rows = api.graphql(TASKS, {"id": run_id})["task_runs"]
+    return {f"{t['task_slug']}{'' if t['map_index'] < 0 else '[' + str(t['map_index']) + ']'}": t["state"]["type"] for t in rows}
+
+
+def _error(call: Any) -> Any:
+    from headwater_cloud_api.client.transport import APIClientError
+
+    with pytest.raises(APIClientError) as info:
+        call()
+    return info.value
+
+
+def test_restart_from_failed_resets_only_what_did_not_succeed(api: Any) -> None:
+    run_id = _run(api, "Failed", {("a", -1): "Success", ("m", -1): "Mapped", ("m", 0): "Success", ("m", 1): "Failed",
+                                  ("b", -1): "TriggerFailed"})
+    state = api.flow_run(id=run_id).restart()
+    assert state.name == "Scheduled"
+    assert _states(api, run_id) == {"a": "Success", "m": "Mapped", "m[0]": "Success", "m[1]": "Pending", "b": "Pending"}
+    info = api.flow_run(id=run_id).query("attempt state { message }")
+    assert info["attempt"] == 1 and "2 task run(s) run again" in info["state"]["message"]
+
+
+def test_restart_all_resets_every_task_run(api: Any) -> None:
+    run_id = _run(api, "Success", {("a", -1): "Success", ("b", -1): "Success"})
+    api.flow_run(id=run_id).restart(from_failed=False)
+    assert set(_states(api, run_id).values()) == {"Pending"}
+    history = [s["type"] for s in api.graphql(TASKS, {"id": run_id})["task_runs"][0]["states"]]
+    assert history == ["Success", "Pending"]  # the history keeps what happened
+
+
+def test_resume_sets_paused_task_runs_to_resume_and_schedules_the_paused_flow_run(api: Any) -> None:
+    run_id = _run(api, "Paused", {("a", -1): "Success", ("b", -1): "Paused", ("m", 0): "Paused"})
+    ids = {t["task_slug"] + str(t["map_index"]): t["id"] for t in api.graphql(TASKS, {"id": run_id})["task_runs"]}
+    result = api.graphql("mutation($id: String!) { resume_task_run(id: $id) { status state } }", {"id": ids["m0"]})
+    assert result["resume_task_run"] == {"status": "SUCCESS", "state": "Scheduled"}
+    assert _states(api, run_id) == {"a": "Success", "b": "Paused", "m[0]": "Resume"}
+    assert api.flow_run(id=run_id).query("attempt")["attempt"] == 1
+    assert "Resumed 1 paused task run(s) (m[0])" in api.flow_run(id=run_id).query("state { message }")["state"]["message"]
+    err = _error(lambda: api.flow_run(id=run_id).resume([ids["a-1"]]))
+    assert err.code == "INVALID_TRANSITION" and "a is Success" in str(err)  # only paused task runs are resumed
+    assert _error(lambda: api.flow_run(id=run_id).resume(["no-such-task-run"])).code == "NOT_FOUND"
+
+
+def test_a_paused_run_is_resumed_cancelled_or_failed_never_run_directly(api: Any) -> None:
+    run_id = _run(api, "Paused", {("a", -1): "Paused"})
+    err = _error(lambda: api.graphql(SET_FLOW, {"s": [{"flow_run_id": run_id, "state": {"type": "Running"}}]}))
+    assert err.code == "INVALID_TRANSITION" and "resume_flow_run" in str(err)
+    err = _error(lambda: api.graphql(SET_TASK, {"s": [{"flow_run_id": run_id, "task_slug": "a", "state": {"type": "Success"}}]}))
+    assert err.code == "INVALID_TRANSITION" and "resume_task_run" in str(err)
+    assert _error(lambda: api.flow_run(id=run_id).restart()).code == "INVALID_TRANSITION"  # not finished: resume it
+    assert api.flow_run(id=run_id).cancel().name == "Cancelled"
+    err = _error(lambda: api.flow_run(id=run_id).resume())
+    assert err.code == "INVALID_TRANSITION" and "finished state" in str(err)
+
+
+def test_resume_without_paused_task_runs_says_so(api: Any) -> None:
+    run_id = _run(api, "Paused", {("a", -1): "Success"})
+    err = _error(lambda: api.flow_run(id=run_id).resume())
+    assert err.code == "BAD_INPUT" and "no paused task run" in str(err)
+
+
+def test_a_resume_while_the_run_still_runs_leaves_the_flow_run_to_its_runner(api: Any) -> None:
+    run_id = _run(api, "Running", {("a", -1): "Paused", ("b", -1): "Running"})
+    assert api.flow_run(id=run_id).resume().name == "Running"
+    assert _states(api, run_id)["a"] == "Resume"
+
+
+def test_the_scheduler_resumes_pauses_whose_timeout_passed(api: Any, clean_server: ServerThread) -> None:
+    due, later = time.time() - 1, time.time() + 3600
+    run_id = _run(api, "Paused", {("a", -1): "Paused", ("b", -1): "Paused", ("m", -1): "Paused"},
+                  {("a", -1): {"start_time": due}, ("b", -1): {"start_time": later}})
+    db = clean_server.app.state.db
+    assert resume_due_pauses(db) == [(run_id, 1)]
+    assert _states(api, run_id) == {"a": "Resume", "b": "Paused", "m": "Paused"}  # b's time has not come; m waits for a person
+    assert api.flow_run(id=run_id).state.name == "Scheduled"
+    assert resume_due_pauses(db) == []  # nothing more is due (and the run is no longer Paused)
