@@ -11,7 +11,8 @@ from typing import Any
 
 from headwater import context, task
 
-__all__ = ["bump", "retry_or_sleep", "pid_then_sleep", "nap", "big_len", "make_lock", "take", "shout", "whoami"]
+__all__ = ["bump", "retry_or_sleep", "pid_then_sleep", "nap", "big_len", "make_lock", "take", "shout", "whoami",
+           "plus_one", "blob_of", "sleep_then"]
 
 
 def bump(path: Path) -> int:
@@ -80,3 +81,18 @@ def shout(word: str) -> str:
 @task
 def whoami(i: int = 0) -> int:
     return os.getpid()
+
+
+@task
+def plus_one(x: int) -> int:
+    return x + 1
+
+
+@task
+def blob_of(size: int) -> bytes:
+    return b"x" * size
+
+
+def sleep_then(value: Any, seconds: float) -> Any:
+    time.sleep(seconds)
+    return value

@@ -12,17 +12,22 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import attrs
+import cloudpickle
 
 from headwater.plugins import FIRST_COMPLETED, Executor, import_string
-from headwater_dask._cancel import cancelling_cancels
+from headwater_dask import _scheduler
+from headwater_dask._scheduler import drop_topic
 from headwater_dask.worker import (
+    PUSH_LIMIT,
     UnpicklableArgumentError,
     describe_unpicklable,
+    dumps_blob,
     dumps_call,
     loads_outcome,
     replay_records,
@@ -40,7 +45,12 @@ DEFAULT_CLUSTER_CLASS = "distributed.LocalCluster"
 SCATTER_THRESHOLD = 100_000
 """A value passed to more than one task run whose pickle is larger than this many bytes is scattered once."""
 
+CLIENT_SEND_INTERVAL = 0.002
+"""Seconds the client batches messages to the scheduler for (Dask's default is 10 ms; see ``_tune_client``)."""
+
 _SMALL = (int, float, bool, complex, type(None))
+
+cloudpickle.register_pickle_by_value(_scheduler)  # run_on_scheduler sends drop_topic by value
 
 
 class DaskConnectionError(ConnectionError):
@@ -220,8 +230,7 @@ class DaskExecutor(Executor):
         else:
             logger.info("Dask executor on %s (no dashboard)", where)
         try:
-            with cancelling_cancels(run.cancel):
-                yield self
+            yield self
         finally:
             self._run = None
             run.close()
@@ -274,9 +283,26 @@ class DaskExecutor(Executor):
             raise RuntimeError("DaskExecutor.wait() called outside `with executor.start():`.")
         return self._run.wait(futures, timeout, return_when)
 
-    def cancel(self) -> int:
-        """Cancel every call still running on the cluster; their task runs end Cancelled. Returns how many."""
-        return self._run.cancel() if self._run is not None else 0
+    def completed(self, pending: Collection[Any], timeout: float | None = None) -> list[Any]:
+        """The futures that finished since the last call, from the run's completion queue.
+
+        Each Dask future reports its completion to the queue (from the client's event loop), so
+        this costs what finished, not what is in flight, and returns as soon as one finishes.
+        """
+        if self._run is None:
+            raise RuntimeError("DaskExecutor.completed() called outside `with executor.start():`.")
+        return self._run.completed(pending, timeout)
+
+    def cancel(self, futures: Collection[Any] | None = None) -> None:
+        """Cancel ``futures`` (default: every call of the run) on the cluster; their task runs end Cancelled.
+
+        The engine calls this once when the flow run is cancelled, with the calls in flight.
+        Calls not sent yet are never sent; the others are cancelled with
+        ``client.cancel(force=True)`` (a call already running finishes on its worker, since a
+        Python thread cannot be killed, and its result is dropped).
+        """
+        if self._run is not None:
+            self._run.cancel(futures)
 
     def __repr__(self) -> str:
         where = f"address={self.address!r}" if self.address else f"cluster_class={self.cluster_class or DEFAULT_CLUSTER_CLASS!r}"
@@ -286,16 +312,18 @@ class DaskExecutor(Executor):
 class DaskTaskFuture:
     """A submitted call: ``done()``, and ``result()`` (the task run's state, its worker logs re-emitted once).
 
-    Calls reach the cluster in batches (when the engine next waits), and the results of the
-    futures that are done are fetched in one ``gather`` per wait, not one round trip each.
+    Calls reach the cluster in batches (when the engine next waits). A finished call's outcome
+    comes back with its completion when it is small (the worker pushes it to this flow run's
+    event topic), or with one ``gather`` per step for all the large ones.
     """
 
-    __slots__ = ("_future", "_run", "_value", "_error", "_resolved", "_raw", "key", "name", "__weakref__")
+    __slots__ = ("_future", "_run", "_value", "_error", "_resolved", "_raw", "_queued", "key", "name", "__weakref__")
 
     def __init__(self, run: _DaskRun | None, key: str, name: str) -> None:
         self._future: Any = None
         self._run = run
         self._resolved = False
+        self._queued = False
         self._raw: bytes | None = None
         self._value: Any = None
         self._error: BaseException | None = None
@@ -320,13 +348,21 @@ class DaskTaskFuture:
         return self._future
 
     def done(self) -> bool:
-        if self._resolved or self._raw is not None:
+        if self._resolved or self._raw is not None or self._queued:
             return True
         run = self._run
         if run is not None and self.key in run.cancelled_keys:
             return True
         future = self._future
         return future is not None and future.done()
+
+    def cancel(self) -> bool:
+        """Cancel this call on the cluster (its task run ends Cancelled); ``False`` once it finished."""
+        run = self._run
+        if run is None or self._resolved or self._raw is not None:
+            return False
+        run.cancel([self])
+        return True
 
     def result(self, timeout: float | None = None) -> Any:
         if not self._resolved:
@@ -380,8 +416,17 @@ def _call_name(fn: Any, args: tuple[Any, ...]) -> str:
     return getattr(fn, "__name__", "call")
 
 
+def _is_task(value: Any) -> bool:
+    return hasattr(value, "run") and hasattr(value, "name") and hasattr(value, "slug")
+
+
 class _DaskRun:
-    """The state of one flow run on Dask: the client, the calls in flight, the values scattered."""
+    """The state of one flow run on Dask: the client, the calls in flight, the completion queue, shared values.
+
+    Threads: the engine's thread submits, flushes and takes completions; the client's event
+    loop thread reports completions (``_on_done``) and pushed outcomes (``_on_event``). Both
+    meet under ``cond``.
+    """
 
     def __init__(self, executor: DaskExecutor, client: Any) -> None:
         self.executor = executor
@@ -392,11 +437,26 @@ class _DaskRun:
         self.cond = threading.Condition()
         self.queue: list[tuple[DaskTaskFuture, bytes, dict[str, Any] | None]] = []
         self.in_flight: dict[str, DaskTaskFuture] = {}
+        self.finished: deque[DaskTaskFuture] = deque()
+        """Futures done since the engine last took them (completion order)."""
+        self.release: list[Any] = []
+        """Dask futures whose outcome is here: dropped with the next graph update (one message for both)."""
         self.cancelled_keys: set[str] = set()
         self.closed = False
         # id(value) -> [value, times seen, shared key or "" (small) or None (undecided)]
         self.seen: dict[int, list[Any]] = {}
         self.shared: dict[str, Any] = {}  # key -> distributed.Future of a scattered value
+        self.blobs: dict[int, tuple[Any, str, bytes]] = {}
+        """id(task) -> (task, blob key, its pickle): each task object is pickled once per flow run."""
+        self.topic: str | None = None
+        if PUSH_LIMIT > 0:
+            topic = f"headwater-dask-{self.run_id}"
+            try:
+                client.subscribe_topic(topic, self._on_event)
+                self.topic = topic
+            except Exception:  # pragma: no cover - a client without events: outcomes are gathered
+                logger.debug("Dask client cannot subscribe to events; outcomes are gathered", exc_info=True)
+        _tune_client(client)
 
     # --- submit -----------------------------------------------------------------------------------
 
@@ -432,75 +492,173 @@ class _DaskRun:
         logger.debug("Scattered a %s of %d bytes once as %s (shared by several task runs).", type(value).__name__, size, key)
         return key
 
+    def _blob_for(self, task: Any) -> dict[int, tuple[str, bytes]]:
+        """The task object pickled once per flow run (payloads carry these bytes, workers unpickle them once)."""
+        entry = self.blobs.get(id(task))
+        if entry is None:
+            data = dumps_blob(task)
+            entry = self.blobs[id(task)] = (task, f"{self.run_id}-{len(self.blobs)}", data)
+        return {id(task): (entry[1], entry[2])}
+
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> DaskTaskFuture:
         name = _call_name(fn, args)
         values: list[Any] = list(kwargs.values())
-        for arg in args:
+        for arg in args[1:] if args and _is_task(args[0]) else args:
             if isinstance(arg, dict):
                 values.extend(arg.values())
+            elif isinstance(arg, list):  # run_task_batch: [(inputs, context), ...]
+                for item in arg:
+                    if isinstance(item, tuple):
+                        for part in item:
+                            values.extend(part.values() if isinstance(part, dict) else (part,))
             else:
                 values.append(arg)
         shared_ids = self._shared_for(values)
         try:
-            payload = dumps_call(fn, args, kwargs, self.level, shared_ids)
+            blobs = self._blob_for(args[0]) if args and _is_task(args[0]) else None
+            payload = dumps_call(fn, args, kwargs, self.level, shared_ids, blobs)
         except Exception as exc:
+            self.blobs.pop(id(args[0]), None) if args else None
             message = describe_unpicklable(fn, args, kwargs, exc)
             if args and hasattr(args[0], "run"):
                 from headwater.states import Failed
 
-                return DaskTaskFuture.finished(Failed(message, UnpicklableArgumentError(message)), name)
-            return DaskTaskFuture.failed(UnpicklableArgumentError(message), name)
+                future = DaskTaskFuture.finished(Failed(message, UnpicklableArgumentError(message)), name)
+            else:
+                future = DaskTaskFuture.failed(UnpicklableArgumentError(message), name)
+            with self.cond:
+                self._mark(future)
+            return future
         shared = {key: self.shared[key] for key in set(shared_ids.values())} if shared_ids else None
         wrapped = DaskTaskFuture(self, f"{name}-{self.run_id}-{next(self.counter)}", name)
         self.queue.append((wrapped, payload, shared))
         return wrapped
 
     def flush(self) -> None:
-        """Send the calls queued since the last wait, one graph update per group of calls."""
+        """Send the calls queued since the last step, one graph update per group of calls.
+
+        Finished futures are released just before, so their release travels in the same
+        message batch as the graph update (the client batches what it sends the scheduler).
+        """
+        release, self.release = self.release, []
+        del release
         if not self.queue:
             return
         queue, self.queue = self.queue, []
         groups: dict[tuple[str, ...], list[tuple[DaskTaskFuture, bytes, dict[str, Any] | None]]] = {}
         for item in queue:
             groups.setdefault(tuple(sorted(item[2])) if item[2] else (), []).append(item)
-        sent: list[Any] = []
+        extra: dict[str, Any] = {"topic": self.topic} if self.topic else {}
         for group_key, items in groups.items():
             keys = [w.key for w, _, _ in items]
             payloads = [p for _, p, _ in items]
+            with self.cond:
+                cancelled = [w for w, _, _ in items if w.key in self.cancelled_keys]
+            if cancelled:  # cancelled before they were sent: never sent
+                items = [it for it in items if it[0].key not in self.cancelled_keys]
+                if not items:
+                    continue
+                keys = [w.key for w, _, _ in items]
+                payloads = [p for _, p, _ in items]
+            with self.cond:  # known before the first completion can arrive
+                for wrapped, _, _ in items:
+                    self.in_flight[wrapped.key] = wrapped
             if group_key:
-                shared = items[0][2]
-                futures = self.client.map(run_payload, payloads, [shared] * len(items), key=keys, pure=False)
+                futures = self.client.map(run_payload, payloads, shared=items[0][2], key=keys, pure=False, **extra)
             else:
-                futures = self.client.map(run_payload, payloads, key=keys, pure=False)
+                futures = self.client.map(run_payload, payloads, key=keys, pure=False, **extra)
             with self.cond:
                 for (wrapped, _, _), future in zip(items, futures, strict=True):
-                    wrapped._future = future
-                    self.in_flight[wrapped.key] = wrapped
-            sent.extend(futures)
-        self._watch(sent)
+                    if wrapped._raw is not None and wrapped._queued and wrapped.key not in self.in_flight:
+                        self.release.append(future)  # its outcome was pushed and taken already
+                    else:
+                        wrapped._future = future
+            self._watch(keys, futures)
 
-    def _watch(self, futures: list[Any]) -> None:
-        """Wake ``wait()`` as each future finishes: one hop to the client's event loop per batch."""
+    def _watch(self, keys: list[str], futures: list[Any]) -> None:
+        """Queue each future as it finishes: one hop to the client's event loop per batch."""
         try:
             states = [f._state for f in futures]
             states[0].wait  # noqa: B018 - the attribute this relies on
         except (AttributeError, IndexError):  # another distributed: one callback per future
-            for f in futures:
-                f.add_done_callback(self._on_done)
+            for key, f in zip(keys, futures, strict=True):
+                f.add_done_callback(lambda _, key=key: self._on_done(key))
             return
         import asyncio
 
         def watch() -> None:
-            for state in states:
-                asyncio.ensure_future(state.wait()).add_done_callback(self._on_done)
+            for key, state in zip(keys, states, strict=True):
+                asyncio.ensure_future(state.wait()).add_done_callback(lambda _, key=key: self._on_done(key))
 
         self.client.loop.add_callback(watch)
 
-    def _on_done(self, _: Any) -> None:
-        with self.cond:
+    def _mark(self, wrapped: DaskTaskFuture) -> None:
+        """Put ``wrapped`` on the completion queue once (call under ``cond``)."""
+        if not wrapped._queued:
+            wrapped._queued = True
+            self.finished.append(wrapped)
             self.cond.notify_all()
 
-    # --- wait ---------------------------------------------------------------------------------------
+    def _on_done(self, key: str) -> None:
+        with self.cond:
+            wrapped = self.in_flight.get(key)
+            if wrapped is not None:
+                self._mark(wrapped)
+
+    def _on_event(self, event: Any) -> None:
+        """An outcome pushed by a worker (small outcomes): the call is done, no gather needed."""
+        try:
+            _, msg = event
+            key, data = msg["k"], msg["d"]
+        except (TypeError, ValueError, KeyError):
+            return
+        with self.cond:
+            wrapped = self.in_flight.get(key)
+            if wrapped is not None and wrapped._raw is None and not wrapped._resolved and key not in self.cancelled_keys:
+                wrapped._raw = bytes(data)
+                self._mark(wrapped)
+
+    # --- completed and wait ---------------------------------------------------------------------------
+
+    def completed(self, pending: Collection[Any], timeout: float | None) -> list[Any]:
+        import time
+
+        self.flush()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            while not self.finished and not self.closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self.cond.wait(remaining)
+            taken = list(self.finished)
+            self.finished.clear()
+            for f in taken:
+                self.in_flight.pop(f.key, None)
+        done = [f for f in taken if f in pending]
+        self._take(done)
+        return done
+
+    def _take(self, done: Iterable[Any]) -> None:
+        """Fetch the outcomes not pushed (one ``gather``), and queue the finished Dask futures for release."""
+        fetch: list[DaskTaskFuture] = []
+        for f in done:
+            if not isinstance(f, DaskTaskFuture) or f._future is None:
+                continue
+            if f._raw is not None:
+                self.release.append(f._future)
+                f._future = None
+            elif f._future.status == "finished":
+                fetch.append(f)
+        if fetch:
+            try:
+                datas = self.client.gather([f._future for f in fetch], errors="raise")
+            except Exception:  # e.g. a result lost with its worker: each future resolves (or reports) on its own
+                return
+            for f, data in zip(fetch, datas, strict=True):
+                f._raw = data
+                self.release.append(f._future)
+                f._future = None
 
     def wait(self, futures: Iterable[Any], timeout: float | None, return_when: str) -> tuple[set[Any], set[Any]]:
         futures = list(futures)
@@ -520,42 +678,38 @@ class _DaskRun:
                 if remaining is not None and remaining <= 0:
                     break
                 self.cond.wait(remaining)
-            fetch = []
             for f in done:
                 if isinstance(f, DaskTaskFuture):
                     self.in_flight.pop(f.key, None)
-                    if f._future is not None and f._raw is None and f._future.status == "finished":
-                        fetch.append(f)
-        if fetch:
-            self._fetch(fetch)
+        self._take(done)
         return done, not_done
-
-    def _fetch(self, finished: list[DaskTaskFuture]) -> None:
-        """The results of finished futures in one round trip (``gather``); errors are left to ``result()``."""
-        try:
-            datas = self.client.gather([f._future for f in finished], errors="raise")
-        except Exception:  # e.g. a result lost with its worker: each future resolves (or reports) on its own
-            return
-        for f, data in zip(finished, datas, strict=True):
-            f._raw = data
-            f._future = None
 
     # --- cancel and close -------------------------------------------------------------------------
 
-    def cancel(self) -> int:
-        """Cancel the calls in flight and the queued ones; their task runs end Cancelled."""
+    def cancel(self, futures: Collection[Any] | None = None) -> int:
+        """Cancel ``futures`` (or every call of the run): queued ones are never sent, sent ones are cancelled."""
         with self.cond:
-            queued, self.queue = self.queue, []
-            pending = [w for w in self.in_flight.values() if w._future is not None and not w._future.done()]
-            self.cancelled_keys.update(w.key for w in pending)
-            self.cancelled_keys.update(w.key for w, _, _ in queued)
-        if pending:
-            self.client.cancel([w._future for w in pending if w._future is not None], force=True)
-        if pending or queued:
-            logger.info("Cancelled %d task run(s) on Dask.", len(pending) + len(queued))
-        with self.cond:
-            self.cond.notify_all()
-        return len(pending) + len(queued)
+            if futures is None:
+                targets = [w for w, _, _ in self.queue] + list(self.in_flight.values())
+            else:
+                targets = [f for f in futures if isinstance(f, DaskTaskFuture)]
+            targets = [w for w in targets if w._run is self and not w._resolved and w._raw is None
+                       and not (w._future is not None and w._future.done() and w._future.status == "finished")]
+            self.cancelled_keys.update(w.key for w in targets)
+            queued = {w.key for w, _, _ in self.queue}
+            self.queue = [item for item in self.queue if item[0].key not in self.cancelled_keys]
+            sent = [w._future for w in targets if w._future is not None]
+            for w in targets:
+                self._mark(w)
+        if sent:
+            try:
+                self.client.cancel(sent, force=True)
+            except Exception:  # pragma: no cover - the scheduler is gone: the run ends anyway
+                logger.debug("Could not cancel Dask futures", exc_info=True)
+        if targets:
+            logger.info("Cancelled %d task run(s) on Dask (%d not sent yet).", len(targets),
+                        sum(1 for w in targets if w.key in queued))
+        return len(targets)
 
     def close(self) -> None:
         with self.cond:
@@ -569,7 +723,35 @@ class _DaskRun:
                 self.client.cancel(list(self.shared.values()), force=True)
         except Exception:  # pragma: no cover - the client is being closed anyway
             logger.debug("Could not cancel leftover Dask futures", exc_info=True)
+        if self.topic is not None:
+            _forget_topic(self.client, self.topic)
         self.queue.clear()
         self.in_flight.clear()
+        self.finished.clear()
+        self.release.clear()
         self.seen.clear()
         self.shared.clear()
+        self.blobs.clear()
+
+
+def _tune_client(client: Any) -> None:
+    """Let the client send the scheduler what it batched every CLIENT_SEND_INTERVAL instead of Dask's 10 ms.
+
+    The engine submits the next calls as soon as earlier ones finish, so with 10 ms every step of
+    a chain waited for the client's batch timer (``Client.scheduler_comm`` is a ``BatchedSend``).
+    """
+    comm = getattr(client, "scheduler_comm", None)
+    if comm is not None and isinstance(getattr(comm, "interval", None), (int, float)):
+        comm.interval = min(comm.interval, CLIENT_SEND_INTERVAL)
+
+
+def _forget_topic(client: Any, topic: str) -> None:
+    """Unsubscribe from the run's event topic and drop the events the scheduler keeps for it."""
+    try:
+        client.unsubscribe_topic(topic)
+    except Exception:  # pragma: no cover - already gone
+        pass
+    try:
+        client.run_on_scheduler(drop_topic, topic=topic)
+    except Exception:  # the scheduler keeps at most distributed.admin.low-level-log-length small events
+        logger.debug("Could not drop Dask event topic %s", topic, exc_info=True)

@@ -16,14 +16,13 @@ import multiprocessing
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import attrs
 
 from headwater.plugins import FIRST_COMPLETED, Executor
-from headwater_dask._cancel import cancelling_cancels
 from headwater_dask.worker import (
     UnpicklableArgumentError,
     describe_unpicklable,
@@ -94,8 +93,7 @@ class LocalDaskExecutor(Executor):
             self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         self._state = _LocalRun(self)
         try:
-            with cancelling_cancels(self._state.cancel):
-                yield self
+            yield self
         finally:
             state, self._state = self._state, None
             state.close()
@@ -118,9 +116,15 @@ class LocalDaskExecutor(Executor):
         done, not_done = cf.wait(futures, timeout=timeout, return_when=return_when)
         return set(done), set(not_done)
 
-    def cancel(self) -> int:
-        """Calls not started yet end Cancelled (running calls finish: threads cannot be killed). Returns how many."""
-        return self._state.cancel() if self._state is not None else 0
+    def cancel(self, futures: Collection[Any] | None = None) -> None:
+        """The engine calls this once when the flow run is cancelled: calls not started yet end Cancelled.
+
+        dask's local schedulers cannot stop a call that runs (a thread or a pool process
+        finishes it), so those task runs finish with their own state; every call of the run
+        that has not started is skipped, whichever graph it is in.
+        """
+        if self._state is not None:
+            self._state.cancel()
 
     def __repr__(self) -> str:
         return f"<LocalDaskExecutor(scheduler={self.scheduler!r}, num_workers={self.num_workers})>"

@@ -1,13 +1,10 @@
-"""The plugin's hooks (only): the executors of headwater-dask, registered lazily (no dask import here),
-and the flow-run hooks that let a cancelled flow run cancel its Dask work (see ``headwater_dask._cancel``)."""
+"""The plugin's hooks (only): the executors of headwater-dask, registered lazily (no dask import here)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from headwater.plugins import Registrar, hookimpl
 
-__all__ = ["register_executors", "before_flow_run", "after_flow_run"]
+__all__ = ["register_executors"]
 
 HEADWATER_PLUGIN_API = 1
 
@@ -16,17 +13,3 @@ HEADWATER_PLUGIN_API = 1
 def register_executors(register: Registrar) -> None:
     register("headwater_dask.executor:DaskExecutor", "DaskExecutor")
     register("headwater_dask.local:LocalDaskExecutor", "LocalDaskExecutor")
-
-
-@hookimpl
-def before_flow_run(flow: Any, parameters: dict[str, Any], context: dict[str, Any]) -> None:
-    from headwater_dask._cancel import attach
-
-    attach(flow)
-
-
-@hookimpl
-def after_flow_run(flow: Any, state: Any) -> None:
-    from headwater_dask._cancel import detach
-
-    detach(flow)

@@ -21,6 +21,7 @@ import logging
 import pickle
 import threading
 import traceback
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ import cloudpickle
 __all__ = [
     "run_payload",
     "dumps_call",
+    "dumps_blob",
+    "PUSH_LIMIT",
     "loads_outcome",
     "replay_records",
     "UnpicklableArgumentError",
@@ -37,6 +40,9 @@ __all__ = [
 ]
 
 PROTOCOL = 5
+PUSH_LIMIT = 16 * 1024
+"""Outcomes (a task run's state and logs, pickled) up to this many bytes are pushed from the worker with the
+call's completion; larger ones are fetched with ``gather``. 0 turns pushing off."""
 
 _sink: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("headwater_dask_logs", default=None)
 _install_lock = threading.Lock()
@@ -95,37 +101,88 @@ def _install_capture(level: int) -> None:
 
 
 class _SharedPickler(cloudpickle.Pickler):
-    """cloudpickle that writes a reference (its key) instead of each shared value."""
+    """cloudpickle that writes a reference instead of each shared value (scattered) or blob (pickled once)."""
 
-    def __init__(self, file: io.BytesIO, shared: Mapping[int, str]) -> None:
+    def __init__(self, file: io.BytesIO, shared: Mapping[int, str], blobs: Mapping[int, tuple[str, bytes]]) -> None:
         super().__init__(file, protocol=PROTOCOL)
         self._shared = shared
+        self._blobs = blobs
+        self.used: dict[str, bytes] = {}
 
-    def persistent_id(self, obj: Any) -> str | None:
-        return self._shared.get(id(obj))
+    def persistent_id(self, obj: Any) -> Any:
+        key = self._shared.get(id(obj))
+        if key is not None:
+            return key
+        blob = self._blobs.get(id(obj))
+        if blob is not None:
+            self.used[blob[0]] = blob[1]
+            return ("blob", blob[0])
+        return None
+
+
+_blob_cache: OrderedDict[str, Any] = OrderedDict()
+_blob_lock = threading.Lock()
+BLOB_CACHE_SIZE = 256
+"""Task objects a worker keeps unpickled (per flow run and task), most recently used first."""
 
 
 class _SharedUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, shared: Mapping[str, Any]) -> None:
+    def __init__(self, file: io.BytesIO, shared: Mapping[str, Any] | None, blobs: Mapping[str, bytes] | None) -> None:
         super().__init__(file)
-        self._shared = shared
+        self._shared = shared or {}
+        self._blobs = blobs or {}
 
     def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple):
+            return _load_blob(pid[1], self._blobs)
         try:
             return self._shared[pid]
         except KeyError:
             raise pickle.UnpicklingError(f"headwater-dask: shared value {pid!r} did not reach the worker.") from None
 
 
+def _load_blob(key: str, blobs: Mapping[str, bytes]) -> Any:
+    with _blob_lock:
+        value = _blob_cache.get(key, _MISSING)
+        if value is not _MISSING:
+            _blob_cache.move_to_end(key)
+            return value
+    try:
+        data = blobs[key]
+    except KeyError:
+        raise pickle.UnpicklingError(f"headwater-dask: pickled object {key!r} is missing from the payload.") from None
+    value = pickle.loads(data)
+    with _blob_lock:
+        _blob_cache[key] = value
+        while len(_blob_cache) > BLOB_CACHE_SIZE:
+            _blob_cache.popitem(last=False)
+    return value
+
+
+_MISSING = object()
+
+
+def dumps_blob(value: Any) -> bytes:
+    """``value`` pickled on its own, to be carried by many payloads and unpickled once per worker."""
+    return cloudpickle.dumps(value, protocol=PROTOCOL)
+
+
 def dumps_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], level: int,
-               shared: Mapping[int, str] | None = None) -> bytes:
-    """The payload of one call; ``shared`` maps ``id(value)`` to the key of a value scattered beforehand."""
+               shared: Mapping[int, str] | None = None, blobs: Mapping[int, tuple[str, bytes]] | None = None) -> bytes:
+    """The payload of one call.
+
+    ``shared`` maps ``id(value)`` to the key of a value scattered beforehand (Dask hands it to
+    :func:`run_payload`); ``blobs`` maps ``id(value)`` to ``(key, its pickle)`` for values pickled
+    once per flow run (the task object): the payload carries those bytes, and a worker
+    unpickles each key once.
+    """
     obj = (fn, args, kwargs, level)
-    if not shared:
-        return cloudpickle.dumps(obj, protocol=PROTOCOL)
+    if not shared and not blobs:
+        return pickle.dumps((None, cloudpickle.dumps(obj, protocol=PROTOCOL)), protocol=PROTOCOL)
     buffer = io.BytesIO()
-    _SharedPickler(buffer, shared).dump(obj)
-    return buffer.getvalue()
+    pickler = _SharedPickler(buffer, shared or {}, blobs or {})
+    pickler.dump(obj)
+    return pickle.dumps((pickler.used or None, buffer.getvalue()), protocol=PROTOCOL)
 
 
 def describe_unpicklable(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> str:
@@ -148,12 +205,18 @@ def describe_unpicklable(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
     return f"The call {name}(...) cannot be sent to the Dask workers: {exc}. Pass picklable arguments."
 
 
-def run_payload(payload: bytes, shared: Mapping[str, Any] | None = None) -> bytes:
-    """Run the call in ``payload`` (with ``shared`` values); return ``(value, log records)`` pickled."""
-    if shared:
-        fn, args, kwargs, level = _SharedUnpickler(io.BytesIO(payload), shared).load()
+def run_payload(payload: bytes, shared: Mapping[str, Any] | None = None, topic: str | None = None) -> bytes:
+    """Run the call in ``payload`` (with ``shared`` values); return ``(value, log records)`` pickled.
+
+    With ``topic`` (on a Dask worker), an outcome of at most :data:`PUSH_LIMIT` bytes is also
+    published to that event topic, so the flow-run process has it with the call's completion
+    instead of fetching it afterwards.
+    """
+    blobs, body = pickle.loads(payload)
+    if shared or blobs:
+        fn, args, kwargs, level = _SharedUnpickler(io.BytesIO(body), shared, blobs).load()
     else:
-        fn, args, kwargs, level = pickle.loads(payload)
+        fn, args, kwargs, level = pickle.loads(body)
     _install_capture(level)
     records: list[dict[str, Any]] = []
     token = _sink.set(records)
@@ -162,9 +225,26 @@ def run_payload(payload: bytes, shared: Mapping[str, Any] | None = None) -> byte
     finally:
         _sink.reset(token)
     try:
-        return cloudpickle.dumps((value, records), protocol=PROTOCOL)
+        data = cloudpickle.dumps((value, records), protocol=PROTOCOL)
     except Exception as exc:
-        return cloudpickle.dumps((_unpicklable_result(fn, args, value, exc), records), protocol=PROTOCOL)
+        data = cloudpickle.dumps((_unpicklable_result(fn, args, value, exc), records), protocol=PROTOCOL)
+    if topic is not None and len(data) <= PUSH_LIMIT:
+        _push(topic, data)
+    return data
+
+
+def _push(topic: str, data: bytes) -> None:
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+        task = worker.state.tasks.get(key)
+        if task is None or task.state not in ("executing", "long-running"):
+            return  # cancelled or released while it ran (its flow run may be over): nobody waits for it
+        worker.log_event(topic, {"k": key, "d": data})
+    except Exception:  # not on a worker, or an older distributed: the outcome is fetched instead
+        pass
 
 
 def _unpicklable_result(fn: Any, args: tuple[Any, ...], value: Any, exc: BaseException) -> Any:
