@@ -12,7 +12,9 @@ The workloads are benchmarks/engine.py's (chain, fan + reduce, map + reduce). Fo
   ``cf processes`` (``ProcessPoolExecutor.map(chunksize=auto)`` of the mapped function).
 
 Each row prints microseconds per task for build, run and both, and the ratio of build + run to
-its baseline. Nothing is asserted here: the figures are for docs/benchmarks.md.
+its baseline; after the table, the load average before and after the run and PASS/FAIL lines
+for issue 19's targets (informational: the exit status is 0 whenever every row ran). The
+process rows come after a warm-up run that starts the pool's forkserver (once per process).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine as workloads  # noqa: E402  (benchmarks/engine.py: the same workloads and task functions)
 from headwater.executors import LocalExecutor, ProcessExecutor, ThreadExecutor  # noqa: E402
 
-__all__ = ["Row", "measure_flow", "graphlib_total", "cf_threads_total", "cf_processes_map", "main"]
+__all__ = ["Row", "measure_flow", "graphlib_total", "cf_threads_total", "cf_processes_map", "verdicts", "load_line", "main"]
 
 
 @dataclass
@@ -123,6 +125,7 @@ def _rows(sizes: Sequence[int], process_sizes: Sequence[int], repeat: int) -> li
     workers = min(os.cpu_count() or 1, 4)
     rows: list[Row] = []
     measure_flow("fan", 10, LocalExecutor(), 1)  # warm up: plugin loading and logging set-up happen once
+
     for n in sizes:
         for workload in workloads.WORKLOADS:
             tasks = workloads.task_runs(workload, n)
@@ -134,10 +137,46 @@ def _rows(sizes: Sequence[int], process_sizes: Sequence[int], repeat: int) -> li
             rows.append(Row(workload, n, f"threads x{workers}", build_s, run_s, tasks, "cf threads", threads))
     for n in process_sizes:
         tasks = workloads.task_runs("map", n)
-        procs = min(cf_processes_map(n, 2) for _ in range(max(1, repeat // 2)))
-        build_s, run_s, _ = measure_flow("map", n, ProcessExecutor(max_workers=2), max(1, repeat // 2))
+        # Warm up the pool's forkserver (started once per process, stopped after 2 s without a run).
+        measure_flow("map", 10, ProcessExecutor(max_workers=2), 1)
+        procs = min(cf_processes_map(n, 2) for _ in range(repeat))
+        build_s, run_s, _ = measure_flow("map", n, ProcessExecutor(max_workers=2), repeat)
         rows.append(Row("map", n, "processes x2", build_s, run_s, tasks, "cf processes map", procs))
     return rows
+
+
+def _local_total(rows: Sequence[Row], row: Row) -> float | None:
+    for other in rows:
+        if other.system == "local" and other.workload == row.workload and other.n == row.n:
+            return other.build_s + other.run_s
+    return None
+
+
+def verdicts(rows: Sequence[Row]) -> list[str]:
+    """PASS/FAIL lines for issue 19's targets that these rows can judge (informational: the exit status is 0)."""
+    lines = []
+    for r in rows:
+        total = r.build_s + r.run_s
+        if r.system == "local" and r.n >= 10_000 and r.workload in ("chain", "fan"):
+            lines.append(f"{'PASS' if r.ratio <= 3 else 'FAIL'} {r.workload} N={r.n}: local build+run {r.ratio:.2f}x graphlib (target <= 3x)")
+        if r.system == "local" and r.workload != "map":
+            ok = r.build_s <= r.run_s * 1.0
+            lines.append(f"{'PASS' if ok else 'FAIL'} {r.workload} N={r.n}: build {r.build_s / r.tasks * 1e6:.1f} us vs run "
+                         f"{r.run_s / r.tasks * 1e6:.1f} us per task (target: build <= run)")
+        if r.system.startswith("threads"):
+            local = _local_total(rows, r)
+            if local:
+                lines.append(f"{'PASS' if total <= 2 * local else 'FAIL'} {r.workload} N={r.n}: threads {total / local:.2f}x "
+                             "local, build+run (target <= 2x)")
+        if r.system.startswith("processes"):
+            lines.append(f"{'PASS' if r.ratio <= 1.5 else 'FAIL'} map N={r.n}: processes {r.ratio:.2f}x cf "
+                         "ProcessPoolExecutor.map(chunksize=auto) (target <= 1.5x)")
+    return lines
+
+
+def load_line(when: str) -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min) on {os.cpu_count()} cores"
 
 
 def _table(rows: Sequence[Row]) -> str:
@@ -161,7 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     process_sizes = [int(s) for s in args.process_sizes.split(",") if s]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; microseconds per task run; ratio = (build + run) / baseline")
-    print(_table(_rows(sizes, process_sizes, args.repeat)))
+    before = load_line("before")
+    rows = _rows(sizes, process_sizes, args.repeat)
+    print(_table(rows))
+    print()
+    print(before)
+    print(load_line("after"))
+    for line in verdicts(rows):
+        print(line)
     return 0
 
 

@@ -11,7 +11,9 @@ kept, so a busy machine inflates it less), in a temporary, empty ``HEADWATER_HOM
   process's RSS (``VmRSS``) and peak RSS (``VmHWM``) right after it (targets: < 0.3 s, < 30 MB);
 * first ``flow.run()``: a one-task flow built after the import; the first run's wall time, the
   second run's, and the first over the second (config, plugin entry points and logging set up
-  on first use; target: < 0.05 s);
+  on first use; target: < 0.05 s). The entry points come from the cache in
+  ``$HEADWATER_HOME/cache/plugins`` (written by the first probe); the next row is the same with
+  ``HEADWATER_PLUGIN_CACHE=0``, i.e. what the first process after an install pays;
 * ``headwater run flow.py``: the CLI's wall time, process start to exit, for a one-task flow
   file (target: < 0.5 s);
 * ``-X importtime``: the 10 modules with the largest cumulative import time under
@@ -212,7 +214,8 @@ def measure(repeat: int, work: Path) -> tuple[list[Figure], list[ImportEntry]]:
     env = _env(home)
     bare = bare_python_seconds(env, work, repeat)
     imported = import_figures(env, repeat)
-    runs = first_run_figures(env, repeat)
+    runs = first_run_figures(env, repeat)  # the first probe writes the entry-point cache, the others read it
+    cold = first_run_figures({**env, "HEADWATER_PLUGIN_CACHE": "0"}, repeat)
     cli = cli_run_seconds(env, work, repeat)
     figures = [
         Figure("python -c pass (wall)", bare[0], "s", cpu_s=bare[1]),
@@ -223,6 +226,8 @@ def measure(repeat: int, work: Path) -> tuple[list[Figure], list[ImportEntry]]:
         Figure("second flow.run()", runs["second_s"], "s", cpu_s=runs["second_cpu_s"]),
         Figure("first flow.run() over a warm run", runs["first_s"] - runs["second_s"], "s", 0.05,
                runs["first_cpu_s"] - runs["second_cpu_s"]),
+        Figure("  the same, entry points scanned", cold["first_s"] - cold["second_s"], "s", None,
+               cold["first_cpu_s"] - cold["second_cpu_s"]),
         Figure("headwater run flow.py (wall)", cli[0], "s", 0.5, cli[1]),
     ]
     return figures, importtime_top(env)
@@ -260,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; best of {args.repeat} fresh processes")
     print(format_figures(figures))
+    one, five, fifteen = os.getloadavg()
+    print(f"load average after the run: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min)")
     print()
     print("python -X importtime -c 'import headwater': top 10 by cumulative time")
     print(format_importtime(top))

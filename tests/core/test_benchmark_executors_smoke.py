@@ -15,9 +15,15 @@ def test_the_executor_benchmark_runs_and_prints_every_row() -> None:
         capture_output=True, text=True, timeout=240,
     )
     assert done.returncode == 0, done.stderr
-    rows = [line.split() for line in done.stdout.splitlines()[3:]]
+    lines = done.stdout.splitlines()
+    end = lines.index("")
+    rows = [line.split() for line in lines[3:end]]
     assert [(r[0], r[2]) for r in rows] == [
         ("chain", "local"), ("chain", "threads"), ("fan", "local"), ("fan", "threads"),
         ("map", "local"), ("map", "threads"), ("map", "processes"),
     ]
     assert all(float(r[-1]) > 0 for r in rows)
+    assert lines[end + 1].startswith("load average before:") and lines[end + 2].startswith("load average after:")
+    verdicts = lines[end + 3:]
+    assert verdicts and all(v.split()[0] in ("PASS", "FAIL") for v in verdicts)
+    assert any("threads" in v for v in verdicts) and any("processes" in v for v in verdicts)

@@ -417,8 +417,8 @@ def get_config(reload: bool = False) -> Config:
     global _cached
     if reload:
         _sections.load_plugin_sections(force=True)
-    else:
-        _sections.load_plugin_sections(create_manager=False)
+    # Otherwise plugins' sections register when a section needs them (Config._all_specs), which
+    # bumps the registry version and so refreshes this cache once.
     key = _cache_key()
     with _cache_lock:
         if not reload and _cached is not None and _cached[0] == key:
