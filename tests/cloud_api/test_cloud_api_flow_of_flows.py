@@ -169,6 +169,10 @@ def test_wait_for_flow_run_returns_the_view_or_raises_the_final_state(api: Clien
     with pytest.raises(FAIL) as failed:
         wait_for_flow_run.run(bad, stream_states=False, raise_final_state=True)
     assert f"{bad} finished in state" in str(failed.value) and failed.value.state.result.flow_run_id == bad
+    cancelled = _parent_run(api)
+    api.flow_run(id=cancelled).cancel()  # Scheduled -> Cancelled: no signal leads there, so the waiting task fails
+    with pytest.raises(FAIL, match="finished in state <Cancelled"):
+        wait_for_flow_run.run(cancelled, raise_final_state=True)
     waiting = _parent_run(api)
     with pytest.raises(RuntimeError, match="exceeded the maximum duration"):
         wait_for_flow_run.run(waiting, max_duration=timedelta(seconds=0))

@@ -29,7 +29,7 @@ from typing import Any
 from headwater.backend._api import api_client, current_task_run
 from headwater.backend.flow_run import FlowRunView, FlowView, watch_flow_run
 from headwater.core.task import Task, task
-from headwater.signals import signal_from_state
+from headwater.signals import HeadwaterSignal, signal_from_state
 from headwater.utilities.context import context
 from headwater.utilities.tasks import defaults_from_attrs
 
@@ -68,6 +68,16 @@ def _create(client: Any, flow_id: str, parameters: dict[str, Any] | None, contex
         idempotency_key=idempotency_key, context=context_, run_config=run_config, **parent,
     )
     return str(run.id)
+
+
+def _final_signal(state: Any) -> type[HeadwaterSignal]:
+    """The signal that ends this task in the child's final state; FAIL for one no signal leads to (Cancelled)."""
+    from headwater.signals import FAIL
+
+    try:
+        return signal_from_state(state)
+    except ValueError:
+        return FAIL
 
 
 def _run_url(client: Any, flow_run_id: str) -> str:
@@ -137,7 +147,7 @@ def wait_for_flow_run(
         logger.log(log.level, "Flow %r: %s", flow_run.name or flow_run.flow_name, log.message)
     flow_run = flow_run.get_latest()
     if raise_final_state:
-        raise signal_from_state(flow_run.state)(f"{flow_run_id} finished in state {flow_run.state}", result=flow_run)
+        raise _final_signal(flow_run.state)(f"{flow_run_id} finished in state {flow_run.state}", result=flow_run)
     return flow_run
 
 
@@ -258,4 +268,4 @@ class StartFlowRun(Task):
             time.sleep(self.poll_interval.total_seconds())
             state = run.state
             if state.is_finished():
-                raise signal_from_state(state)(f"{flow_run_id} finished in state {state}", result=flow_run_id)
+                raise _final_signal(state)(f"{flow_run_id} finished in state {state}", result=flow_run_id)
