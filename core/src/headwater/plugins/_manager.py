@@ -17,7 +17,6 @@ one that needs another API version is reported ``incompatible`` and not loaded.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib
 import json
 import logging
@@ -236,7 +235,11 @@ def _distributions_key() -> str:
     install, uninstall, upgrade or an edited entry point gives another key. Costs a directory
     listing per path entry and a ``stat`` per distribution (about a millisecond).
     """
-    digest = hashlib.blake2b(digest_size=16)
+    try:
+        from _blake2 import blake2b  # what hashlib.blake2b is, without importing OpenSSL's _hashlib at start-up
+    except ImportError:  # pragma: no cover - an interpreter built without it
+        from hashlib import blake2b
+    digest = blake2b(digest_size=16)
     digest.update(f"{_EP_CACHE_VERSION}|{sys.executable}|{sys.version}".encode())
     for entry in sys.path:
         digest.update(b"\0P" + os.fsencode(entry))
