@@ -55,10 +55,12 @@ def test_verdicts_compare_against_the_floor_and_check_marginal_cost(bench: Modul
     m = bench.Measurement
     rows = [m("raw", "map", 1000, 10.0, 1.0), m("hw-dask", "map", 1000, 12.0, 1.0),
             m("raw", "map", 10000, 100.0, 1.0), m("hw-dask", "map", 10000, 200.0, 1.0)]
-    lines = dict((line, ok) for ok, line in bench.verdicts(rows))
+    lines = {line: ok for ok, line in bench.verdicts(rows)}
     assert lines["map N=1000: DaskExecutor 1.20x the raw futures per task (target <= 1.5x)"] is True
     assert lines["map N=10000: DaskExecutor 2.00x the raw futures per task (target <= 1.5x)"] is False
     assert any(line.startswith("hw-dask map: marginal") for line in lines)
+    chain = {line: ok for ok, line in bench.verdicts([m("raw", "chain", 1000, 10.0, 1.0), m("hw-dask", "chain", 1000, 16.0, 1.0)])}
+    assert chain == {"chain N=1000: DaskExecutor 1.60x the raw futures per task (a client round trip per link: no target)": None}
 
 
 @pytest.mark.slow
