@@ -14,7 +14,13 @@ exactly what a real run leaves.
 * bytes: the size of each page's HTML (dashboard, flows, flow, run page, one live update, one
   page of logs);
 * state change to browser: Chromium (Playwright) has the run page open; a task-run state is
-  written through the service; the time until the page shows it (live polling, no reload), p50 / max.
+  written through the service; the time until the page shows it (live polling, no reload), p50 / max;
+* restart from failed: a finished run of a real flow (ten steps, a map of N-12 children with some
+  failed, a collect that did not run) is restarted; the figures are what its next attempt's process
+  spends before the engine starts: reading the task runs and their histories from the API (GraphQL,
+  pages of 1 000) and deciding what to keep (reading the kept children's values back), and how
+  many task runs are kept and run again;
+* GraphiQL: bytes sent for ``GET /graphql`` and its vendored assets (gzipped).
 """
 
 from __future__ import annotations
@@ -125,6 +131,78 @@ def state_change_latency(server_url: str, db: Any, repeat: int) -> list[float]:
     return latencies
 
 
+def _restartable_run(db: Any, total: int) -> tuple[Any, str]:
+    """A real flow (10 steps, a map of total-12 children, a collect) and a Failed run of it: 1 child in 97 failed."""
+    from headwater import Flow, task
+    from headwater.engine.results import PrefectResult
+    from headwater_cloud_api.server.services import runs as run_service
+    from headwater_cloud_api.server.services.flows import create_flow
+
+    @task
+    def step(x: Any = None) -> Any:
+        return x
+
+    @task
+    def fan_out(x: Any) -> Any:
+        return x
+
+    @task
+    def collect(values: Any) -> Any:
+        return values
+
+    children = max(total - 12, 1)
+    with Flow(f"restart-{total}", result=PrefectResult()) as flow:
+        x = None
+        for _ in range(10):
+            x = step(x)
+        collect(fan_out.map(x))
+    slugs = {t.slug: t for t in flow.graph.tasks}
+    with db.write() as s:
+        meta, _ = create_flow(s, serialized={"name": flow.name, "tasks": [{"slug": slug, "name": t.name} for slug, t in slugs.items()],
+                                             "edges": [], "parameters": []}, project_name="bench")
+        run = run_service.create_flow_run(s, flow_id=meta.id)
+        run_service.set_flow_run_states(s, [run_service.StateWrite(run.id, "Submitted"), run_service.StateWrite(run.id, "Running")])
+    result = PrefectResult()
+    writes: list[Any] = []
+    for slug, t in slugs.items():
+        if t.name == "step":
+            writes.append(run_service.TaskStateWrite(run.id, "Success", task_slug=slug, serialized={"location": result.write(list(range(children))).location}))
+        elif t.name == "fan_out":
+            writes.append(run_service.TaskStateWrite(run.id, "Mapped", task_slug=slug, message=f"Mapped {children} item(s)."))
+            for i in range(children):
+                failed = i % 97 == 3
+                writes.append(run_service.TaskStateWrite(run.id, "Failed" if failed else "Success", task_slug=slug, map_index=i,
+                                                         serialized=None if failed else {"location": result.write(i).location}))
+        else:
+            writes.append(run_service.TaskStateWrite(run.id, "TriggerFailed", task_slug=slug))
+    for start in range(0, len(writes), 4000):
+        with db.write() as s:
+            run_service.set_task_run_states(s, writes[start:start + 4000])
+    with db.write() as s:
+        run_service.set_flow_run_states(s, [run_service.StateWrite(run.id, "Failed", "some children failed")])
+        run_service.restart_flow_run(s, run.id)
+    return flow, str(run.id)
+
+
+def restart_figures(api: str, db: Any, sizes: list[int]) -> list[tuple[int, float, float, int, int]]:
+    """``(task runs, read seconds, plan seconds, kept, run again)`` per size (see the module docstring)."""
+    from headwater.client import Client
+    from headwater_cloud_api.execution.task_states import fetch_records, plan_task_states
+
+    out = []
+    with Client(api=api, api_key="") as client:
+        for n in sizes:
+            flow, run_id = _restartable_run(db, n)
+            t0 = time.perf_counter()
+            records = fetch_records(client, run_id)
+            t1 = time.perf_counter()
+            plan = plan_task_states(flow, records)
+            t2 = time.perf_counter()
+            again = sum(len(v) for v in plan.mapped_rerun.values()) + len(plan.rerun)
+            out.append((len(records), t1 - t0, t2 - t1, len(records) - again, again))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000", help="task runs per flow run (comma-separated)")
@@ -178,6 +256,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<32} {len(r.content):>10,}")
         for name, text in rows:
             print(f"{name:<32} {text:>10}")
+        gq_page = httpx.get(srv.api, headers={"Accept": "text/html"})
+        from headwater_cloud_api.ui.routes import GRAPHIQL_ASSETS, STATIC
+
+        for name in GRAPHIQL_ASSETS.values():  # served as stored: the gzipped file is what goes over the wire
+            assert httpx.get(f"{srv.url}/ui/static/vendor/{name}").headers.get("content-encoding") == "gzip"
+        sent = len(gq_page.content) + sum((STATIC / f"{name}.gz").stat().st_size for name in GRAPHIQL_ASSETS.values())
+        print(f"{'GraphiQL (page + gzipped assets)':<32} {sent:>10,}")
+        print(f"\n{'restart from failed':<26} {'read (API)':>11} {'plan':>9} {'kept':>7} {'run again':>10}")
+        for count, read, plan_s, kept, again in restart_figures(srv.api, db, sizes):
+            print(f"{f'restart, {count} task runs':<26} {read * 1000:>9.0f}ms {plan_s * 1000:>7.1f}ms {kept:>7} {again:>10}")
         if not args.no_browser and Path(CHROMIUM).exists():
             lat = state_change_latency(srv.url, db, args.live_repeat)
             print(f"\nstate change -> browser (live polling, {len(lat)} changes): p50 {statistics.median(lat) * 1000:.0f} ms, "

@@ -25,3 +25,6 @@ def test_ui_benchmark_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) ->
     assert "render p50" in out and "run page, 40 task runs" in out and "live update (unchanged: 204)" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("20 ", "40 "))]
     assert len(rows) == 2 and all(int(r[5].replace(",", "")) > 5000 for r in rows)  # page bytes
+    restarts = [line.split() for line in out.splitlines() if line.startswith("restart, ")]
+    assert [(r[1], r[-2], r[-1]) for r in restarts] == [("20", "18", "2"), ("40", "38", "2")]  # 1 failed child + collect
+    assert "GraphiQL (page + gzipped assets)" in out
