@@ -21,7 +21,7 @@ from headwater.utilities.context import context
 FLOWS = '''
 from datetime import timedelta
 
-from headwater import Flow, Parameter, task
+from headwater import Flow, Parameter, task, unmapped
 from headwater.backend.artifacts import create_markdown_artifact
 from headwater.engine.results import LocalResult
 from headwater.run_configs import LocalRun
@@ -51,6 +51,12 @@ with Flow("parent", run_config=LocalRun(labels=["fof"])) as parent:
     child_id = create_flow_run(flow_name="child", project_name="fof", parameters={{"size": 5}})
     finished = wait_for_flow_run(child_id, stream_logs=True, raise_final_state=True)
     total(get_task_run_result(child_id, "make_data-1", upstream_tasks=[finished], poll_time=1))
+
+
+with Flow("fan", run_config=LocalRun(labels=["fof"])) as fan:
+    ids = create_flow_run.map(flow_name=unmapped("child"), project_name=unmapped("fof"),
+                              parameters=[{{"size": 1}}, {{"size": 2}}])
+    wait_for_flow_run.map(ids, raise_final_state=unmapped(True))
 
 
 with Flow("legacy", run_config=LocalRun(labels=["fof"])) as legacy:
@@ -93,6 +99,13 @@ def test_parent_creates_waits_for_and_reads_a_child_run_through_an_agent(tmp_pat
             assert child["name"].endswith("-child")
             assert any(m.startswith(shown) and "making 5 rows" in m for m in logs), logs  # stream_logs
             assert any(m.startswith(shown + "Entered state <Success>") for m in logs), logs
+
+            fanned = api.flow(name="fan", project="fof").create_run()
+            assert fanned.wait(180).name == "Success", (fanned.logs(), agent.output())
+            kids = sorted(fanned.children(), key=lambda c: c["parent_map_index"])
+            assert [(c["parent_task_slug"], c["parent_map_index"], c["state"]["type"]) for c in kids] == [
+                ("create_flow_run-1", 0, "Success"), ("create_flow_run-1", 1, "Success")]
+            assert [api.flow_run(id=c["id"]).get("parameters") for c in kids] == [{"size": 1}, {"size": 2}]
 
             legacy = api.flow(name="legacy", project="fof").create_run()
             assert legacy.wait(180).name == "Success", (legacy.logs(), agent.output())
