@@ -117,3 +117,33 @@ def test_the_scheduler_resumes_pauses_whose_timeout_passed(api: Any, clean_serve
     assert _states(api, run_id) == {"a": "Resume", "b": "Paused", "m": "Paused"}  # b's time has not come; m waits for a person
     assert api.flow_run(id=run_id).state.name == "Scheduled"
     assert resume_due_pauses(db) == []  # nothing more is due (and the run is no longer Paused)
+
+
+def test_resume_records_read_in_one_query_match_the_task_runs_histories(api: Any, clean_server: ServerThread) -> None:
+    from headwater_cloud_api.execution.task_states import fetch_records
+    from headwater_cloud_api.server.services.runs import resume_records
+
+    run_id = _run(api, "Failed", {("a", -1): "Success", ("m", -1): "Mapped", ("m", 0): "Success", ("m", 1): "Failed",
+                                  ("b", -1): "TriggerFailed"},
+                  {("a", -1): {"location": "/results/a.pkl"}, ("m", 0): {"location": "/results/m-0.pkl"}})
+    api.flow_run(id=run_id).restart()
+    db = clean_server.app.state.db
+
+    class OneQuery:
+        """Serves ``resume_states`` from the service (as a server with that query field does)."""
+
+        def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+            assert "resume_states" in query
+            with db.read() as s:
+                return {"resume_states": resume_records(s, variables["id"], variables["o"], 1000)}
+
+    def key(r: Any) -> tuple[str, int]:
+        return (r.task_slug, r.map_index)
+
+    fast = sorted(fetch_records(OneQuery(), run_id), key=key)
+    slow = sorted(fetch_records(api, run_id), key=key)  # this server has no resume_states: task_runs with histories
+    assert fast == slow
+    by_key = {key(r): r for r in fast}
+    assert by_key[("a", -1)].serialized == {"location": "/results/a.pkl"}
+    assert (by_key[("m", 1)].state, by_key[("m", 1)].outcome) == ("Pending", "Failed")  # reset by the restart: was Failed
+    assert (by_key[("b", -1)].state, by_key[("b", -1)].outcome) == ("Pending", "TriggerFailed")

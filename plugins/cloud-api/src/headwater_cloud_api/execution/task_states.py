@@ -32,7 +32,7 @@ import attrs
 from headwater import states as st
 
 __all__ = ["TaskRunRecord", "ResumePlan", "plan_task_states", "records_from_api", "fetch_records", "serialized_state",
-           "engine_takes_task_states", "TASK_RUNS_QUERY", "KEEP_STATE_NAMES"]
+           "engine_takes_task_states", "TASK_RUNS_QUERY", "RESUME_STATES_QUERY", "KEEP_STATE_NAMES"]
 
 _log = logging.getLogger("headwater.execute")
 
@@ -114,11 +114,18 @@ def records_from_api(task_runs: Iterable[Mapping[str, Any]]) -> list[TaskRunReco
     out = []
     for t in task_runs:
         serialized = None
-        for entry in reversed(t.get("states") or []):  # the last entry with a serialized state (the final one)
+        if "serialized" in t["state"]:  # the current state's own (resume_records / a field that has it)
+            serialized = t["state"]["serialized"]
+        for entry in reversed(t.get("states") or []):  # else the last history entry of the current state's type
+            if serialized is not None:
+                break
             if entry.get("serialized") and entry.get("type") == t["state"]["type"]:
                 serialized = entry["serialized"]
-                break
-        outcome = next((e["type"] for e in reversed(t.get("states") or []) if e.get("type") not in _NOT_AN_OUTCOME), None)
+        outcome = None
+        if t["state"]["type"] in _NOT_AN_OUTCOME:  # not finished now: what it was before (a restart reset it)
+            outcome = next((e["type"] for e in reversed(t.get("states") or []) if e.get("type") not in _NOT_AN_OUTCOME), None)
+            if isinstance(serialized, dict) and serialized.get("restarted_from"):
+                outcome, serialized = str(serialized["restarted_from"]), None
         out.append(TaskRunRecord(t["task_slug"], int(t.get("map_index", -1) if t.get("map_index") is not None else -1),
                                  t["state"]["type"], t["state"].get("message"), serialized, outcome))
     return out
@@ -310,12 +317,36 @@ def _is_parameter(task: Any) -> bool:
     return isinstance(task, Parameter)
 
 
+RESUME_STATES_QUERY = "query($id: String!, $o: Int!) { resume_states(flow_run_id: $id, offset: $o, limit: 1000) }"
+"""One query per 1000 task runs (``server.services.runs.resume_records``), where the server has the field."""
+
+
 def fetch_records(client: Any, flow_run_id: str) -> list[TaskRunRecord]:
-    """The run's task runs and their histories, read from the API a page of 1000 at a time."""
+    """The run's task runs with their current state's ``serialized``, read from the API a page of 1000 at a time.
+
+    Asks ``resume_states`` (one SQL query a page); a server without that field is asked for
+    ``task_runs`` with each task run's state history instead (one more query per task run).
+    """
+    from headwater_cloud_api.client.transport import APIClientError
     from headwater_cloud_api.execution.runner import retrying
 
     records: list[TaskRunRecord] = []
     offset = 0
+    try:
+        while True:
+            variables = {"id": flow_run_id, "o": offset}
+            rows = retrying(lambda: client.graphql(RESUME_STATES_QUERY, variables),  # noqa: B023 - called at once
+                            "reading the task runs of the earlier attempt")["resume_states"]
+            records.extend(records_from_api(
+                {"task_slug": r["task_slug"], "map_index": r["map_index"],
+                 "state": {"type": r["state"], "message": r.get("message"), "serialized": r.get("serialized")}} for r in rows))
+            if len(rows) < 1000:
+                return records
+            offset += len(rows)
+    except APIClientError as exc:
+        if exc.code != "GRAPHQL_VALIDATION":
+            raise
+    records, offset = [], 0
     while True:
         variables = {"id": flow_run_id, "o": offset}
         page = retrying(lambda: client.graphql(TASK_RUNS_QUERY, variables),  # noqa: B023 - called at once

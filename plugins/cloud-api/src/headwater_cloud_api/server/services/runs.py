@@ -51,6 +51,7 @@ __all__ = [
     "cancel_flow_run",
     "restart_flow_run",
     "resume_flow_run",
+    "resume_records",
     "check_transition",
     "check_writable_state",
     "InvalidTransition",
@@ -538,7 +539,7 @@ def _reschedule(session: Session, row: FlowRun, message: str) -> WriteResult:
 def _reset_task_runs(session: Session, flow_run_id: str, keep: frozenset[str], message: str) -> int:
     """Task runs of the run whose state is not in ``keep`` back to Pending (one executemany UPDATE and INSERT); how many."""
     conn = session.connection()
-    query = select(_TR.c.id, _TR.c.version, _TR.c.attempt).where(_TR.c.flow_run_id == flow_run_id)
+    query = select(_TR.c.id, _TR.c.version, _TR.c.attempt, _TR.c.state).where(_TR.c.flow_run_id == flow_run_id)
     if keep:
         query = query.where(_TR.c.state.not_in(sorted(keep)))
     rows = conn.execute(_lock(query.order_by(_TR.c.id), session)).all()
@@ -550,10 +551,25 @@ def _reset_task_runs(session: Session, flow_run_id: str, keep: frozenset[str], m
          "b_start": None, "b_end": None, "b_attempt": r.attempt} for r in rows]).rowcount
     if done != len(rows) and done >= 0:
         raise BadInput(f"Task runs of flow run {flow_run_id!r} changed while it was restarted; try again.", "CONFLICT")
-    conn.execute(_INSERT_TASK_RUN_STATE, [
-        {"task_run_id": r.id, "version": r.version + 1, "state": "Pending", "message": message, "serialized": None,
-         "timestamp": now, "write_id": None} for r in rows])
+    conn.execute(_INSERT_TASK_RUN_STATE, [  # what it was is kept: the next attempt's log says why it runs again
+        {"task_run_id": r.id, "version": r.version + 1, "state": "Pending", "message": message,
+         "serialized": {"restarted_from": r.state}, "timestamp": now, "write_id": None} for r in rows])
     return len(rows)
+
+
+def resume_records(session: Session, flow_run_id: str, offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    """What a new attempt of the run starts from, in one query: each task run's slug, map index, state, message and
+    the ``serialized`` of its current state (a checkpointed result's ``location``, a pause's ``start_time``, or
+    ``restarted_from`` after a restart reset it), ordered by (task slug, map index)."""
+    get_flow_run(session, flow_run_id)
+    rows = session.connection().execute(
+        select(_TR.c.task_slug, _TR.c.map_index, _TR.c.state, _TR.c.state_message, _TRS.c.serialized)
+        .select_from(_TR.outerjoin(_TRS, (_TRS.c.task_run_id == _TR.c.id) & (_TRS.c.version == _TR.c.version)))
+        .where(_TR.c.flow_run_id == flow_run_id)
+        .order_by(_TR.c.task_slug, _TR.c.map_index).offset(max(0, offset)).limit(max(1, min(limit, 10000)))
+    ).all()
+    return [{"task_slug": r.task_slug, "map_index": r.map_index, "state": r.state, "message": r.state_message,
+             "serialized": r.serialized} for r in rows]
 
 
 def restart_flow_run(session: Session, id: str, message: str | None = None, *, from_failed: bool = True) -> WriteResult:
