@@ -215,6 +215,9 @@ class Task:
             else:
                 cached = None
             self.__dict__["_simple_binding_cache"] = cached
+            self.__dict__["_kwargs_only_cache"] = (
+                len(params) == 1 and params[0].kind is inspect.Parameter.VAR_KEYWORD
+            )
         return cached
 
     def inputs(self) -> list[str]:
@@ -307,6 +310,8 @@ class Task:
 
     def _bind_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         simple = self._simple_binding()
+        if simple is None and not args and self.__dict__.get("_kwargs_only_cache"):
+            return dict(kwargs)  # run(**kwargs) alone (collection tasks): every keyword binds as it is
         if simple is not None:
             names, known, required = simple
             if len(args) <= len(names):
@@ -688,7 +693,7 @@ class FunctionTask(Task):
         self.__dict__.update(state)
 
 
-_CACHES = ("_signature_cache", "_simple_binding_cache", "_inputs_cache")
+_CACHES = ("_signature_cache", "_simple_binding_cache", "_inputs_cache", "_kwargs_only_cache")
 
 
 def task(fn: Callable[..., Any] | None = None, **task_init_kwargs: Any) -> Any:
