@@ -102,6 +102,7 @@ def test_only_failed_mapped_children_run_again(tmp_path: Path) -> None:
     records = _records(t, result, tmp_path, child_states=("Success", "Failed", "Success"))
     plan = plan_task_states(flow, records)
     mapped = plan.task_states[t["double"]]
+    assert isinstance(mapped, states.Mapped)
     assert [type(s).__name__ for s in mapped.map_states] == ["Success", "Pending", "Success"]
     assert [mapped.map_states[0].result, mapped.map_states[2].result] == [0, 4]
     assert plan.mapped_rerun == {t["double"].slug: [1]}
@@ -122,7 +123,8 @@ def test_paused_and_resumed_tasks(tmp_path: Path) -> None:
     flow, t = _flow()
     records = [TaskRunRecord(t["n"].slug, -1, "Success"), TaskRunRecord(t["load"].slug, -1, "Paused", "wait", {"start_time": 5.0})]
     plan = plan_task_states(flow, records)
-    assert isinstance(plan.task_states[t["load"]], states.Paused) and plan.task_states[t["load"]].start_time == 5.0
+    paused = plan.task_states[t["load"]]
+    assert isinstance(paused, states.Paused) and paused.start_time == 5.0
     assert plan.paused == [t["load"].slug]
     records[1] = TaskRunRecord(t["load"].slug, -1, "Resume")
     plan = plan_task_states(flow, records)
