@@ -719,8 +719,15 @@ class FlowRunner:
         if not state.is_finished():
             return
         remaining = self._remaining
+        edges = self._downstream[task]
+        if len(edges) == 1:  # a chain's link: no duplicates to skip
+            d = edges[0].downstream_task
+            remaining[d] -= 1
+            if remaining[d] == 0 and not self._cancelled:
+                self._ready.append(d)
+            return
         seen: set[Task] = set()
-        for edge in self._downstream[task]:
+        for edge in edges:
             d = edge.downstream_task
             if d in seen:
                 continue

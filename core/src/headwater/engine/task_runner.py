@@ -188,7 +188,8 @@ def run_task(
     the attempt before, for a retry); state handlers see ``previous -> Running``.
     """
     token = context._replace(ctx)
-    flows_token = _active_flows.set(())  # no flow is being built while a task runs
+    # no flow is being built while a task runs (usually none is active: nothing to set then)
+    flows_token = _active_flows.set(()) if _active_flows.get() else None
     handlers = task.state_handlers
     try:
         state: State | None = None  # the Running state is made only for handlers to see (hot path)
@@ -265,7 +266,8 @@ def run_task(
             new = handle_or_fail(task, handlers, state or Running(), new)
         return new
     finally:
-        _active_flows.reset(flows_token)
+        if flows_token is not None:
+            _active_flows.reset(flows_token)
         context._reset(token)
 
 
