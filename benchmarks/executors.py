@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import functools
 import logging
 import os
 import sys
@@ -174,7 +175,7 @@ def _rows(sizes: Sequence[int], process_sizes: Sequence[int], repeat: int) -> li
             base, base_cpu = min(walls), min(cpus)
             build_s, run_s, _ = measure_flow(workload, n, LocalExecutor(), repeat)
             rows.append(Row(workload, n, "local", build_s, run_s, tasks, "graphlib", base, LAST_CPU[0], base_cpu))
-            threads, threads_cpu = _cpu_of(lambda: cf_threads_total(workload, n, workers), repeat)
+            threads, threads_cpu = _cpu_of(functools.partial(cf_threads_total, workload, n, workers), repeat)
             build_s, run_s, _ = measure_flow(workload, n, ThreadExecutor(max_workers=workers), repeat)
             rows.append(Row(workload, n, f"threads x{workers}", build_s, run_s, tasks, "cf threads", threads,
                             LAST_CPU[0], threads_cpu))
