@@ -202,6 +202,9 @@ class DateTimeSerializer(Serializer):
 
     extension: ClassVar[str] = ".txt"
 
+    def __attrs_post_init__(self) -> None:
+        _ensure_registered(DateTimeSerializer)
+
     def serialize(self, value: Any) -> bytes:
         if not isinstance(value, datetime):
             raise ResultSerializationError.for_value(self, value, TypeError("the value must be a datetime"))
@@ -252,6 +255,9 @@ class PandasSerializer(Serializer):
                 f"PandasSerializer(file_type={value!r}): pandas has no read_{value}/DataFrame.to_{value}. "
                 "Use a format pandas reads and writes, e.g. 'csv', 'json', 'parquet', 'feather' or 'pickle'."
             )
+
+    def __attrs_post_init__(self) -> None:
+        _ensure_registered(PandasSerializer)
 
     @property
     def extension(self) -> str:  # type: ignore[override]
@@ -350,6 +356,7 @@ class CompressedSerializer(Serializer):
         self.__attrs_init__(serializer, format, _import_path(compress, "compress"),
                             _import_path(decompress, "decompress"), dict(compress_kwargs or {}),
                             dict(decompress_kwargs or {}))
+        _ensure_registered(CompressedSerializer)
 
     def _functions(self) -> tuple[Callable[..., bytes], Callable[..., bytes]]:
         if self.format:
@@ -398,11 +405,16 @@ def _compression_from_lib(name: str) -> tuple[Callable[..., bytes], Callable[...
         ) from None
 
 
-def _register_serializers() -> None:
+def _ensure_registered(cls: type) -> None:
+    """Give ``cls`` its type tag (its class name) in the serializer registry, also after the registry was reset."""
     from headwater.schedules.clocks import ensure_registered
 
+    ensure_registered("serializer", cls)
+
+
+def _register_serializers() -> None:
     for cls in (DateTimeSerializer, PandasSerializer, CompressedSerializer):
-        ensure_registered("serializer", cls)
+        _ensure_registered(cls)
 
 
 _register_serializers()
