@@ -147,3 +147,50 @@ def test_resume_records_read_in_one_query_match_the_task_runs_histories(api: Any
     assert by_key[("a", -1)].serialized == {"location": "/results/a.pkl"}
     assert (by_key[("m", 1)].state, by_key[("m", 1)].outcome) == ("Pending", "Failed")  # reset by the restart: was Failed
     assert (by_key[("b", -1)].state, by_key[("b", -1)].outcome) == ("Pending", "TriggerFailed")
+
+
+def test_flow_run_logs_reads_every_record_by_cursor(api: Any, clean_server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from headwater.cli.main import cli, load_plugin_commands
+
+    run_id = _run(api, "Success", {("a", -1): "Success"})
+    logs = [{"flow_run_id": run_id, "level": "ERROR" if i % 500 == 7 else "INFO", "name": "headwater.a", "message": f"record {i}"}
+            for i in range(2100)]
+    for start in range(0, len(logs), 1000):
+        api.graphql("mutation($l: [LogInput!]!) { write_logs(logs: $l) }", {"l": logs[start:start + 1000]})
+    monkeypatch.setenv("HEADWATER__CLOUD__API", clean_server.api)
+    load_plugin_commands()
+    out = CliRunner().invoke(cli, ["flow-run", "logs", run_id], catch_exceptions=False).output.splitlines()
+    assert len(out) == 2100 and out[0].endswith("record 0") and out[-1].endswith("record 2099")  # three pages, in order
+    assert len(CliRunner().invoke(cli, ["flow-run", "logs", run_id, "--limit", "1001"]).output.splitlines()) == 1001
+    errors = CliRunner().invoke(cli, ["flow-run", "logs", run_id, "--level", "error"]).output.splitlines()
+    assert [line.rsplit(" ", 1)[-1] for line in errors] == ["7", "507", "1007", "1507", "2007"]
+    assert len(api.flow_run(id=run_id).all_logs(page_size=300)) == 2100
+
+
+def test_watch_follows_a_paused_run_by_cursor_and_says_how_to_resume_once() -> None:
+    from headwater_cloud_api.cli.run import follow_flow_run
+
+    timeline = ["Running", "Paused", "Paused", "Scheduled", "Running", "Success"]
+
+    class Api:
+        def __init__(self) -> None:
+            self.cursors: list[str | None] = []
+
+        def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+            assert "log_page" in query and "offset" not in query
+            poll = len(self.cursors)
+            self.cursors.append(variables["a"])
+            states = [{"type": t, "message": None, "timestamp": f"2026-01-01T00:00:0{i}+00:00", "version": i + 1}
+                      for i, t in enumerate(timeline[:poll + 1])]
+            logs = [{"timestamp": f"2026-01-01T00:00:0{poll}.5+00:00", "level": "INFO", "name": "headwater.t", "message": f"poll {poll}"}]
+            return {"flow_run": {"states": states}, "log_page": {"logs": logs, "end_cursor": f"l{poll + 1}", "has_more": False}}
+
+    api = Api()
+    output: list[str] = []
+    final = follow_flow_run(api, "r", poll_interval=0, echo=output.append)
+    assert final.name == "Success"
+    assert api.cursors == [None, "l1", "l2", "l3", "l4", "l5"]  # each poll continues after the last record printed
+    assert sum("is Paused" in line for line in output) == 1 and "headwater flow-run resume r" in "\n".join(output)
+    assert [line.rsplit(" ", 1)[-1] for line in output if "poll" in line] == ["0", "1", "2", "3", "4", "5"]
