@@ -9,6 +9,7 @@ answers 204 while nothing changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -48,7 +49,9 @@ _log = logging.getLogger("headwater.server.ui")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+@functools.lru_cache(maxsize=1)
 def _static_version() -> str:
+    """A hash of the static files (read once per process: they ship in the wheel), for cache-busting URLs."""
     digest = hashlib.sha256(__version__.encode())
     for path in sorted(STATIC.glob("*")):
         digest.update(path.read_bytes())
