@@ -129,6 +129,22 @@ def test_update_in_a_task_lasts_for_that_task_run_only() -> None:
     assert "inner" not in context and "who" not in context
 
 
+@pytest.mark.parametrize("executor", ["local", "threads"])
+def test_mapped_children_do_not_see_each_others_updates(executor: str) -> None:
+    from headwater.executors import LocalExecutor, ThreadExecutor
+
+    @task
+    def child(x: int) -> Any:
+        before = headwater.context.get("mine")
+        headwater.context.update(mine=x)
+        return before
+
+    with Flow("ctx-map") as flow:
+        r = child.map(list(range(6)))
+    state = flow.run(executor=LocalExecutor() if executor == "local" else ThreadExecutor(max_workers=2))
+    assert state.result[r].result == [None] * 6  # as in Prefect 1 (LocalExecutor and LocalDaskExecutor threads)
+
+
 def test_update_before_a_run_is_visible_in_tasks() -> None:
     @task
     def read() -> Any:
