@@ -264,8 +264,6 @@ def test_case_in_a_flow_entered_twice() -> None:
     assert (len(flow.tasks), len(flow.edges)) == (3, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="needs engine: FlowRunner._start_mapped reads _map_pending[task] after "
-                                       "_child_done finished the task (KeyError) when every child is decided unrun")
 def test_a_mapped_task_in_a_branch_not_taken_is_skipped() -> None:
     with Flow("map-in-case") as flow:
         c = val(True)
@@ -406,8 +404,6 @@ def test_reduce_over_flatten_of_a_mapped_task_with_a_skipped_child_is_skipped() 
     assert isinstance(flow.run().result[g], Skipped)  # Prefect 1: Skipped (skip_on_upstream_skip)
 
 
-@pytest.mark.xfail(strict=True, reason="needs engine: flow_runner._value/_start_mapped must use "
-                                       "headwater.core.collections.flatten_map_states / flatten_result")
 def test_map_over_flatten_keeps_a_skipped_child_as_one_skipped_item() -> None:
     with Flow("flat-skip-map") as flow:
         m = listify.map([1, 2, 3])
@@ -420,8 +416,6 @@ def test_map_over_flatten_keeps_a_skipped_child_as_one_skipped_item() -> None:
     assert state.result[g].result == [1, 10, None, 3, 30]
 
 
-@pytest.mark.xfail(strict=True, reason="needs engine: flow_runner._value must use "
-                                       "headwater.core.collections.flatten_result")
 def test_flatten_of_a_result_that_is_not_nested_passes_it_unchanged() -> None:
     with Flow("flat-mixed") as flow:
         c = val(flatten(mixed))

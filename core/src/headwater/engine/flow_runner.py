@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from headwater import signals
+from headwater.core.collections import flatten_map_states, flatten_result
 from headwater.engine.cache import task_cache
 from headwater.engine.task_runner import (
     StateHandlerError,
@@ -296,10 +297,15 @@ class FlowRunner:
                 self._set_flow_state(Cancelling("Cancel requested: running tasks finish, pending ones are cancelled."))
                 self._cancel_pending()
             ready = self._ready
-            while ready and not self._cancelled:
+            if self._inline:
+                # Inline runs finish as they start: the tasks they make ready wait for the next tick
+                # (after the cancel check), as they would if the runs had finished on an executor.
+                for _ in range(len(ready)):
+                    if self._cancelled or not ready:
+                        break
+                    self._start(ready.popleft())
+            while ready and not self._cancelled and not self._inline:
                 self._start(ready.popleft())
-                if self._inline and self.cancel is not None and _is_cancel_requested(self.cancel):
-                    break  # inline runs finish as they start: look at the request before the next one
             if self._running:
                 if local:
                     done = list(self._running)
@@ -385,9 +391,9 @@ class FlowRunner:
         value = state.result
         if edge.flattened:
             if isinstance(state, Mapped):
-                value = [item for child in state.map_states for item in (child.result or ())]
+                value = flatten_map_states(state.map_states)[0]
             else:
-                value = [item for sub in (value or ()) for item in sub]
+                value = flatten_result(value)
         return value
 
     def _inputs(self, task: Task) -> dict[str, Any]:
@@ -430,6 +436,17 @@ class FlowRunner:
         mapped_items: dict[str, tuple[list[Any], list[State] | None]] = {}
         plain_upstream: dict[Any, State] = {}
         lengths: dict[str, int] = {}
+        # As Prefect 1 checks a mapped parent: a skipped upstream of a non-mapped edge (or a skipped
+        # child of a Mapped one) skips the whole task before it expands (a branch not taken).
+        if task.skip_on_upstream_skip:
+            for edge in self._upstream[task]:
+                s = states[edge.upstream_task]
+                if edge.mapped and isinstance(s, Mapped):
+                    continue
+                if any(isinstance(c, Skipped) for c in (s.map_states if isinstance(s, Mapped) else (s,))):
+                    self._finish(task, self._decided(task, Skipped(
+                        "Upstream task was skipped; if this task should run anyway, set skip_on_upstream_skip=False.")))
+                    return
         # A mapped task cannot map over a failed (non-list) upstream: check those first.
         for edge in self._upstream[task]:
             s = states[edge.upstream_task]
@@ -446,11 +463,7 @@ class FlowRunner:
             s = states[edge.upstream_task]
             if isinstance(s, Mapped):
                 if edge.flattened:
-                    items, item_states = [], []
-                    for child in s.map_states:
-                        for item in child.result or ():
-                            items.append(item)
-                            item_states.append(child)
+                    items, item_states = flatten_map_states(s.map_states)
                 else:
                     items = [c.result for c in s.map_states]
                     item_states = list(s.map_states)
@@ -524,6 +537,8 @@ class FlowRunner:
                 self._child_done(task, i, self._decided(task, final))
                 continue
             to_submit.append((i, inputs))
+        if task not in self._map_pending:  # every child was decided without running (e.g. all Skipped): finished
+            return
         if self._map_pending[task] == 0:
             self._finish_mapped(task)
             return
