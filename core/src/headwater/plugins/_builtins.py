@@ -43,11 +43,14 @@ def register_results(register: Registrar) -> None:
     register("headwater.results:Result", "Result")
     for name in ("PrefectResult", "ConstantResult", "SecretResult"):  # Prefect 1's, in headwater.engine.results
         register(f"headwater.engine.results:{name}", name)
+    for name in ("GCSResult", "AzureResult"):  # on fsspec: gcsfs / adlfs when used
+        register(f"headwater.results.cloud:{name}", name)
 
 
 @hookimpl(tryfirst=True)
 def register_serializers(register: Registrar) -> None:
-    for name in ("PickleSerializer", "JSONSerializer", "TextSerializer", "BytesSerializer"):
+    for name in ("PickleSerializer", "JSONSerializer", "TextSerializer", "BytesSerializer", "DateTimeSerializer",
+                 "PandasSerializer", "CompressedSerializer"):
         register(f"headwater.results.serializers:{name}", name)
 
 
