@@ -52,6 +52,9 @@ class TaskCallError(TypeError, ValueError):
 _PLAIN_CONSTANTS = frozenset({int, float, str, bool, bytes, type(None), complex})
 """Argument types that are always constants (never a task, a collection of tasks or a marker)."""
 
+_PLAIN_COPY: dict[type, bool] = {}
+"""Per task class: copied by ``__dict__`` (no ``__copy__``, no ``__slots__``), as ``copy.copy`` would."""
+
 _lazy: dict[str, Any] = {}
 """Modules that import this one (``headwater.core.flow``, ``headwater.core.collections``), looked up once:
 an import statement in a function costs a microsecond on every call, and flow building calls these per task."""
@@ -252,7 +255,10 @@ class Task:
             self._input_names()  # computed once on the original, shared by every copy
             self._simple_binding()
         cls = type(self)
-        if getattr(cls, "__copy__", None) is None and "__slots__" not in cls.__dict__:
+        plain = _PLAIN_COPY.get(cls)
+        if plain is None:
+            plain = _PLAIN_COPY[cls] = getattr(cls, "__copy__", None) is None and "__slots__" not in cls.__dict__
+        if plain:
             new = cls.__new__(cls)  # what copy.copy does, without the __reduce_ex__ round trip
             new.__dict__.update(self.__dict__)
         else:
@@ -316,9 +322,10 @@ class Task:
             names, known, required = simple
             if len(args) <= len(names):
                 result = dict(zip(names, args, strict=False))
-                if all(k in known and k not in result for k in kwargs):
-                    result.update(kwargs)
-                    if partial or required.issubset(result):
+                if not kwargs or all(k in known and k not in result for k in kwargs):
+                    if kwargs:
+                        result.update(kwargs)
+                    if partial or len(result) == len(names) or required.issubset(result):
                         return result
             # a mistake: let inspect word the error below
         sig = self._signature()
