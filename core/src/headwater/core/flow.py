@@ -282,7 +282,8 @@ class Flow:
             raise TypeError(f"Flow {self.name!r}: add_task() takes a Task, got {task!r}. Did you forget @task?")
         if task in self._tasks:
             return task
-        old_slug, old_count = task.slug, self._slug_counts.get(task.name)
+        name = task.name
+        old_slug, old_count = task.slug, self._slug_counts.get(name)
         if isinstance(task, Parameter):
             other = self._slugs.get(task.name)
             if other is not None:
@@ -294,20 +295,21 @@ class Flow:
         elif task.slug is not None and task.slug not in self._slugs:
             slug = task.slug
         else:
-            n = self._slug_counts.get(task.name, 0)
+            n = old_count or 0
             while True:
                 n += 1
-                slug = f"{task.name}-{n}"
+                slug = f"{name}-{n}"
                 if slug not in self._slugs:
                     break
-            self._slug_counts[task.name] = n
+            self._slug_counts[name] = n
         task.slug = slug
         self._slugs[slug] = task
         self._tasks[task] = None
         self._upstream[task] = []
         self._downstream[task] = []
-        for case in self._cases:
-            case._added.append(task)
+        if self._cases:
+            for case in self._cases:
+                case._added.append(task)
         if self._journal is not None:
             self._journal.append(("task", task, old_slug, old_count))
         return task

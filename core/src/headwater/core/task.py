@@ -371,7 +371,12 @@ class Task:
         """
         flow_module = _flow_module()
         fast_edge = fresh and type(flow).add_edge is flow_module.Flow.add_edge and self not in flow._tasks
-        with flow_module._Atomic(flow):  # a bad argument takes out this task and the edges already added
+        # One atomic wiring call (what ``_Atomic`` does, inline: this is the hot path): a bad
+        # argument takes out this task and the edges already added.
+        outer = flow._journal is None
+        if outer:
+            flow._journal = []
+        try:
             flow.add_task(self)
             for key, value in arguments.items():
                 if fast_edge:
@@ -410,6 +415,14 @@ class Task:
                         flat = True
                     upstream = upstream.value
                 flow.add_edge(as_task(upstream, flow=flow), self, mapped=is_mapped, flattened=flat)
+        except BaseException:
+            if outer:
+                journal, flow._journal = flow._journal, None
+                if journal:
+                    flow._undo(journal)
+            raise
+        if outer:
+            flow._journal = None
         return self
 
     def map(
