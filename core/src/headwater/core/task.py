@@ -69,6 +69,13 @@ def _flow_module() -> Any:
     return module
 
 
+def _active_flow() -> Any:
+    """The innermost flow of an open ``with Flow(...)`` block, or None (``Flow._active()`` without the lookups)."""
+    module = _lazy.get("flow") or _flow_module()
+    stack = module._active_flows.get()
+    return stack[-1] if stack else None
+
+
 def _seconds(value: float | int | timedelta | None, what: str, task_name: str) -> float | None:
     if value is None:
         return None
@@ -295,7 +302,7 @@ class Task:
         tests; flow-only arguments (``upstream_tasks``, ``mapped``, ``task_args``, ``flow``)
         or task results as arguments need a flow and are an error there.
         """
-        active = flow or _flow_module().Flow._active()
+        active = flow or _active_flow()
         if active is None:
             flow_only = [
                 name
@@ -352,7 +359,7 @@ class Task:
         **kwargs: Any,
     ) -> Task:
         """Bind inputs to this task in ``flow`` (the active one by default), adding the edges."""
-        flow = flow or _flow_module().Flow._active()
+        flow = flow or _active_flow()
         if flow is None:
             raise TaskCallError(
                 f"Task {self.name!r}: bind() needs a flow; call it inside `with Flow(...) as flow:` or pass flow=..."
@@ -434,7 +441,7 @@ class Task:
         **kwargs: Any,
     ) -> Task:
         """Run one copy of this task per item of the (unmapped-aside) arguments; returns the mapped task."""
-        active = flow or _flow_module().Flow._active()
+        active = flow or _active_flow()
         if active is None:
             raise TaskCallError(
                 f"Task {self.name!r}: map() needs a flow; call it inside `with Flow(...) as flow:` or pass flow=..."
