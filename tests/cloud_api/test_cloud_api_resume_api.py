@@ -194,3 +194,12 @@ def test_watch_follows_a_paused_run_by_cursor_and_says_how_to_resume_once() -> N
     assert api.cursors == [None, "l1", "l2", "l3", "l4", "l5"]  # each poll continues after the last record printed
     assert sum("is Paused" in line for line in output) == 1 and "headwater flow-run resume r" in "\n".join(output)
     assert [line.rsplit(" ", 1)[-1] for line in output if "poll" in line] == ["0", "1", "2", "3", "4", "5"]
+
+
+def test_a_task_run_set_to_resume_directly_gets_its_paused_flow_run_scheduled(api: Any, clean_server: ServerThread) -> None:
+    run_id = _run(api, "Paused", {("a", -1): "Paused", ("b", -1): "Success"})
+    api.graphql(SET_TASK, {"s": [{"flow_run_id": run_id, "task_slug": "a", "state": {"type": "Resume"}}]})  # Prefect 1's way
+    assert api.flow_run(id=run_id).state.name == "Paused"
+    assert resume_due_pauses(clean_server.app.state.db) == [(run_id, 0)]
+    assert api.flow_run(id=run_id).state.name == "Scheduled"
+    assert resume_due_pauses(clean_server.app.state.db) == []

@@ -113,6 +113,8 @@ def resume_due_pauses(db: Database, now: datetime | None = None) -> list[tuple[s
 
     The timeout is the ``start_time`` (seconds since the epoch) of the task run's Paused state,
     which the flow-run process sends as the state's ``serialized``; a pause without one waits for a person.
+    A Paused flow run one of whose task runs was set to ``Resume`` directly (``set_task_run_states``,
+    as Prefect 1's UI did) is scheduled again too (listed with 0 task runs resumed).
     """
     from headwater_cloud_api.server.db.models import TaskRun, TaskRunState
     from headwater_cloud_api.server.errors import APIError
@@ -133,6 +135,26 @@ def resume_due_pauses(db: Database, now: datetime | None = None) -> list[tuple[s
         if isinstance(start, (int, float)) and start <= now.timestamp():
             due.setdefault(flow_run_id, []).append(task_run_id)
     resumed = []
+    with db.read() as s:  # a task run set to Resume directly (set_task_run_states), its Paused flow run left as it was
+        approved = s.scalars(
+            select(TaskRun.flow_run_id).join(FlowRun, FlowRun.id == TaskRun.flow_run_id)
+            .where(FlowRun.state == "Paused", TaskRun.state == "Resume").distinct().limit(1000)
+        ).all()
+    for flow_run_id in approved:
+        if flow_run_id in due:
+            continue
+        from headwater_cloud_api.server.services.runs import StateWrite, get_flow_run, set_flow_run_states
+
+        with db.write() as s:
+            row = get_flow_run(s, flow_run_id)
+            s.refresh(row)
+            if row.state != "Paused":
+                continue
+            [result] = set_flow_run_states(s, [StateWrite(flow_run_id, "Scheduled", "A paused task run was set to Resume: "
+                                                          "scheduled again.", version=row.version)])
+        if result.status == "SUCCESS":
+            resumed.append((flow_run_id, 0))
+            _log.info("Scheduler: flow run %s scheduled again (a task run of it was set to Resume)", flow_run_id)
     for flow_run_id, ids in due.items():
         try:
             with db.write() as s:
