@@ -206,6 +206,9 @@ def test_output_outside_logging_reaches_the_run_logs_once(stack: Stack) -> None:
 
     run = stack.run("docker-chatter")
     assert run.wait(180).name == "Success", _messages(stack.api, run.id)
+    expected = {"RAW-STDOUT printed outside logging", "RAW-STDERR written to sys.stderr", "RAW-CHILD from a child process"}
+    # the runner reports Success itself; the agent forwards the container's output in batches, as it follows it
+    wait_for(lambda: expected <= set(_messages(stack.api, run.id)), 60, what="the container's own output in the run logs")
     logs = _logs(stack.api, run.id)
     by_message = {r["message"]: r for r in logs}
     assert by_message["RAW-STDOUT printed outside logging"]["name"] == "headwater.docker.container.stdout"
@@ -215,8 +218,9 @@ def test_output_outside_logging_reaches_the_run_logs_once(stack: Stack) -> None:
     assert "RAW-CHILD from a child process" in by_message
     forwarded = [r["message"] for r in logs if r["name"].startswith("headwater.docker.container")]
     assert not [m for m in forwarded if RECORD_LINE.match(m)], forwarded  # the runner's own records came once, from it
-    assert sorted(forwarded) == sorted(["RAW-STDOUT printed outside logging", "RAW-STDERR written to sys.stderr",
-                                        "RAW-CHILD from a child process"]), forwarded
+    wait_for(lambda: not _containers(stack.engine, run.id), 30, what="the finished container to be removed")
+    forwarded = [r["message"] for r in _logs(stack.api, run.id) if r["name"].startswith("headwater.docker.container")]
+    assert sorted(forwarded) == sorted(expected), forwarded  # each once, and nothing else
 
 
 def test_a_container_that_dies_at_import_shows_its_output_in_the_logs_and_the_failed_message(stack: Stack) -> None:

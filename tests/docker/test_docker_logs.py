@@ -170,3 +170,29 @@ def test_the_attempt_fences_the_lines_and_a_superseded_attempt_stops_sending(api
     assert stale.superseded
     assert len(recorder.calls) == 1  # the server's SUPERSEDED answer stops it: no retries, no further batches
     assert [r["message"] for r in _messages(api, run_id)] == ["from the current attempt"]
+
+
+def test_a_container_killed_for_memory_leaves_its_last_lines_and_the_reason_in_the_run_logs(
+        built: Any, api: Any, run_id: str, tmp_path: Path) -> None:
+    """A real container on podman, followed as an agent does (run context with the API): no runner inside it."""
+    from headwater_docker.environment import DockerRun
+
+    run = DockerRun(host_config={"network_mode": "none", "mem_limit": "24m"})
+    output = tmp_path / "run.log"
+    script = "print('allocating 400 MB', flush=True); import sys; print('on stderr', file=sys.stderr, flush=True); " \
+             "x = bytearray(400 * 1024 * 1024); print('survived')"
+    handle = run.execute(built.storage, built.storage.flows["docker-hello"], flow_run_id=run_id,
+                         command=["python3", "-c", script], env={"HEADWATER__CLOUD__API": api.api},
+                         stdout=str(output))
+    assert run.wait(handle, timeout=120) == "failed"
+    assert handle.exit_code == 137
+    logs = _messages(api, run_id)
+    by_message = {r["message"]: r for r in logs}
+    assert by_message["allocating 400 MB"]["name"] == "headwater.docker.container.stdout"
+    assert by_message["on stderr"]["level"] == "WARNING"
+    assert "survived" not in by_message
+    [reason] = [r for r in logs if r["level"] == "ERROR"]
+    assert "exited with status 137" in reason["message"] and "out of memory" in reason["message"]
+    assert "24m" in reason["message"], reason
+    tail = output.read_text()  # what the agent's Failed message quotes for a run that had not started
+    assert "allocating 400 MB" in tail and "exited with status 137" in tail

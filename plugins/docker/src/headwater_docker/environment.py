@@ -322,7 +322,7 @@ class DockerRun(Environment):
             handle.pid = int(client.api.inspect_container(cid)["State"].get("Pid") or 0) or None
         except (DockerException, KeyError, TypeError, ValueError):
             pass
-        self._follow(follower, cid)
+        self._follow(follower, cid, handle)
 
     def _open_sink(self, follower: _Follower, run_context: Mapping[str, Any]) -> None:
         import subprocess
@@ -358,7 +358,7 @@ class DockerRun(Environment):
         except (OSError, ValueError):
             pass
 
-    def _follow(self, follower: _Follower, cid: str) -> None:
+    def _follow(self, follower: _Follower, cid: str, handle: RunHandle) -> None:
         """Copy the container's stdout and stderr into the run's output and, in an agent, the run's API logs.
 
         A daemon thread with its own engine connection follows the container's log (both streams
@@ -391,7 +391,7 @@ class DockerRun(Environment):
                     for stream, output in filters.items():
                         for stamp, line in output.close(crashed=crashed):
                             forwarder.put(stamp, line, levels[stream], stream)
-                self._note_exit(follower, cid)
+                self._note_exit(follower, api, cid, handle)
             except Exception as exc:  # noqa: BLE001 - the container may be gone; the run's status says what happened
                 self._to_sink(follower, f"[headwater] stopped following container {cid[:12]}: {exc}\n".encode())
             finally:
@@ -419,20 +419,26 @@ class DockerRun(Environment):
             except (OSError, ValueError):
                 pass
 
-    def _note_exit(self, follower: _Follower, cid: str) -> None:
-        """The engine's reason for a failed exit (OOM kill, a runtime error) in the output and the API logs."""
-        from docker.errors import DockerException
-
+    def _note_exit(self, follower: _Follower, api: Any, cid: str, handle: RunHandle) -> None:
+        """The engine's reason for a failed exit (OOM kill, SIGKILL, a runtime error) in the output and the API logs."""
         try:
-            state = follower.client.api.inspect_container(cid).get("State") or {}
-        except (DockerException, OSError):
+            state = api.inspect_container(cid).get("State") or {}
+        except Exception:  # noqa: BLE001 - gone already: status() reports what it can
             return
-        error = state.get("Error")
-        if not (error or state.get("OOMKilled")):
+        error, code = state.get("Error"), state.get("ExitCode")
+        limit = (self.host_config or {}).get("mem_limit")
+        if state.get("OOMKilled"):
+            reason = "killed: out of memory (OOMKilled); raise its memory limit (host_config mem_limit" + (
+                f", now {limit})" if limit else ")")
+        elif error:
+            reason = str(error)
+        elif code == 137 and handle.status != "cancelled":  # SIGKILL, and not by us (podman does not always say OOM)
+            reason = ("killed with SIGKILL: out of memory" + (f" (its memory limit is {limit})" if limit else "")
+                      + ", or killed from outside (docker kill, the host's OOM killer)")
+        else:
             return
         follower.noted_exit = True
-        line = (f"[headwater] container {cid[:12]} exited with status {state.get('ExitCode')}: "
-                + str(error or "killed: out of memory (OOMKilled); raise its memory limit (host_config mem_limit)"))
+        line = f"[headwater] container {cid[:12]} exited with status {code}: {reason}"
         self._to_sink(follower, (line + "\n").encode())
         if follower.forwarder is not None:
             from datetime import UTC, datetime
