@@ -150,3 +150,14 @@ def test_unfinished_or_failed_states_run_again(state: str, tmp_path: Path) -> No
     flow, t = _flow(result)
     plan = plan_task_states(flow, _records(t, result, tmp_path, total_state=state))
     assert t["total"] not in plan.task_states and plan.rerun[t["total"].slug] == f"it was {state}"
+
+
+def test_internal_collection_tasks_are_recomputed_silently(tmp_path: Path) -> None:
+    with Flow("collections") as flow:
+        pair = total([load(2), load(3)])  # a List task joins the two results
+    listing = next(t for t in flow.graph.tasks if type(t).__module__ == "headwater.core.collections")
+    loads = [t for t in flow.graph.tasks if t.name == "load"]
+    records = [TaskRunRecord(t.slug, -1, "Success") for t in (*loads, listing)] + [TaskRunRecord(pair.slug, -1, "Failed")]
+    plan = plan_task_states(flow, records)
+    assert listing not in plan.task_states and listing.slug not in plan.recomputed  # recomputed, not listed
+    assert sorted(plan.recomputed) == sorted(t.slug for t in loads)  # the real tasks are named

@@ -312,9 +312,11 @@ def _map_count(parent: TaskRunRecord, kids: Mapping[int, TaskRunRecord]) -> int:
 
 
 def _is_parameter(task: Any) -> bool:
+    """Parameters and the tasks headwater adds for literal arguments (constants, collections, ``x[0]``): cheap to
+    recompute, and not worth a line in the log."""
     from headwater import Parameter
 
-    return isinstance(task, Parameter)
+    return isinstance(task, Parameter) or type(task).__module__ == "headwater.core.collections"
 
 
 RESUME_STATES_QUERY = "query($id: String!, $o: Int!) { resume_states(flow_run_id: $id, offset: $o, limit: 1000) }"
