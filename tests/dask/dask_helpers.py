@@ -12,7 +12,7 @@ from typing import Any
 from headwater import context, task
 
 __all__ = ["bump", "retry_or_sleep", "pid_then_sleep", "nap", "big_len", "make_lock", "take", "shout", "whoami",
-           "plus_one", "blob_of", "sleep_then"]
+           "plus_one", "blob_of", "sleep_then", "task_prefixes"]
 
 
 def bump(path: Path) -> int:
@@ -96,3 +96,8 @@ def blob_of(size: int) -> bytes:
 def sleep_then(value: Any, seconds: float) -> Any:
     time.sleep(seconds)
     return value
+
+
+def task_prefixes(dask_scheduler: Any) -> list[str]:
+    """The scheduler's task prefixes (Dask keeps one per key prefix, with its duration statistics)."""
+    return [str(name) for name in dask_scheduler.task_prefixes]

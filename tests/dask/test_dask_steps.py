@@ -116,3 +116,12 @@ def test_a_task_object_is_pickled_once_per_flow_run(dask_address: str, monkeypat
     assert state.is_successful(), state
     assert len(state.result[pids].map_states) == 40
     assert pickled.count("whoami") == 1, pickled
+
+
+def test_mapped_children_share_one_dask_key_prefix(dask_address: str, dask_client: Any) -> None:
+    with Flow("dask-one-prefix") as flow:
+        h.plus_one.map(list(range(25)))
+    assert flow.run(executor=DaskExecutor(address=dask_address), run_on_schedule=False).is_successful()
+    prefixes = dask_client.run_on_scheduler(h.task_prefixes)
+    assert "plus_one" in prefixes
+    assert not [p for p in prefixes if p.startswith("plus_one[")], "a prefix per child makes the scheduler O(N) per task"
