@@ -538,6 +538,16 @@ class ProcessExecutor(_PoolExecutor):
         self._specs: dict[int, _Spec] = {}
         self._serial = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_spec_dir"], state["_specs"], state["_serial"] = None, {}, 0  # per flow run, never shipped
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("start_method", None)  # pickles made before these options existed
+        state.setdefault("chunksize", None)
+        super().__setstate__({**state, "_spec_dir": None, "_specs": {}, "_serial": 0})
+
     def _workers(self) -> int:
         return self.max_workers or min(os.cpu_count() or 1, 8)
 
