@@ -161,3 +161,17 @@ def test_internal_collection_tasks_are_recomputed_silently(tmp_path: Path) -> No
     plan = plan_task_states(flow, records)
     assert listing not in plan.task_states and listing.slug not in plan.recomputed  # recomputed, not listed
     assert sorted(plan.recomputed) == sorted(t.slug for t in loads)  # the real tasks are named
+
+
+def test_the_log_line_stays_short_for_big_runs(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from headwater_cloud_api.execution.task_states import ResumePlan
+
+    plan = ResumePlan(kept=[f"k-{i}" for i in range(5000)], rerun={f"r-{i}": "it was Failed" for i in range(5000)},
+                      mapped_rerun={"m-1": list(range(3000))})
+    with caplog.at_level(logging.INFO, logger="headwater.execute"):
+        plan.log()
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "kept 5000 finished task(s)" in line and "and 4980 more" in line and "3000 child run(s) again" in line
+    assert len(line) < 3000

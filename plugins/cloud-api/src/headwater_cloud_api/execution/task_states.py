@@ -86,17 +86,21 @@ class ResumePlan:
             return
         parts = [f"kept {len(self.kept)} finished task(s)" + (f" ({_names(self.kept)})" if self.kept else "")]
         if self.rerun:
-            parts.append("running again: " + "; ".join(f"{slug} ({why})" for slug, why in sorted(self.rerun.items())))
+            parts.append("running again: " + _reasons(self.rerun))
         for slug, indices in sorted(self.mapped_rerun.items()):
             parts.append(f"mapped {slug}: {len(indices)} child run(s) again ({_indices(indices)}), the others kept")
         if self.recomputed:
-            parts.append("recomputed because their results were not persisted: "
-                         + "; ".join(f"{slug} ({why})" for slug, why in sorted(self.recomputed.items())))
+            parts.append("recomputed because their results were not persisted: " + _reasons(self.recomputed))
         if self.resumed:
             parts.append(f"resumed: {_names(self.resumed)}")
         if self.paused:
             parts.append(f"still paused: {_names(self.paused)}")
         logger.info("Picking up the earlier attempt's task states: %s.", "; ".join(parts))
+
+
+def _reasons(why: Mapping[str, str], limit: int = 20) -> str:
+    shown = "; ".join(f"{slug} ({reason})" for slug, reason in sorted(why.items())[:limit])
+    return shown + (f"; and {len(why) - limit} more" if len(why) > limit else "")
 
 
 def _names(slugs: Sequence[str], limit: int = 20) -> str:
