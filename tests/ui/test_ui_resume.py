@@ -143,3 +143,19 @@ def test_restart_from_failed_in_the_browser_keeps_what_succeeded(stack: dict[str
     assert _ran(work) == ["prepare", "publish", "publish"]  # prepare's result was read back, not recomputed
     expect(page.locator("#run-state")).to_contain_text("Success", timeout=15000)
     expect(page.locator("#restart-run")).to_have_count(0)  # nothing failed any more
+
+
+def test_a_paused_task_run_is_resumed_from_its_own_page(stack: dict[str, Any], page: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    client = stack["client"]
+    run_id = _run(stack, "approval", tmp_path / "w")
+    wait_for(lambda: run_state(client, run_id) == "Paused", 90, 0.2, "the run to pause")
+    paused = next(t for t in client.flow_run(id=run_id).task_runs() if t["state"]["type"] == "Paused")
+    page.goto(f"{stack['server'].url}/ui/flow-runs/{run_id}")
+    page.locator(f"#task-{paused['task_slug']} a").first.click()  # the task runs table links to the task run's page
+    expect(page).to_have_url(f"{stack['server'].url}/ui/task-runs/{paused['id']}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#resume-task-run")
+    expect(page.locator("#task-history")).to_contain_text("Resume")
+    assert wait_finished(client, run_id) == "Success", stack["agent"].output()[-3000:]

@@ -302,6 +302,17 @@ class UI:
         run_service.resume_flow_run(s, request.path_params["id"], message="Resumed from the web UI.")
         return RedirectResponse(f"{PREFIX}/flow-runs/{request.path_params['id']}", status_code=303)
 
+    def resume_task_run(self, request: Request, form: Any, s: Any) -> Response:
+        from headwater_cloud_api.server.db.models import TaskRun
+        from headwater_cloud_api.server.errors import NotFound
+        from headwater_cloud_api.server.services import runs as run_service
+
+        row = s.get(TaskRun, request.path_params["id"])
+        if row is None:
+            raise NotFound(f"Task run {request.path_params['id']!r} does not exist.")
+        run_service.resume_flow_run(s, row.flow_run_id, [row.id], message="Resumed from the web UI.")
+        return RedirectResponse(f"{PREFIX}/task-runs/{row.id}", status_code=303)
+
     def create_project(self, request: Request, form: Any, s: Any) -> Response:
         from headwater_cloud_api.server.services.projects import create_project
 
@@ -381,6 +392,7 @@ class UI:
             Route(f"{PREFIX}/flow-runs/{{id}}/resume", self.action(self.resume), methods=["POST"]),
             Route(f"{PREFIX}/flow-runs/{{id}}/tasks/{{slug}}", self.page(self.task_group), methods=["GET"]),
             Route(f"{PREFIX}/task-runs/{{id}}", self.page(self.task_run), methods=["GET"]),
+            Route(f"{PREFIX}/task-runs/{{id}}/resume", self.action(self.resume_task_run), methods=["POST"]),
             Route(f"{PREFIX}/agents", self.page(self.agents), methods=["GET"]),
             Route(f"{PREFIX}/projects", self.page(self.projects), methods=["GET"]),
             Route(f"{PREFIX}/projects", self.action(self.create_project), methods=["POST"]),
