@@ -328,7 +328,46 @@ def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
             else:
                 values[i] = memo[key] = process(value)
         converted.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
+    if dialect.name == "postgresql" and (stmt.is_insert and " ON CONFLICT " not in sql or stmt in _PG_UPDATE_COLUMNS):
+        # one statement for the batch (psycopg's executemany sends one per row): the values as one array a column
+        unnest = _PG_UNNEST.get(cache_key)
+        if unnest is None:
+            unnest = _PG_UNNEST[cache_key] = _pg_unnest_sql(stmt, sql, names, dialect)
+        columns = tuple(list(column) for column in zip(*(row.values() for row in converted), strict=True))
+        return int(conn.exec_driver_sql(unnest, columns).rowcount)
     return int(conn.exec_driver_sql(sql, converted).rowcount)
+
+
+_PG_UNNEST: dict[tuple[int, str, tuple[str, ...]], str] = {}
+"""PostgreSQL: the batch statements as ``INSERT ... SELECT * FROM unnest(...)`` / ``UPDATE ... FROM unnest(...)``."""
+_PG_UPDATE_COLUMNS = {
+    _UPDATE_FLOW_RUN: {"b_state": "state", "b_message": "state_message", "b_ts": "state_timestamp", "b_version": "version",
+                       "b_start": "start_time", "b_end": "end_time", "b_attempt": "attempt"},
+    _UPDATE_TASK_RUN: {"b_state": "state", "b_message": "state_message", "b_ts": "state_timestamp", "b_version": "version",
+                       "b_start": "start_time", "b_end": "end_time", "b_attempt": "attempt"},
+}
+"""The version-checked UPDATEs of :func:`_update_current`: bind name -> column (``b_id``/``b_expected`` are the WHERE)."""
+
+
+def _pg_unnest_sql(stmt: Any, sql: str, names: Sequence[str], dialect: Any) -> str:
+    table = stmt.table
+
+    def cast(column: str) -> str:
+        return f"%s::{table.c[column].type.compile(dialect=dialect)}[]"
+
+    if stmt.is_insert:
+        return f"{sql.split(' VALUES ', 1)[0]} SELECT * FROM unnest({', '.join(cast(name) for name in names)})"
+    targets = _PG_UPDATE_COLUMNS[stmt]
+    column_of = {"b_id": "id", "b_expected": "version", **targets}
+    sets = [f"{column} = v.{bind}" for bind, column in targets.items()]
+    if "updated" in table.c:
+        sets.append("updated = v.b_ts")
+    return (f"UPDATE {table.name} SET {', '.join(sets)} FROM unnest({', '.join(cast(column_of[name]) for name in names)}) "
+            f"AS v({', '.join(names)}) WHERE {table.name}.id = v.b_id AND {table.name}.version = v.b_expected")
+
+
+_PG_UNNEST: dict[tuple[int, str, tuple[str, ...]], str] = {}
+"""PostgreSQL: psycopg's executemany sends one statement per row; a batch's INSERT goes as one ``unnest`` of arrays."""
 
 
 @attrs.define
