@@ -151,3 +151,47 @@ def flow_reading_env() -> Flow:
     with Flow("env") as flow:
         ReadEnv(name="read_env").map([1, 2, 3])
     return flow
+
+
+class SlowOnTwo(Task):
+    def run(self, x: int) -> int:
+        import time
+
+        if x == 2:
+            time.sleep(5)
+        return x
+
+
+class Upstream(Task):
+    def run(self, x: int) -> int:
+        from headwater import signals
+
+        if x == 1:
+            raise signals.SKIP("skip item 1")
+        if x == 3:
+            raise ValueError("item 3 fails")
+        return x
+
+
+class Downstream(Task):
+    def run(self, x: int) -> int:
+        return x * 10
+
+
+def test_a_child_times_out_alone_inside_its_chunk() -> None:
+    with Flow("timeouts") as flow:
+        out = SlowOnTwo(name="slow", timeout=1).map(list(range(6)))
+    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=3))
+    children = state.result[out].map_states
+    assert [type(c).__name__ for c in children] == ["Success", "Success", "TimedOut", "Success", "Success", "Success"]
+    assert [c.result for i, c in enumerate(children) if i != 2] == [0, 1, 3, 4, 5]
+
+
+def test_children_of_a_map_over_skipped_and_failed_items_are_each_decided() -> None:
+    with Flow("decided") as flow:
+        up = Upstream(name="up").map(list(range(5)))
+        down = Downstream(name="down").map(up)
+    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=2))
+    children = state.result[down].map_states
+    assert [type(c).__name__ for c in children] == ["Success", "Skipped", "Success", "TriggerFailed", "Success"]
+    assert [children[i].result for i in (0, 2, 4)] == [0, 20, 40]
