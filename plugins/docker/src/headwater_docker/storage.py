@@ -656,8 +656,12 @@ class Docker(Storage):
         try:
             if _local_image(client, ref) is None:
                 repository, _, tag = ref.rpartition(":")
+                from headwater_docker.environment import _pull
+
                 credentials = self.credentials(ref)
-                client.images.pull(repository, tag=tag, auth_config=credentials.auth_config() if credentials else None)
+                failure = _pull(client, repository, tag, credentials.auth_config() if credentials else None)
+                if failure:
+                    raise FlowNotInStorageError(f"Docker storage: cannot pull image {ref} to read {location!r}: {failure}")
             container = client.containers.create(ref, command=["true"], network_mode="none")
             try:
                 stream, _ = container.get_archive(location)
