@@ -360,8 +360,11 @@ CANCEL_STATE_NAMES: frozenset[str] = _names(Cancelling) | _names(Cancelled)
 """Cancelling, Cancelled: a cancellation was asked for."""
 ENDED_FROM_OUTSIDE_STATE_NAMES: frozenset[str] = frozenset({Failed.__name__, Cancelled.__name__})
 """What an agent or the reaper may end a run as without its process: Failed, Cancelled."""
+PAUSED_STATE_NAMES: frozenset[str] = _names(Paused) | _names(Resume)
+"""Waiting for a person: Paused, and Resume (approved, not yet run again)."""
 
 __all__ += [
+    "PAUSED_STATE_NAMES",
     "STATE_CLASSES",
     "ABSTRACT_STATE_NAMES",
     "SCHEDULED_STATE_NAMES",

@@ -724,7 +724,7 @@ class FlowRunExecution:
         else:
             message = final.message if isinstance(final.message, str) else "Paused: waiting for a paused task to be resumed."
             written = self._write_final("Paused", f"{message} Resume it with `headwater flow-run resume {self.flow_run_id}`.")
-        return EXIT_SUCCESS if written in ("Paused", "Scheduled") else EXIT_FAILED
+        return EXIT_SUCCESS if written in SCHEDULED_STATE_NAMES else EXIT_FAILED  # Paused, or Scheduled again
 
     def _log(self, level: str, message: str) -> None:
         try:

@@ -30,21 +30,23 @@ from typing import Any
 import attrs
 
 from headwater import states as st
+from headwater.states import PAUSED_STATE_NAMES, SUCCESS_STATE_NAMES, Pending, Running, Scheduled, Submitted
 
 __all__ = ["TaskRunRecord", "ResumePlan", "plan_task_states", "records_from_api", "fetch_records", "serialized_state",
            "engine_takes_task_states", "TASK_RUNS_QUERY", "RESUME_STATES_QUERY", "KEEP_STATE_NAMES"]
 
 _log = logging.getLogger("headwater.execute")
 
-KEEP_STATE_NAMES: frozenset[str] = frozenset({"Success", "Cached", "Mapped", "Skipped"})
+KEEP_STATE_NAMES: frozenset[str] = SUCCESS_STATE_NAMES
 """Task-run states a new attempt keeps (everything else runs again)."""
-_WAITING = frozenset({"Paused", "Resume"})
+_WAITING = PAUSED_STATE_NAMES
 TASK_RUNS_QUERY = (
     "query($id: String!, $o: Int!) { task_runs(flow_run_id: $id, limit: 1000, offset: $o) "
     "{ task_slug map_index state { type message } states { type serialized } } }"
 )
 """The run's task runs with their state history (a page of 1000 at a time): what a new attempt starts from."""
-_NOT_AN_OUTCOME = frozenset({"Pending", "Scheduled", "Submitted", "Running"})
+_NOT_AN_OUTCOME = frozenset(c.__name__ for c in (Pending, Scheduled, Submitted, Running))
+"""States that say nothing about how a task run ended (a restart reset it, or it never got further)."""
 
 
 @attrs.define

@@ -17,10 +17,15 @@ from sqlalchemy.orm import Session
 
 from headwater.states import (
     ABSTRACT_STATE_NAMES,
+    CANCEL_STATE_NAMES,
     FINISHED_STATE_NAMES,
+    PAUSED_STATE_NAMES,
     RUNNING_STATE_NAMES,
     SCHEDULED_STATE_NAMES,
     STATE_CLASSES,
+    SUCCESS_STATE_NAMES,
+    Failed,
+    Scheduled,
 )
 from headwater_cloud_api.server.db.models import (
     Agent,
@@ -73,9 +78,9 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ABSTRACT_STATES: frozenset[str] = ABSTRACT_STATE_NAMES
 """Base classes: a run is never *in* one of these (they may still be used to filter queries)."""
 WRITABLE_STATES: frozenset[str] = STATE_NAMES - ABSTRACT_STATES
-FROM_PAUSED_STATES: frozenset[str] = frozenset({"Paused", "Resume", "Scheduled", "Cancelling", "Cancelled", "Failed"})
+FROM_PAUSED_STATES: frozenset[str] = PAUSED_STATE_NAMES | CANCEL_STATE_NAMES | {Scheduled.__name__, Failed.__name__}
 """Where a Paused run may go: resumed (task runs: Resume; flow runs: Scheduled), cancelled, failed (or paused again)."""
-KEPT_TASK_STATES: frozenset[str] = frozenset({"Success", "Cached", "Mapped", "Skipped"})
+KEPT_TASK_STATES: frozenset[str] = SUCCESS_STATE_NAMES
 """Task-run states a restart from failed keeps (a new attempt reuses them and their checkpointed results)."""
 
 
