@@ -195,3 +195,13 @@ def test_children_of_a_map_over_skipped_and_failed_items_are_each_decided() -> N
     children = state.result[down].map_states
     assert [type(c).__name__ for c in children] == ["Success", "Skipped", "Success", "TriggerFailed", "Success"]
     assert [children[i].result for i in (0, 2, 4)] == [0, 20, 40]
+
+
+def pair() -> tuple[int, float]:
+    return (1, 2.0)
+
+
+def test_a_plain_call_returning_a_tuple_comes_back_as_it_is() -> None:
+    executor = ProcessExecutor(max_workers=1)
+    with executor.start():
+        assert executor.submit(pair).result(timeout=60) == (1, 2.0)  # never mistaken for a compact Success

@@ -318,11 +318,25 @@ def _unpicklable(value: Any, exc: BaseException) -> UnpicklableResultError:
     )
 
 
-def _compact(state: Any) -> Any:
-    """A plain Success as ``(value, ts)``; every other state (failures with their tracebacks) as it is."""
-    from headwater.states import Success
+_success_class: list[Any] = []
 
-    if type(state) is Success and state.message == _SUCCESS_MESSAGE and state.location is None:
+
+def _success() -> Any:
+    """``headwater.states.Success``, imported once (an import statement per child costs a microsecond)."""
+    if not _success_class:
+        from headwater.states import Success
+
+        _success_class.append(Success)
+    return _success_class[0]
+
+
+def _compact(state: Any) -> Any:
+    """A plain Success as ``(value, ts)``; every other state (failures with their tracebacks) as it is.
+
+    Only for lists of task-run states (which are never tuples); see :func:`_expand`.
+    """
+    if type(state) is (_success_class[0] if _success_class else _success()) and state.message == _SUCCESS_MESSAGE \
+            and state.location is None:
         return (state.result, state.ts)
     return state
 
@@ -330,17 +344,17 @@ def _compact(state: Any) -> Any:
 def _expand(item: Any) -> Any:
     """The state :func:`_compact` made compact, exactly as it was (its timestamp included)."""
     if type(item) is tuple:
-        from headwater.states import Success
-
-        return Success(_SUCCESS_MESSAGE, item[0], ts=item[1])
+        return (_success_class[0] if _success_class else _success())(_SUCCESS_MESSAGE, item[0], ts=item[1])
     return item
 
 
 def _run_pickled(payload: bytes) -> bytes:
+    """One call in a worker; a task run's plain Success comes back compact, flagged, any other value as it is."""
     fn, args, kwargs = cloudpickle.loads(payload)
     value = fn(*args, **kwargs)
+    compact = _compact(value)
     try:
-        return cloudpickle.dumps(_compact(value))
+        return cloudpickle.dumps((compact is not value, compact))
     except Exception as exc:
         raise _unpicklable(value, exc) from None
 
@@ -583,11 +597,11 @@ class ProcessExecutor(_PoolExecutor):
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
         pool = self._require_pool()
-        if fn is _run_task_batch() and not kwargs and len(args) == 4 and args[3] is not None \
-                and self._spec_dir is not None:
+        batch = fn is _run_task_batch() and not kwargs and self._spec_dir is not None and len(args) >= 2 and args[1]
+        if batch and len(args) == 4 and args[3] is not None:
             inner = self._submit_chunk(pool, *args)
             expand = True
-        elif fn is _run_task_batch() and not kwargs and 2 <= len(args) <= 3 and self._spec_dir is not None:
+        elif batch and len(args) <= 3:
             inner = self._submit_batch(pool, *args)
             expand = True
         else:
@@ -600,7 +614,11 @@ class ProcessExecutor(_PoolExecutor):
                 return
             try:
                 value = cloudpickle.loads(f.result())
-                outer.set_result([_expand(s) for s in value] if expand else _expand(value))
+                if expand:  # a chunk: a list of task-run states
+                    outer.set_result([_expand(s) for s in value])
+                else:  # (compacted, value): only a flagged value is a compact Success
+                    compacted, value = value
+                    outer.set_result(_expand(value) if compacted else value)
             except BaseException as exc:  # noqa: BLE001 - passed to the waiter
                 outer.set_exception(exc)
 
@@ -632,8 +650,6 @@ class ProcessExecutor(_PoolExecutor):
 
     def _submit_batch(self, pool: cf.Executor, task: Any, runs: list[tuple[dict[str, Any], Any]],
                       result: Any = None) -> cf.Future[bytes]:
-        if not runs:
-            return pool.submit(_run_pickled, cloudpickle.dumps((_run_task_batch(), (task, runs, result), {})))
         spec = self._spec(task, dict(runs[0][1]), result)
         base, name = spec.base, spec.base.get("task_name")
         items: list[tuple[Any, ...]] = []
