@@ -333,7 +333,7 @@ def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
             else:
                 values[i] = memo[key] = process(value)
         converted.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
-    if dialect.name == "postgresql" and (stmt.is_insert and " ON CONFLICT " not in sql or stmt in _PG_UPDATE_COLUMNS):
+    if dialect.name == "postgresql" and (stmt.is_insert or stmt in _PG_UPDATE_COLUMNS):
         # one statement for the batch (psycopg's executemany sends one per row): the values as one array a column
         unnest = _PG_UNNEST.get(cache_key)
         if unnest is None:
@@ -341,6 +341,18 @@ def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
         columns = tuple(list(column) for column in zip(*(row.values() for row in converted), strict=True))
         return int(conn.exec_driver_sql(unnest, columns).rowcount)
     return int(conn.exec_driver_sql(sql, converted).rowcount)
+
+
+_PG_INSERT_TASK_RUNS: list[Any] = []
+
+
+def _pg_insert_task_runs() -> Any:
+    """``INSERT INTO task_run ... ON CONFLICT (flow_run_id, task_slug, map_index) DO NOTHING`` (built once: it is cached by identity)."""
+    if not _PG_INSERT_TASK_RUNS:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        _PG_INSERT_TASK_RUNS.append(pg_insert(_TR).on_conflict_do_nothing(index_elements=["flow_run_id", "task_slug", "map_index"]))
+    return _PG_INSERT_TASK_RUNS[0]
 
 
 _PG_UNNEST: dict[tuple[int, str, tuple[str, ...]], str] = {}
@@ -360,8 +372,10 @@ def _pg_unnest_sql(stmt: Any, sql: str, names: Sequence[str], dialect: Any) -> s
     def cast(column: str) -> str:
         return f"%s::{table.c[column].type.compile(dialect=dialect)}[]"
 
-    if stmt.is_insert:
-        return f"{sql.split(' VALUES ', 1)[0]} SELECT * FROM unnest({', '.join(cast(name) for name in names)})"
+    if stmt.is_insert:  # INSERT INTO t (...) VALUES (...) [ON CONFLICT ...]: the VALUES become a SELECT over unnest()
+        head, _, rest = sql.partition(" VALUES ")
+        conflict = rest[rest.index(" ON CONFLICT "):] if " ON CONFLICT " in rest else ""
+        return f"{head} SELECT * FROM unnest({', '.join(cast(name) for name in names)}){conflict}"
     targets = _PG_UPDATE_COLUMNS[stmt]
     column_of = {"b_id": "id", "b_expected": "version", **targets}
     sets = [f"{column} = v.{bind}" for bind, column in targets.items()]
@@ -543,9 +557,7 @@ def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite]) -> l
                      "version": 0, "state_timestamp": now, "start_time": None, "end_time": None, "created": now, "attempt": 0}
                     for f, s, m in new_keys]
         if session.get_bind().dialect.name == "postgresql":  # another server may create the same task run at once
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            conn.execute(pg_insert(_TR).on_conflict_do_nothing(index_elements=["flow_run_id", "task_slug", "map_index"]), new_rows)
+            _executemany(conn, _pg_insert_task_runs(), new_rows)
             read(_TR.c.id.in_([r["id"] for r in new_rows])
                  | (_TR.c.flow_run_id.in_(sorted({k[0] for k in new_keys})) & _TR.c.task_slug.in_(sorted({k[1] for k in new_keys}))))
         else:  # SQLite: the write lock is held, so insert them later, in their final state (no UPDATE)
