@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 from sqlalchemy import select
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from headwater_cloud_api.server.db import models as m
@@ -161,6 +162,13 @@ class Query:
                 q = q.where(m.TaskRun.state.in_(states))
             q = q.order_by(m.TaskRun.created, m.TaskRun.task_slug, m.TaskRun.map_index).limit(limit).offset(offset)
             return [TaskRunType.of(r) for r in s.scalars(q)]
+
+    @strawberry.field(description="What a new attempt of a flow run starts from: each task run's slug, map index, state, "
+                                  "message and its current state's serialized (one query a page, ordered by slug and index).")
+    def resume_states(self, info: Info, flow_run_id: str, offset: int = 0, limit: int = 1000) -> JSON:
+        limit, offset = _page(limit, offset)
+        with db(info).read() as s:
+            return run_service.resume_records(s, flow_run_id, offset, limit)
 
     @strawberry.field
     def logs(self, info: Info, flow_run_id: str, task_run_id: str | None = None, levels: list[str] | None = None,
