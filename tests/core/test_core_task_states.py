@@ -265,3 +265,22 @@ def test_task_runner_runs_one_attempt_from_upstream_states() -> None:
 
     assert isinstance(TaskRunner(gated).run(), Paused)
     assert TaskRunner(gated).run(state=Resume()).result == "ran"
+
+
+def test_pause_task_with_a_duration_pauses_until_a_time() -> None:
+    from datetime import timedelta
+
+    from headwater.utilities.tasks import pause_task
+
+    @task
+    def wait_a_bit() -> str:
+        pause_task("cooling down", duration=timedelta(minutes=5))
+        return "done"
+
+    with Flow("timed-pause") as flow:
+        w = wait_a_bit()
+    before = time.time()
+    paused = flow.run().result[w]
+    assert isinstance(paused, Paused) and paused.message == "cooling down"
+    assert paused.start_time is not None and before + 299 <= paused.start_time <= time.time() + 301
+    assert flow.run(task_states={w: Resume()}).result[w].result == "done"

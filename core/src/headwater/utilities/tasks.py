@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -51,9 +52,12 @@ def defaults_from_attrs(*attr_args: str) -> Callable[[_F], _F]:
 def pause_task(message: str | None = None, duration: timedelta | None = None) -> None:
     """Pause the running task (it ends Paused) unless this run is a resume (``context.resume``).
 
-    ``duration`` is accepted for Prefect 1 compatibility; headwater does not resume paused tasks
-    on a timer (see docs/prefect1.md).
+    With ``duration``, the pause ends by itself: run through the API, the scheduler resumes the
+    task when ``duration`` has passed (the Paused state's ``start_time``), as Prefect 1 did.
     """
     if context.get("resume", False):
         return
-    raise signals.PAUSE(message or "pause_task signal raised during task execution.")
+    message = message or "pause_task signal raised during task execution."
+    if duration is None:
+        raise signals.PAUSE(message)
+    raise signals.PAUSE(message, start_time=time.time() + duration.total_seconds())
