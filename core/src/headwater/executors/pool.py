@@ -7,8 +7,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -579,6 +577,8 @@ class ProcessExecutor(_PoolExecutor):
 
     @contextmanager
     def start(self) -> Iterator[Executor]:
+        import tempfile  # here, not at import: `import headwater` stays light
+
         self._spec_dir = tempfile.mkdtemp(prefix="headwater-pool-")
         self._specs = {}
         self._serial = 0
@@ -591,6 +591,8 @@ class ProcessExecutor(_PoolExecutor):
         finally:
             spec_dir, self._spec_dir = self._spec_dir, None
             self._specs = {}
+            import shutil
+
             shutil.rmtree(spec_dir, ignore_errors=True)
             if uses_server:
                 _server_released()
