@@ -731,10 +731,10 @@ class FlowRunExecution:
             retrying(lambda: self.client.graphql(
                 "mutation($l: [LogInput!]!) { write_logs(logs: $l) }",
                 {"l": [{"flow_run_id": self.flow_run_id, "level": level, "name": "headwater.execute", "message": message,
-                        "timestamp": _iso(time.time())}]},
+                        "timestamp": _iso(time.time()), "attempt": self.attempt}]},
             ), "writing a log record", max_wait=60)
-        except Exception as exc:
-            _stderr(f"could not write a log record: {exc}")
+        except Exception as exc:  # kept here (the agent's per-run file) when the API refuses it or stays unreachable
+            _stderr(f"could not write a log record ({exc}): {level} {message}")
 
 
 def _default_client() -> Any:
