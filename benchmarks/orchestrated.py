@@ -59,6 +59,8 @@ __all__ = ["Row", "flow_source", "count_task_runs", "cpu_seconds", "main"]
 LABEL = "orchestrated-bench"
 PROJECT = "bench"
 TARGET_US = 200.0
+TARGET_N = 10_000
+"""The size the issue states the target at (every task-run state of a 10 000-task fan-out in the API)."""
 POLL_S = 0.25  # the client's poll of the run's state: each poll is server CPU inside the measured window
 
 FLOW = '''
@@ -448,7 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in rows:
         if r.database == "sqlite":
             verdict = "PASS" if r.over_local_us <= TARGET_US else "FAIL"
-            print(f"{verdict} sqlite N={r.n}: {r.over_local_us:.0f} us/task over local (target <= {TARGET_US:.0f})")
+            scope = "" if r.n >= TARGET_N else f"; the issue states the target at N = {TARGET_N}, this size is for reference"
+            print(f"{verdict} sqlite N={r.n}: {r.over_local_us:.0f} us/task over local (target <= {TARGET_US:.0f}{scope})")
     for r in lost:
         print(f"LOST {r.database} N={r.n}: {r.persisted}/{r.expected} task runs persisted, {r.success} Success")
     return 1 if lost else 0
