@@ -335,9 +335,10 @@ def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
         converted.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
     if dialect.name == "postgresql" and (stmt.is_insert or stmt in _PG_UPDATE_COLUMNS):
         # one statement for the batch (psycopg's executemany sends one per row): the values as one array a column
-        unnest = _PG_UNNEST.get(cache_key)
-        if unnest is None:
-            unnest = _PG_UNNEST[cache_key] = _pg_unnest_sql(stmt, sql, names, dialect)
+        cached = _PG_UNNEST.get(cache_key)
+        if cached is None or cached[0] is not stmt:
+            cached = _PG_UNNEST[cache_key] = (stmt, _pg_unnest_sql(stmt, sql, names, dialect))
+        unnest = cached[1]
         columns = tuple(list(column) for column in zip(*(row.values() for row in converted), strict=True))
         return int(conn.exec_driver_sql(unnest, columns).rowcount)
     return int(conn.exec_driver_sql(sql, converted).rowcount)
@@ -355,7 +356,7 @@ def _pg_insert_task_runs() -> Any:
     return _PG_INSERT_TASK_RUNS[0]
 
 
-_PG_UNNEST: dict[tuple[int, str, tuple[str, ...]], str] = {}
+_PG_UNNEST: dict[tuple[int, str, tuple[str, ...]], tuple[Any, str]] = {}
 """PostgreSQL: the batch statements as ``INSERT ... SELECT * FROM unnest(...)`` / ``UPDATE ... FROM unnest(...)``."""
 _PG_UPDATE_COLUMNS = {
     _UPDATE_FLOW_RUN: {"b_state": "state", "b_message": "state_message", "b_ts": "state_timestamp", "b_version": "version",
