@@ -66,11 +66,11 @@ def _written_block(page: str, name: str) -> str:
     return match.group(1)
 
 
-def test_template_renders_to_exactly_the_plugin_guides_30_lines(tmp_path: Path) -> None:
+def test_template_renders_to_exactly_the_plugin_guides_40_lines(tmp_path: Path) -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
     project = render(tmp_path, project_name="headwater-shelf", storage_class="ShelfStorage")
     package = project / "src" / "headwater_shelf"
     storage = (package / "storage.py").read_text()
     assert storage == _written_block(page, "headwater_shelf/storage.py")
     assert (package / "plugin.py").read_text() == _written_block(page, "headwater_shelf/plugin.py")
-    assert len(storage.splitlines()) <= 35
+    assert len(storage.splitlines()) <= 40

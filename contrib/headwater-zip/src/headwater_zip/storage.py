@@ -20,7 +20,15 @@ from typing import Any
 
 import attrs
 
-from headwater.plugins import FlowNotInStorageError, Storage, code_hash, dumps_flow, loads_flow, slugify
+from headwater.plugins import (
+    FlowNotInStorageError,
+    Storage,
+    code_hash,
+    content_location,
+    dumps_flow,
+    loads_flow,
+    slugify,
+)
 
 __all__ = ["ZipStorage", "COMPRESSIONS"]
 
@@ -65,8 +73,15 @@ class ZipStorage(Storage):
 
     def _write(self, flow: Any, location: str) -> None:
         target = self.archive()
+        data = dumps_flow(flow)
         if location in self.members():
-            return  # content-addressed: this very code is already there
+            with zipfile.ZipFile(target) as archive:
+                if archive.read(location) == data:
+                    return  # content-addressed: these very bytes are already there
+            location = content_location(location, data)  # a location's bytes never change: new bytes, new location
+            self.flows[flow.name] = location
+            if location in self.members():
+                return
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         os.close(fd)
@@ -77,7 +92,7 @@ class ZipStorage(Storage):
                         for info in old.infolist():
                             with old.open(info) as src, new.open(info, "w") as dst:
                                 shutil.copyfileobj(src, dst)
-                new.writestr(location, dumps_flow(flow))
+                new.writestr(location, data)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -56,6 +56,7 @@ _LAZY: dict[str, str] = {
     "Storage": "headwater.storage.base",
     "FlowNotInStorageError": "headwater.storage.base",
     "code_hash": "headwater.storage.base",
+    "content_location": "headwater.storage.base",
     "slugify": "headwater.storage.base",
     "env_runner_variables": "headwater.storage.base",
     "FlowLoadError": "headwater.storage.pickling",
@@ -145,6 +146,7 @@ __all__ = [
     "Storage",
     "FlowNotInStorageError",
     "code_hash",
+    "content_location",
     "slugify",
     "env_runner_variables",
     "FlowLoadError",
@@ -241,7 +243,14 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
     from headwater.run_configs import RunConfig
     from headwater.secrets import Secret, SecretNotFoundError
     from headwater.serialization.converter import SerializationError, canonical_json, from_dict, to_dict
-    from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, env_runner_variables, slugify
+    from headwater.storage.base import (
+        FlowNotInStorageError,
+        Storage,
+        code_hash,
+        content_location,
+        env_runner_variables,
+        slugify,
+    )
     from headwater.storage.pickling import FlowLoadError, dumps_flow, loads_flow
     from headwater.storage.script import flow_from_script, relative_path, script_path, script_source, source_hash
     from headwater.testing.conformance import EnvironmentConformance, ExecutorConformance, StorageConformance

@@ -29,6 +29,7 @@ from headwater.plugins import (
     FlowNotInStorageError,
     Storage,
     code_hash,
+    content_location,
     dumps_flow,
     flow_from_script,
     loads_flow,
@@ -53,11 +54,6 @@ _DIGEST_METADATA = "headwater-sha256"
 """User metadata of a flow object: the sha256 of its bytes, so a re-build compares without downloading."""
 
 
-def content_location(location: str, data: bytes) -> str:
-    """``location`` with the hash of ``data`` added (``etl/ab12.flow`` -> ``etl/ab12-9f3c....flow``), as the core's storages do."""
-    head, dot, ext = location.rpartition(".")
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    return f"{head}-{digest}.{ext}" if dot and "/" not in ext else f"{location}-{digest}"
 _FIX_BUILD = "register the flow again (headwater register ...) or call storage.build(), which uploads it"
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import attrs
 
-from headwater.plugins import FlowNotInStorageError, Storage, atomic_write, code_hash, dumps_flow, loads_flow, slugify
+from headwater.plugins import (FlowNotInStorageError, Storage, atomic_write, code_hash, content_location, dumps_flow,
+                               loads_flow, slugify)
 
 __all__ = ["{{ cookiecutter.storage_class }}"]
 
@@ -22,7 +23,12 @@ class {{ cookiecutter.storage_class }}(Storage):
         return f"{slugify(flow.name)}/{code_hash(flow)}.flow"
 
     def _write(self, flow: Any, location: str) -> None:  # build() calls it once per added flow
-        atomic_write(Path(self.root, location), dumps_flow(flow))
+        path, data = Path(self.root, location), dumps_flow(flow)
+        if not path.is_file():
+            atomic_write(path, data)
+        elif path.read_bytes() != data:  # a stored location never gets new bytes: new bytes, new location
+            self.flows[flow.name] = location = content_location(location, data)
+            atomic_write(Path(self.root, location), data)
 
     def get_flow(self, location: str) -> Any:
         self._require(location)

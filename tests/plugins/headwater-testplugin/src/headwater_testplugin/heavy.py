@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from headwater.environments.base import Environment, RunHandle
-from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, slugify
+from headwater.storage.base import FlowNotInStorageError, Storage, code_hash, content_location, slugify
 from headwater.storage.pickling import dumps_flow, loads_flow
 
 if os.environ.get("HEADWATER_TESTPLUGIN_MARKER"):
@@ -32,9 +32,16 @@ class DirStorage(Storage):
         return f"{slugify(flow.name)}/{code_hash(flow)}.flow"
 
     def _write(self, flow: Any, location: str) -> None:
+        data = dumps_flow(flow)
         target = Path(self.directory) / location
+        if target.exists():
+            if target.read_bytes() == data:
+                return
+            location = content_location(location, data)  # a location's bytes never change: new bytes, new location
+            self.flows[flow.name] = location
+            target = Path(self.directory) / location
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(dumps_flow(flow))
+        target.write_bytes(data)
 
     def get_flow(self, location: str) -> Any:
         self._require(location)
