@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "cloud_api"))  # agent_helpers: server and agent processes
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, ROOT, Built, Engine  # noqa: E402 - after the path is set

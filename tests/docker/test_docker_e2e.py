@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from agent_helpers import AgentProcess, ServerProcess, wait_for
 from docker_helpers import Engine
 from headwater.client import Client
+from headwater.testing import AgentProcess, ServerProcess, wait_for
 from headwater_docker.environment import RUN_LABEL
 
 FLOWS = '''

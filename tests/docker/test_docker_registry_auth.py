@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from agent_helpers import AgentProcess, ServerProcess
 from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, Engine
 from headwater.client import Client
 from headwater.plugins import from_dict
 from headwater.storage import Docker
+from headwater.testing import AgentProcess, ServerProcess
 from headwater.testing.flows import sample_flow
 from headwater_docker.environment import DockerRun, DockerRunError
 from headwater_docker.storage import DockerBuildError
