@@ -6,12 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,9 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import httpx
+from headwater.testing import processes
+from headwater.testing.processes import PYTHON, free_port, stop_process, wait_for
 
-PYTHON = sys.executable
+__all__ = ["PYTHON", "free_port", "stop_process", "wait_for", "git", "Repo", "FakeGitHub", "GitDaemon", "SmartHTTP",
+           "ServerProcess", "AgentProcess"]
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.org", "GIT_COMMITTER_NAME": "Test",
     "GIT_COMMITTER_EMAIL": "test@example.org", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
@@ -34,23 +33,6 @@ def git(*args: str, cwd: Path | str | None = None) -> str:
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV}, check=False)
     assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
     return done.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class Repo:
@@ -369,61 +351,17 @@ class SmartHTTP:
 # --- server and agent processes --------------------------------------------------------------------
 
 
-class ServerProcess:
-    """``headwater server start`` on SQLite in a child process."""
+class ServerProcess(processes.ServerProcess):
+    """``headwater server start`` on SQLite in ``workdir``, started at once, with exactly ``env`` as its environment."""
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.log = workdir / "server.log"
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [PYTHON, "-m", "headwater.cli", "server", "start", "--port", str(self.port), "--database-url",
-                 f"sqlite:///{workdir / 'api.db'}", "--no-scheduler", "--log-level", "warning"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env,
-            )
-
-        def ready() -> bool:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, 60, 0.1, "the API server")
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/graphql"
-
-    def stop(self) -> None:
-        stop_process(self.process)
+        super().__init__(f"sqlite:///{workdir / 'api.db'}", workdir, env=env, inherit_env=False, log_name="server.log")
+        self.start()
 
 
-class AgentProcess:
-    """``headwater agent start --label ...`` in a child process (output in ``log``)."""
+class AgentProcess(processes.AgentProcess):
+    """``headwater agent start --name staging --label ...`` with exactly ``env`` (which names the API)."""
 
     def __init__(self, workdir: Path, env: dict[str, str], labels: tuple[str, ...]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log = workdir / "agent.log"
-        args = [PYTHON, "-m", "headwater.cli", "agent", "start", "--name", "staging", "--poll-interval", "0.2"]
-        for label in labels:
-            args += ["--label", label]
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
-                                            env={**env, "PYTHONUNBUFFERED": "1"})
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        super().__init__(env["HEADWATER__CLOUD__API"], workdir, labels, "staging", cancel_grace_period=None, env=env,
+                         inherit_env=False, log_name="agent.log")

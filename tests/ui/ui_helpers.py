@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+from headwater.testing.processes import PYTHON, AgentProcess, ServerProcess, free_port, wait_for
+
+__all__ = ["PYTHON", "AgentProcess", "ServerProcess", "free_port", "wait_for"]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("HEADWATER_UI_SCREENSHOTS") or REPO / "build" / "ui-screenshots")
-
-PYTHON = sys.executable
 
 FLOWS = '''
 import time
@@ -91,108 +86,12 @@ with Flow("gpu-job", run_config=LocalRun(labels=["ui", "gpu"])) as gpu:
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([PYTHON, "-m", "headwater.cli", *args], cwd=cwd, capture_output=True, text=True,
                             env={**os.environ, **(env or {})}, timeout=120)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
-
-
-class ServerProcess:
-    """``headwater server start`` in a child process."""
-
-    def __init__(self, database_url: str, workdir: Path, auth: bool = False, env: dict[str, str] | None = None) -> None:
-        self.env = {**os.environ, **(env or {})}
-        self.database_url = database_url
-        self.workdir = workdir
-        self.port = free_port()
-        self.log = workdir / f"server-{self.port}.log"
-        self.auth = auth
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def api(self) -> str:
-        return f"{self.url}/graphql"
-
-    def start(self) -> ServerProcess:
-        args = [PYTHON, "-m", "headwater.cli", "server", "start", "--port", str(self.port), "--database-url", self.database_url,
-                "--log-level", "warning", "--no-scheduler"]
-        if self.auth:
-            args.append("--auth")
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env)
-
-        def ready() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log.read_text()
-            try:
-                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, 30, 0.05, "the server to answer /health")
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
-class AgentProcess:
-    """``headwater agent start`` in a child process, output in ``log``."""
-
-    def __init__(self, api: str, workdir: Path, labels: tuple[str, ...], name: str = "agent",
-                 env: dict[str, str] | None = None) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.log = workdir / f"{name}.log"
-        args = [PYTHON, "-m", "headwater.cli", "agent", "start", "--name", name, "--poll-interval", "0.2",
-                "--cancel-grace-period", "1"]
-        for label in labels:
-            args += ["--label", label]
-        env = {**os.environ, **(env or {}), "HEADWATER__CLOUD__API": api, "PYTHONUNBUFFERED": "1"}
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 _COUNT_COLORS = """async (src) => {

@@ -69,7 +69,8 @@ class ServerProcess:
     """``headwater server start`` in a child process, on ``port`` (a free one by default).
 
     ``lease``, ``max_resurrections`` and ``scheduler_interval`` map to the command's options
-    (None: the server's default); ``scheduler=False`` passes ``--no-scheduler``.
+    (None: the server's default); ``scheduler=False`` passes ``--no-scheduler``. ``env`` is
+    added to this process's environment, or is the whole environment with ``inherit_env=False``.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class ServerProcess:
         extra: Sequence[str] = (),
         log_name: str | None = None,
         ready_timeout: float = 60.0,
+        inherit_env: bool = True,
     ) -> None:
         self.database_url = database_url
         self.workdir = Path(workdir)
@@ -97,7 +99,7 @@ class ServerProcess:
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
         self.auth = auth
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**(os.environ if inherit_env else {}), **(env or {})}
         self.log_level = log_level
         self.extra = tuple(extra)
         self.ready_timeout = ready_timeout
@@ -158,7 +160,11 @@ class ServerProcess:
 
 
 class AgentProcess:
-    """``headwater agent start`` in a child process against ``api``, output in ``log``; starts at once."""
+    """``headwater agent start`` in a child process against ``api``, output in ``log``; starts at once.
+
+    ``env`` is added to this process's environment, or is the whole environment with
+    ``inherit_env=False``; ``HEADWATER__CLOUD__API`` is always ``api``.
+    """
 
     def __init__(
         self,
@@ -173,11 +179,13 @@ class AgentProcess:
         env: Mapping[str, str] | None = None,
         extra: Sequence[str] = (),
         command: Sequence[str] = ("agent", "start"),
+        log_name: str | None = None,
+        inherit_env: bool = True,
     ) -> None:
         self.name = name
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.log = self.workdir / f"{name}.log"
+        self.log = self.workdir / (log_name or f"{name}.log")
         args = [PYTHON, "-m", "headwater.cli", *command, "--name", name, "--poll-interval", str(poll_interval)]
         if cancel_grace_period is not None:
             args += ["--cancel-grace-period", str(cancel_grace_period)]
@@ -186,7 +194,8 @@ class AgentProcess:
         args += list(extra)
         for label in labels:
             args += ["--label", label]
-        full_env = {**os.environ, **(env or {}), "HEADWATER__CLOUD__API": api, "PYTHONUNBUFFERED": "1"}
+        full_env = {**(os.environ if inherit_env else {}), **(env or {}), "HEADWATER__CLOUD__API": api,
+                    "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as out:
             self.process: subprocess.Popen[bytes] = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, env=full_env
