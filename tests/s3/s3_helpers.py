@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-PYTHON = sys.executable
+from headwater.testing.processes import PYTHON, free_port, wait_for
+
+__all__ = ["PYTHON", "free_port", "wait_for", "DUMMY_AWS", "MotoProcess", "CuttableProxy"]
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "plugins" / "s3"
 CORE = REPO / "core"
@@ -28,24 +27,6 @@ DUMMY_AWS = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
 """Dummy credentials for every test process: botocore finds these first and never probes a metadata address."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def boto3_client(endpoint: str, **kwargs: Any) -> Any:
