@@ -255,6 +255,8 @@ def test_a_paused_task_waits_for_resume_then_the_run_finishes(stack: dict[str, A
     rows = client.graphql('query($id: String!) { task_runs(flow_run_id: $id) { task_slug states { type } } }', {"id": run_id})
     states = [s["type"] for s in next(r for r in rows["task_runs"] if r["task_slug"] == approve["task_slug"])["states"]]
     assert states[-4:] == ["Paused", "Resume", "Running", "Success"], states
+    logs = "\n".join(r["message"] for r in client.flow_run(id=run_id).all_logs())
+    assert "reaper reschedules" not in logs, logs  # a paused run's process exits on purpose: the agent says nothing
 
 
 def test_a_pause_with_a_timeout_is_resumed_by_the_scheduler(stack: dict[str, Any], tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from headwater.states import FINISHED_STATE_NAMES
+from headwater.states import FINISHED_STATE_NAMES, SCHEDULED_STATE_NAMES
 
 __all__ = ["Agent", "AgentAuthError", "Backoff", "ManagedRun", "flow_run_command", "problem_kind"]
 
@@ -245,8 +245,8 @@ class Agent:
 
     def _exited(self, run: ManagedRun, status: dict[str, Any] | None) -> None:
         del self.runs[run.id]
-        if status is None or status["state"] in _FINISHED or status["state"] == "Scheduled":
-            return
+        if status is None or status["state"] in _FINISHED or status["state"] in SCHEDULED_STATE_NAMES:
+            return  # finished, scheduled again, or Paused: the process was meant to exit
         code = run.handle.exit_code
         output = _tail(run.output)
         if status["state"] == "Cancelling":
