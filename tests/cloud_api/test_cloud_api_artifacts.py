@@ -174,3 +174,20 @@ def test_parent_fields_are_checked_before_anything_is_written(sqlite_client: Cli
     with pytest.raises(APIClientError, match="'parent_map_index' is -1"):
         flow.create_run(parent_flow_run_id=run, parent_task_slug="t-1", parent_map_index=-2)
     assert sqlite_client.flow_run(id=run).children() == []
+
+
+def test_artifact_writes_from_a_superseded_attempt_are_refused(sqlite_client: Client, run: str) -> None:
+    fr = sqlite_client.flow_run(id=run)
+    current = int(fr.get("attempt") or 0)
+    kept = fr.create_artifact("markdown", "# from the current attempt", task_slug="t-1", attempt=current)
+    for write in (lambda: fr.create_artifact("link", "https://example.org/stale", task_slug="t-1", attempt=current + 3),
+                  lambda: fr.update_artifact(kept, "# overwritten by a zombie", attempt=current + 3),
+                  lambda: fr.delete_artifact(kept, attempt=current + 3)):
+        with pytest.raises(APIClientError, match="superseded") as refused:
+            write()
+        assert refused.value.code == "SUPERSEDED"
+    assert [(a["id"], a["text"]) for a in fr.artifacts()] == [(kept, "# from the current attempt")]  # nothing changed
+    with context(flow_run_id=run, task_slug="t-1", map_index=None, running_with_backend=True, flow_run_attempt=current + 3):
+        with pytest.raises(APIClientError, match="superseded"):
+            artifacts.create_markdown_artifact("# a zombie task's report")
+    assert len(fr.artifacts()) == 1

@@ -38,7 +38,8 @@ def _create(kind: str, text: str, client: Any) -> str | None:
         _log.debug("Not running under the orchestration API: the %s artifact is not created.", kind)
         return None
     _, task_slug, map_index = where
-    return str(_flow_run(client).create_artifact(kind, text, task_slug=task_slug, map_index=map_index))
+    return str(_flow_run(client).create_artifact(kind, text, task_slug=task_slug, map_index=map_index,
+                                                 attempt=context.get("flow_run_attempt")))
 
 
 def _update(kind: str, task_run_artifact_id: str, text: str, client: Any) -> None:
@@ -46,7 +47,7 @@ def _update(kind: str, task_run_artifact_id: str, text: str, client: Any) -> Non
         return
     if not task_run_artifact_id:
         raise ValueError(f"update_{kind}_artifact needs the id of an existing artifact (what create_{kind}_artifact returned).")
-    _flow_run(client).update_artifact(task_run_artifact_id, text)
+    _flow_run(client).update_artifact(task_run_artifact_id, text, attempt=context.get("flow_run_attempt"))
 
 
 def create_link_artifact(link: str, client: Any = None) -> str | None:
@@ -75,4 +76,4 @@ def delete_artifact(task_run_artifact_id: str, client: Any = None) -> None:
         return
     if not task_run_artifact_id:
         raise ValueError("delete_artifact needs the id of an existing artifact (what create_*_artifact returned).")
-    _flow_run(client).delete_artifact(task_run_artifact_id)
+    _flow_run(client).delete_artifact(task_run_artifact_id, attempt=context.get("flow_run_attempt"))

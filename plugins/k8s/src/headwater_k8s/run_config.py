@@ -153,6 +153,8 @@ class JobWatch:
     output: str | None = None
     api: str | None = None
     api_key: str | None = attrs.field(default=None, repr=False)
+    attempt: int | None = None
+    """The run attempt the agent claimed: this watch's logs and its end of the run are fenced with it."""
     created: float = attrs.field(factory=time.monotonic)
     last_poll: float = 0.0
     started: bool = False
@@ -200,7 +202,8 @@ class JobWatch:
         if client is None:
             return
         now = datetime.now(UTC).isoformat()
-        logs = [{"flow_run_id": self.flow_run_id, "message": m, "level": lv, "name": name, "timestamp": now} for lv, m in records]
+        logs = [{"flow_run_id": self.flow_run_id, "message": m, "level": lv, "name": name, "timestamp": now,
+                 **({"attempt": self.attempt} if self.attempt is not None else {})} for lv, m in records]
         try:
             client.graphql("mutation($l: [LogInput!]!) { write_logs(logs: $l) }", {"l": logs})
         except Exception as exc:  # the API being down must not break following the Job
@@ -223,11 +226,11 @@ class JobWatch:
             return
         try:
             client.graphql(
-                "mutation($r: String!, $s: String!, $m: String!, $t: String) { end_flow_run(flow_run_id: $r, state: $s, "
-                "message: $m, task_state: $t) { state } }",
-                {"r": self.flow_run_id, "s": "Failed", "m": message, "t": "Failed"},
+                "mutation($r: String!, $s: String!, $m: String!, $t: String, $a: Int) { end_flow_run(flow_run_id: $r, "
+                "state: $s, message: $m, task_state: $t, attempt: $a) { state } }",
+                {"r": self.flow_run_id, "s": "Failed", "m": message, "t": "Failed", "a": self.attempt},
             )
-        except Exception as exc:
+        except Exception as exc:  # SUPERSEDED: a newer attempt owns the run now, which is not this Job's to end
             _log.warning("Could not end flow run %s Failed: %s", self.flow_run_id, exc)
 
     # --- reading Kubernetes -------------------------------------------------------------------
@@ -499,6 +502,7 @@ class KubernetesRun(Environment):
             start_timeout=float(self.start_timeout or settings.start_timeout),
             output=str(run_context["stdout"]) if isinstance(run_context.get("stdout"), (str, os.PathLike)) else None,
             api=env.get("HEADWATER__CLOUD__API"), api_key=env.get("HEADWATER__CLOUD__API_KEY"),
+            attempt=int(env["HEADWATER_FLOW_RUN_ATTEMPT"]) if str(env.get("HEADWATER_FLOW_RUN_ATTEMPT", "")).isdigit() else None,
         )
         image = job["spec"]["template"]["spec"]["containers"][0].get("image")
         for stale in earlier:

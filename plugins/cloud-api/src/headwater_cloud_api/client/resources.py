@@ -232,20 +232,26 @@ class FlowRunResource(_Resource):
 
     # --- run records: artifacts, run details, parent and children ------------------------------------------------
 
-    def create_artifact(self, kind: str, text: str, task_slug: str | None = None, map_index: int | None = None) -> str:
-        """A new artifact (``kind`` "link" or "markdown") on task run ``task_slug[map_index]`` of this run; returns its id."""
+    def create_artifact(self, kind: str, text: str, task_slug: str | None = None, map_index: int | None = None,
+                        attempt: int | None = None) -> str:
+        """A new artifact (``kind`` "link" or "markdown") on task run ``task_slug[map_index]`` of this run; returns its id.
+
+        ``attempt``: the run attempt writing it (a flow-run process passes its own; a superseded one is refused).
+        """
         return self._gql(
-            "mutation($r: String!, $k: String!, $t: String!, $s: String, $i: Int) { create_artifact(flow_run_id: $r, kind: $k, "
-            "text: $t, task_slug: $s, map_index: $i) { id } }",
-            {"r": self.id, "k": kind, "t": text, "s": task_slug, "i": map_index},
+            "mutation($r: String!, $k: String!, $t: String!, $s: String, $i: Int, $n: Int) { create_artifact(flow_run_id: $r, "
+            "kind: $k, text: $t, task_slug: $s, map_index: $i, attempt: $n) { id } }",
+            {"r": self.id, "k": kind, "t": text, "s": task_slug, "i": map_index, "n": attempt},
         )["create_artifact"]["id"]
 
-    def update_artifact(self, artifact_id: str, text: str) -> None:
+    def update_artifact(self, artifact_id: str, text: str, attempt: int | None = None) -> None:
         """Replace the link or markdown of artifact ``artifact_id``."""
-        self._gql("mutation($a: String!, $t: String!) { update_artifact(id: $a, text: $t) { id } }", {"a": artifact_id, "t": text})
+        self._gql("mutation($a: String!, $t: String!, $n: Int) { update_artifact(id: $a, text: $t, attempt: $n) { id } }",
+                  {"a": artifact_id, "t": text, "n": attempt})
 
-    def delete_artifact(self, artifact_id: str) -> bool:
-        return self._gql("mutation($a: String!) { delete_artifact(id: $a) }", {"a": artifact_id})["delete_artifact"]
+    def delete_artifact(self, artifact_id: str, attempt: int | None = None) -> bool:
+        return self._gql("mutation($a: String!, $n: Int) { delete_artifact(id: $a, attempt: $n) }",
+                         {"a": artifact_id, "n": attempt})["delete_artifact"]
 
     def artifacts(self) -> list[dict[str, Any]]:
         """This run's artifacts, oldest first: ``{id, kind, text, task_slug, map_index, created}``."""

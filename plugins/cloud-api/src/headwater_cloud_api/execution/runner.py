@@ -654,6 +654,7 @@ class FlowRunExecution:
         # Run records: what the storage resolved (GitHub/Git: repo, ref, commit SHA) goes on the flow run's record, and
         # tasks see that they run under the API (Prefect 1's running_with_backend: artifacts, flow-of-flows parent links).
         context["running_with_backend"] = True
+        context["flow_run_attempt"] = self.attempt  # what the run's own API writes (artifacts) are fenced by
         details = storage.run_details()
         if details:
             try:

@@ -234,25 +234,26 @@ class Mutation:
 
     @strawberry.mutation(description="Create a task run artifact (kind 'link' or 'markdown') on a flow run; returns it.")
     def create_artifact(self, info: Info, flow_run_id: str, kind: str, text: str, task_slug: str | None = None,
-                        map_index: int | None = None) -> ArtifactType:
+                        map_index: int | None = None, attempt: int | None = None) -> ArtifactType:
         from headwater_cloud_api.server.services import artifacts as artifact_service
 
         with db(info).write() as s:
-            return ArtifactType.of(artifact_service.create_artifact(s, flow_run_id, kind, text, task_slug, map_index))
+            return ArtifactType.of(artifact_service.create_artifact(s, flow_run_id, kind, text, task_slug, map_index,
+                                                                    attempt))
 
     @strawberry.mutation(description="Replace the link or markdown of an artifact.")
-    def update_artifact(self, info: Info, id: str, text: str) -> ArtifactType:
+    def update_artifact(self, info: Info, id: str, text: str, attempt: int | None = None) -> ArtifactType:
         from headwater_cloud_api.server.services import artifacts as artifact_service
 
         with db(info).write() as s:
-            return ArtifactType.of(artifact_service.update_artifact(s, id, text))
+            return ArtifactType.of(artifact_service.update_artifact(s, id, text, attempt))
 
     @strawberry.mutation
-    def delete_artifact(self, info: Info, id: str) -> bool:
+    def delete_artifact(self, info: Info, id: str, attempt: int | None = None) -> bool:
         from headwater_cloud_api.server.services import artifacts as artifact_service
 
         with db(info).write() as s:
-            return artifact_service.delete_artifact(s, id)
+            return artifact_service.delete_artifact(s, id, attempt)
 
     @strawberry.mutation(description="Record what the flow-run process resolved loading the flow (e.g. repo, ref, commit); "
                                      "a write from a superseded attempt is refused.")

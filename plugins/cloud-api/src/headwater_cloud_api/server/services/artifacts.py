@@ -60,10 +60,22 @@ def _data(kind: str, text: Any) -> dict[str, Any]:
     return data
 
 
+def _fence(row: FlowRun, attempt: int | None, what: str) -> None:
+    """Refuse a write from a superseded attempt of the run (``attempt`` None: an outside writer, not fenced)."""
+    from headwater_cloud_api.server.services.runs import Superseded
+
+    if attempt is not None and attempt != (row.attempt or 0):
+        raise Superseded(f"Flow run {row.id} is at attempt {row.attempt}; {what} comes from attempt {attempt}, "
+                         "which was superseded. Nothing was written.")
+
+
 def create_artifact(session: Session, flow_run_id: str, kind: str, text: str, task_slug: str | None = None,
-                    map_index: int | None = None) -> Artifact:
-    """A new artifact of ``kind`` (``link`` or ``markdown``) on the task run ``task_slug[map_index]`` of ``flow_run_id``."""
-    _run(session, flow_run_id)
+                    map_index: int | None = None, attempt: int | None = None) -> Artifact:
+    """A new artifact of ``kind`` (``link`` or ``markdown``) on the task run ``task_slug[map_index]`` of ``flow_run_id``.
+
+    With ``attempt`` (what a flow-run process sends), a superseded attempt's artifact is refused.
+    """
+    _fence(_run(session, flow_run_id), attempt, "this artifact")
     now = utcnow()
     row = Artifact(id=new_id(), flow_run_id=flow_run_id, task_slug=task_slug,
                    map_index=-1 if map_index is None else map_index, kind=kind, data=_data(kind, text),
@@ -80,9 +92,10 @@ def _artifact(session: Session, artifact_id: str) -> Artifact:
     return row
 
 
-def update_artifact(session: Session, artifact_id: str, text: str) -> Artifact:
-    """Replace the link or markdown of an existing artifact (its kind stays)."""
+def update_artifact(session: Session, artifact_id: str, text: str, attempt: int | None = None) -> Artifact:
+    """Replace the link or markdown of an existing artifact (its kind stays); fenced by ``attempt`` like creation."""
     row = _artifact(session, artifact_id)
+    _fence(_run(session, row.flow_run_id), attempt, "this artifact update")
     data = _data(row.kind, text)
     now = utcnow()
     session.execute(update(Artifact).where(Artifact.id == artifact_id).values(data=data, updated=now))
@@ -90,8 +103,9 @@ def update_artifact(session: Session, artifact_id: str, text: str) -> Artifact:
     return row
 
 
-def delete_artifact(session: Session, artifact_id: str) -> bool:
-    _artifact(session, artifact_id)
+def delete_artifact(session: Session, artifact_id: str, attempt: int | None = None) -> bool:
+    row = _artifact(session, artifact_id)
+    _fence(_run(session, row.flow_run_id), attempt, "this artifact deletion")
     session.execute(delete(Artifact).where(Artifact.id == artifact_id))
     return True
 
@@ -109,17 +123,12 @@ def set_run_details(session: Session, flow_run_id: str, details: Any, attempt: i
 
     With ``attempt``, a write from a superseded attempt of the run is refused, as for state writes.
     """
-    from headwater_cloud_api.server.services.runs import Superseded
-
     if not isinstance(details, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in details.items()):
         raise BadInput("Run details are a JSON object of string keys to string values, e.g. {\"commit\": \"<sha>\"}.")
     size = len(json.dumps(details).encode())
     if size > MAX_RUN_DETAILS_BYTES:
         raise BadInput(f"Run details are {size} bytes as JSON; the limit is {MAX_RUN_DETAILS_BYTES}.")
-    row = _run(session, flow_run_id)
-    if attempt is not None and attempt != (row.attempt or 0):
-        raise Superseded(f"Flow run {flow_run_id} is at attempt {row.attempt}; these run details come from attempt {attempt}, "
-                         "which was superseded. Nothing was written.")
+    _fence(_run(session, flow_run_id), attempt, "these run details")
     clean = {k.replace("\x00", ""): v.replace("\x00", "\ufffd") for k, v in details.items()}
     session.execute(update(FlowRun).where(FlowRun.id == flow_run_id).values(run_details=clean))
     return clean
