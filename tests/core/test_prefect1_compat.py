@@ -488,6 +488,14 @@ def test_pendulum_datetimes_are_accepted() -> None:
     schedule = IntervalSchedule(start_date=start, interval=timedelta(days=1))
     assert [d.isoformat() for d in schedule.next(2, after=start)] == ["2024-01-02T09:00:00+01:00",
                                                                      "2024-01-03T09:00:00+01:00"]
+    from headwater.schedules import CronSchedule, Schedule, filters
+    from headwater.schedules.clocks import DatesClock
+
+    cron = CronSchedule("0 9 * * 1", start_date=start)  # Mondays at 9 in Berlin
+    assert [d.isoformat() for d in cron.next(2, after=start)] == ["2024-01-08T09:00:00+01:00", "2024-01-15T09:00:00+01:00"]
+    later = pendulum.datetime(2024, 7, 1, 12, tz="UTC")
+    assert Schedule([DatesClock([later])]).next(1, after=start) == [later]
+    assert filters.is_weekday(start) and not filters.is_weekend(start)
 
 
 # --- task library: FilterTask, tasks.core, parameters -------------------------------------------------------

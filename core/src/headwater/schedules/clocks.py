@@ -73,11 +73,15 @@ def resolve_after(after: datetime | None) -> datetime:
     """``after`` as an aware UTC datetime; ``None`` means now."""
     if after is None:
         return datetime.now(UTC)
-    return check_aware(after, "after").astimezone(UTC)
+    return _utc(check_aware(after, "after"))
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    """``value`` in UTC as a plain ``datetime`` (a pendulum ``DateTime`` does its arithmetic its own way)."""
+    v = value.astimezone(UTC)
+    if type(v) is not datetime:
+        v = datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=UTC, fold=v.fold)
+    return v
 
 
 def _aware_or_none(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
