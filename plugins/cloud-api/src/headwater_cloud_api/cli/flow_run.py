@@ -41,7 +41,7 @@ def logs(id: str, limit: int | None, levels: tuple[str, ...]) -> None:
 @click.argument("id")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
 def show(id: str, open_browser: bool) -> None:
-    """Print the address of the run's page in the web UI (served by `headwater server start`)."""
+    """The run's web UI address, what it ran (the commit), its parent, children and artifacts."""
     from headwater_cloud_api.ui import client_run_url
 
     c = client()
