@@ -395,32 +395,14 @@ class Task:
                             flow.add_task(value)
                         flow._add_fresh_edge(value, self, key, mapped)
                         continue
-                is_mapped = mapped
-                flat = False
-                while isinstance(value, (unmapped, flatten, _mapped_marker)):
-                    if isinstance(value, unmapped):
-                        is_mapped = False
-                    elif isinstance(value, _mapped_marker):
-                        is_mapped = True
-                    else:
-                        flat = True
-                    value = value.value
+                value, is_mapped, flat = _unwrap(value, mapped)
                 if isinstance(value, Task) or is_mapped or flat or _contains_task(value):
                     upstream = as_task(value, flow=flow)
                     flow.add_edge(upstream, self, key=key, mapped=is_mapped, flattened=flat)
                 else:
                     flow._set_constant(self, key, value)
             for upstream in upstream_tasks or ():  # mapped too when mapping, unless unmapped(...) (Prefect 1)
-                is_mapped = mapped
-                flat = False
-                while isinstance(upstream, (unmapped, flatten, _mapped_marker)):
-                    if isinstance(upstream, unmapped):
-                        is_mapped = False
-                    elif isinstance(upstream, _mapped_marker):
-                        is_mapped = True
-                    else:
-                        flat = True
-                    upstream = upstream.value
+                upstream, is_mapped, flat = _unwrap(upstream, mapped)
                 flow.add_edge(as_task(upstream, flow=flow), self, mapped=is_mapped, flattened=flat)
         except BaseException:
             if outer:
@@ -680,6 +662,20 @@ def _contains_task(value: Any, depth: int = 0) -> bool:
     if isinstance(value, dict):
         return any(_contains_task(v, depth + 1) for v in value.values()) or any(isinstance(k, Task) for k in value)
     return False
+
+
+def _unwrap(value: Any, mapped: bool) -> tuple[Any, bool, bool]:
+    """``(value, is_mapped, flattened)`` with the ``unmapped`` / ``mapped`` / ``flatten`` markers taken off ``value``."""
+    flat = False
+    while isinstance(value, (unmapped, flatten, _mapped_marker)):
+        if isinstance(value, unmapped):
+            mapped = False
+        elif isinstance(value, _mapped_marker):
+            mapped = True
+        else:
+            flat = True
+        value = value.value
+    return value, mapped, flat
 
 
 def as_task(value: Any, flow: Flow | None = None) -> Task:
