@@ -86,6 +86,7 @@ _LAZY: dict[str, str] = {
     # results and serializers
     "Result": "headwater.results.result",
     "ResultLocationError": "headwater.results.result",
+    "default_result_key": "headwater.results.result",
     "Serializer": "headwater.results.serializers",
     "PickleSerializer": "headwater.results.serializers",
     "ResultSerializationError": "headwater.results.serializers",
@@ -173,6 +174,7 @@ __all__ = [
     "ALL_COMPLETED",
     "Result",
     "ResultLocationError",
+    "default_result_key",
     "Serializer",
     "PickleSerializer",
     "ResultSerializationError",
@@ -238,7 +240,7 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
         plugin_attribute,
     )
     from headwater.plugins.known import known_distribution
-    from headwater.results.result import Result, ResultLocationError
+    from headwater.results.result import Result, ResultLocationError, default_result_key
     from headwater.results.serializers import PickleSerializer, ResultSerializationError, Serializer
     from headwater.run_configs import RunConfig
     from headwater.secrets import Secret, SecretNotFoundError

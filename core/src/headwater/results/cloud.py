@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -28,7 +27,13 @@ from typing import Any, ClassVar
 import attrs
 import fsspec
 
-from headwater.results.result import Result, ResultLocationError, _format_template, _has_fields, _safe
+from headwater.results.result import (
+    Result,
+    ResultLocationError,
+    _format_template,
+    _has_fields,
+    default_result_key,
+)
 from headwater.results.serializers import Serializer
 
 __all__ = ["GCSResult", "AzureResult"]
@@ -82,13 +87,7 @@ class _BucketResult(Result):
         return f"{prefix}{self._bucket()}/{key.lstrip('/')}"
 
     def _default_key(self, ctx: Mapping[str, Any]) -> str:
-        flow = ctx.get("flow_name") or "no-flow"
-        run_id = ctx.get("flow_run_id") or uuid.uuid4().hex
-        name = _safe(ctx.get("task_slug") or ctx.get("task_name") or "result")
-        map_index = ctx.get("map_index")
-        if map_index is not None:
-            name = f"{name}-{_safe(map_index)}"
-        return f"{_safe(flow)}/{_safe(run_id)}/{name}{getattr(self.serializer, 'extension', '')}"
+        return default_result_key(ctx, self.serializer)
 
     def _resolve(self, location: str | None, kwargs: Mapping[str, Any]) -> str:
         if location is None:

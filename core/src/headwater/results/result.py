@@ -47,6 +47,21 @@ def _safe(part: Any) -> str:
     return "_" if text in (".", "..") else text
 
 
+def default_result_key(ctx: Mapping[str, Any], serializer: Any = None) -> str:
+    """``<flow>/<flow run id>/<task slug>[-<map index>]<extension>``: where a result with no location goes.
+
+    Every Result type (local files, S3, GCS, Azure) names an unset location this way, each
+    part made path-safe; without a flow run id (a local run) a random one keeps runs apart.
+    """
+    flow = ctx.get("flow_name") or "no-flow"
+    run_id = ctx.get("flow_run_id") or uuid.uuid4().hex
+    name = _safe(ctx.get("task_slug") or ctx.get("task_name") or "result")
+    map_index = ctx.get("map_index")
+    if map_index is not None:
+        name = f"{name}-{_safe(map_index)}"
+    return f"{_safe(flow)}/{_safe(run_id)}/{name}{getattr(serializer, 'extension', '')}"
+
+
 def _serializer_or_default(value: Any) -> Any:
     if value is None:
         return PickleSerializer()
@@ -151,14 +166,7 @@ class Result:
         return attrs.evolve(self, location=posixpath.join(base, target) if split_protocol(base)[0] else os.path.join(base, target))
 
     def _default_location(self, ctx: Mapping[str, Any]) -> str:
-        flow = ctx.get("flow_name") or "no-flow"
-        run_id = ctx.get("flow_run_id") or uuid.uuid4().hex
-        name = _safe(ctx.get("task_slug") or ctx.get("task_name") or "result")
-        map_index = ctx.get("map_index")
-        if map_index is not None:
-            name = f"{name}-{_safe(map_index)}"
-        extension = getattr(self.serializer, "extension", "")
-        return os.path.join(default_results_dir(), _safe(flow), _safe(run_id), name + extension)
+        return os.path.join(default_results_dir(), *default_result_key(ctx, self.serializer).split("/"))
 
     # --- reading and writing --------------------------------------------------------------
 

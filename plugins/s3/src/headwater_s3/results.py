@@ -25,19 +25,17 @@ from __future__ import annotations
 import io
 import re
 import string
-import uuid
 from collections.abc import Mapping
 from typing import Any, cast
 
 import attrs
 
-from headwater.plugins import Result, ResultLocationError, Serializer
+from headwater.plugins import Result, ResultLocationError, Serializer, default_result_key
 from headwater_s3.connection import Connection, check_client_options
 from headwater_s3.errors import S3CorruptObjectError, S3Error, S3KeyNotFoundError, translate
 
 __all__ = ["S3Result", "split_s3_url"]
 
-_UNSAFE = re.compile(r"[^\w.\-]+")
 _MIN_PART = 5 * 2**20
 
 
@@ -52,11 +50,6 @@ def split_s3_url(location: str, default_bucket: str | None = None) -> tuple[str,
     if not default_bucket:
         raise ResultLocationError(f"S3 location {location!r} is a key but no bucket is known; write s3://bucket/key.")
     return default_bucket, location.lstrip("/")
-
-
-def _safe(part: Any) -> str:
-    text = _UNSAFE.sub("_", str(part)).strip("_") or "_"
-    return "_" if text in (".", "..") else text
 
 
 def _fields(template: str) -> list[str]:
@@ -168,13 +161,7 @@ class S3Result(Result):
         return f"s3://{bucket}/{key}"
 
     def _default_key(self, ctx: Mapping[str, Any]) -> str:
-        flow = ctx.get("flow_name") or "no-flow"
-        run_id = ctx.get("flow_run_id") or uuid.uuid4().hex
-        name = _safe(ctx.get("task_slug") or ctx.get("task_name") or "result")
-        map_index = ctx.get("map_index")
-        if map_index is not None:
-            name = f"{name}-{_safe(map_index)}"
-        return f"{_safe(flow)}/{_safe(run_id)}/{name}{getattr(self.serializer, 'extension', '')}"
+        return default_result_key(ctx, self.serializer)
 
     def at(self, target: str) -> S3Result:
         """This S3Result writing to ``target`` (a task's ``target=``): a key template in ``bucket``, as in Prefect 1.
