@@ -34,6 +34,8 @@ from typing import Any
 
 import httpx
 
+from headwater.testing import free_port
+
 PYTHON = sys.executable
 
 FLOWS = '''
@@ -81,12 +83,6 @@ with Flow("chatty", run_config=LocalRun(labels=["bench"])) as chatty_flow:
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut"}
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -102,7 +98,7 @@ class Server:
     """``headwater server start`` as a child process (restartable on the same port and database)."""
 
     def __init__(self, workdir: Path, lease: float = 3.0) -> None:
-        self.workdir, self.lease, self.port = workdir, lease, _port()
+        self.workdir, self.lease, self.port = workdir, lease, free_port()
         self.db = f"sqlite:///{workdir / 'api.db'}"
         self.process: subprocess.Popen[bytes] | None = None
 
