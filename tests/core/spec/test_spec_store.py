@@ -110,6 +110,113 @@ def test_query_and_count_filter_by_status_label_and_parent(store: FlowStore) -> 
     assert store.count() == 3 and store.count(label="a", status="PENDING") == 1
 
 
+def test_flows_saved_within_one_clock_tick_are_listed_in_the_order_saved(
+    store: FlowStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    monkeypatch.setattr(store, "_now", lambda: sa.literal(1_000_000.0, sa.Float))  # every save in one tick
+    keys = [f"flow:{c}" for c in "edcba"]  # key order is the reverse of the saving order
+    for key in keys:
+        store.save(headwater.Flow.from_flow_spec({"key": key, "label": "tick", "tasks": [t("a")]}))
+    child = new_flow("tick", parent_key=keys[0], depth=1)
+    keys.append(store.save(child))
+    again = store.load(keys[1])
+    again.data["saved"] = "twice"
+    store.save(again)  # an update keeps the flow's place
+    assert [f.key for f in store.query()] == keys
+    assert [f.key for f in store.query(label="tick", limit=3)] == keys[:3]
+
+
+def _pre_seq_tables(sa: Any, prefix: str) -> tuple[Any, Any]:
+    """The flows and waits tables as FlowStore created them before the ``seq`` column (frozen copy)."""
+    md = sa.MetaData()
+    flows = sa.Table(
+        f"{prefix}flows",
+        md,
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("label", sa.String(255), nullable=True, index=True),
+        sa.Column("status", sa.String(16), nullable=False, index=True),
+        sa.Column("parent_key", sa.String(255), nullable=True, index=True),
+        sa.Column("depth", sa.Integer, nullable=False, default=0),
+        sa.Column("num_ready", sa.Integer, nullable=False, default=0),
+        sa.Column("flow", sa.JSON, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("claimed_by", sa.String(255), nullable=True),
+        sa.Column("claimed_until", sa.Float, nullable=True),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+    )
+    sa.Table(
+        f"{prefix}waits",
+        md,
+        sa.Column("parent_key", sa.String(255), primary_key=True),
+        sa.Column("child_key", sa.String(255), primary_key=True, index=True),
+    )
+    return md, flows
+
+
+def _pre_seq_row(key: str, created_at: float) -> dict[str, Any]:
+    from headwater.spec.model import flow_to_dict
+
+    flow = headwater.Flow.from_flow_spec({"key": key, "label": "old", "tasks": [t("a")]})
+    return {"key": key, "label": "old", "status": "PENDING", "parent_key": None, "depth": 0, "num_ready": 1,
+            "flow": flow_to_dict(flow), "version": 1, "created_at": created_at, "updated_at": created_at}
+
+
+@pytest.fixture(params=["sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)])
+def lasting_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that outlives one store (an in-memory SQLite database does not)."""
+    if request.param == "sqlite-file":
+        return f"sqlite:///{tmp_path / 'flows.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.mark.parametrize("first", ["ensure_tables", "query", "save"])
+def test_a_database_from_before_the_seq_column_opens_queries_and_takes_new_flows(
+    lasting_url: str, prefix: str, first: str
+) -> None:
+    import sqlalchemy as sa
+
+    store_url = lasting_url
+
+    engine = sa.create_engine(store_url)
+    md, old_flows = _pre_seq_tables(sa, prefix)
+    with engine.begin() as conn:  # written by an older headwater: no seq column
+        md.create_all(conn)
+        conn.execute(sa.insert(old_flows), [_pre_seq_row("flow:b", 1.0), _pre_seq_row("flow:c", 2.0),
+                                            _pre_seq_row("flow:a", 2.0)])
+    store = FlowStore(store_url, worker_id="w1", table_prefix=prefix)
+    try:
+        old = ["flow:b", "flow:a", "flow:c"]  # the old order: created_at, then key
+        new: list[str] = []
+        if first == "ensure_tables":
+            store.ensure_tables()
+        elif first == "query":  # the store upgrades the table itself when it meets it
+            assert [f.key for f in store.query()] == old
+        else:
+            new.append(store.save(new_flow("new")))
+        store.ensure_tables()  # the upgrade runs once
+        with engine.connect() as conn:
+            assert "seq" in {c["name"] for c in sa.inspect(conn).get_columns(f"{prefix}flows")}
+        assert [f.key for f in store.query()] == [*old, *new]
+        assert store.load("flow:a").label == "old" and store.count(label="old") == 3
+        new.append(store.save(new_flow("new")))
+        assert [f.key for f in store.query()] == [*old, *new]
+        with engine.begin() as conn:  # an older headwater still writing into the upgraded table
+            conn.execute(sa.insert(old_flows).values(**_pre_seq_row("flow:0", 0.5)))
+        assert [f.key for f in store.query()] == [*old, *new, "flow:0"]
+        claimed = store.claim(limit=10)
+        assert sorted(f.key for f in claimed) == sorted([*old, *new, "flow:0"])
+        for flow in claimed:
+            FlowEngine().tick_flow_until_has_no_pending(flow)
+            store.release(flow)
+        assert store.count(status="COMPLETED") == len(claimed)
+    finally:
+        store.close()
+        engine.dispose()
+
+
 def test_a_claimed_flow_is_invisible_until_released(store: FlowStore) -> None:
     keys = {store.save(new_flow(str(i))) for i in range(3)}
     mine = store.claim(limit=2, lease_seconds=60)

@@ -9,6 +9,9 @@ worker's flows come back. Claims are atomic across processes and servers: on Pos
 UPDATE inside ``BEGIN IMMEDIATE``. Every row has a version, so a save never overwrites a
 change it has not seen, and a worker whose lease was taken over cannot save its stale tick.
 Times are the database server's clock, so workers on different machines agree on leases.
+``query`` lists flows in the order they were first saved, by a ``seq`` column (a sequence on
+PostgreSQL, ``MAX(seq) + 1`` under SQLite's write lock): the clock's millisecond ticks cannot
+order flows saved within one tick. ``ensure_tables`` adds that column to tables made before it.
 
 A parent flow whose tickable tasks all wait on unfinished child flows is not claimed; the
 waits live in a second table (parent_key, child_key), written with the parent.
@@ -71,8 +74,13 @@ def _sqlalchemy() -> Any:
     return sqlalchemy
 
 
-def _tables(sa: Any, prefix: str) -> tuple[Any, Any, Any]:
+def _tables(sa: Any, prefix: str, dialect: str) -> tuple[Any, Any, Any]:
     md = sa.MetaData()
+    if dialect == "postgresql":  # a sequence numbers new rows, also those written by older headwater versions
+        sequence = sa.Sequence(f"{prefix}flows_seq", metadata=md)  # named <flows table>_seq
+        seq = sa.Column("seq", sa.BigInteger, nullable=True, index=True, server_default=sequence.next_value())
+    else:  # the insert writes MAX(seq) + 1 (see FlowStore._next_seq)
+        seq = sa.Column("seq", sa.BigInteger, nullable=True, index=True)
     flows = sa.Table(
         f"{prefix}flows",
         md,
@@ -88,6 +96,7 @@ def _tables(sa: Any, prefix: str) -> tuple[Any, Any, Any]:
         sa.Column("claimed_until", sa.Float, nullable=True),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
+        seq,  # insertion order; NULL only in rows an older headwater wrote into an upgraded SQLite table
     )
     waits = sa.Table(
         f"{prefix}waits",
@@ -163,6 +172,13 @@ def _unjsonable(value: Any, path: str) -> str | None:
     return f"{path} ({type(value).__name__})"
 
 
+def _missing_seq_column(exc: Any) -> bool:
+    """``exc`` says the flows table has no ``seq`` column (SQLite's or PostgreSQL's wording)."""
+    text = str(exc.orig)
+    missing = "no such column" in text or "has no column named" in text or getattr(exc.orig, "sqlstate", None) == "42703"
+    return missing and "seq" in text
+
+
 def _waits_in_store(task: SpecTask) -> bool:
     """The task waits on a child flow kept in the store (children kept inside the task are ticked with it)."""
     return task.waiting_on is not None and task.waiting_on not in task.children
@@ -190,8 +206,8 @@ class FlowStore:
                               f"{redact_url(url, str(exc))}. {INSTALL_HINT}.") from None
         self.url: str = self.engine.url.render_as_string(hide_password=True)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._metadata, self.flows_table, self.waits_table = _tables(sa, table_prefix)
         self._dialect = self.engine.dialect.name
+        self._metadata, self.flows_table, self.waits_table = _tables(sa, table_prefix, self._dialect)
 
     def __repr__(self) -> str:
         return f"FlowStore({self.url!r})"
@@ -203,11 +219,40 @@ class FlowStore:
     # --- schema ------------------------------------------------------------------------------------
 
     def ensure_tables(self) -> None:
-        """Create the tables if they do not exist (safe to call from several processes at once)."""
+        """Create the tables if they do not exist, and upgrade older ones (safe to call from several processes at once)."""
         with self.engine.begin() as conn:
             if self._dialect == "postgresql":  # serialize concurrent CREATE TABLEs of starting workers
                 conn.execute(self._sa.text("SELECT pg_advisory_xact_lock(7239051)"))
             self._metadata.create_all(conn)
+            self._add_seq_column(conn)
+
+    def _add_seq_column(self, conn: Any) -> None:
+        """Give a flows table made before the ``seq`` column that column, numbered by ``created_at`` then key.
+
+        On PostgreSQL the column defaults to the sequence's next value; the sequence then
+        continues after the highest number given here.
+        """
+        sa, t = self._sa, self.flows_table
+        if "seq" in {c["name"] for c in sa.inspect(conn).get_columns(t.name)}:
+            return
+        logger.info("Adding the seq column (insertion order) to %s in %s", t.name, self.url)
+        column = t.c.seq
+        ddl = f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(t)} ADD COLUMN seq "
+        ddl += column.type.compile(dialect=conn.dialect)
+        if column.server_default is not None:
+            ddl += " DEFAULT " + str(column.server_default.arg.compile(dialect=conn.dialect))
+        conn.exec_driver_sql(ddl)
+        order = (
+            sa.select(t.c.key, sa.func.row_number().over(order_by=(t.c.created_at, t.c.key)).label("n"))
+            .subquery("ordered")
+        )
+        conn.execute(sa.update(t).where(t.c.key == order.c.key).values(seq=order.c.n))
+        for index in t.indexes:
+            if "seq" in index.columns:
+                index.create(conn, checkfirst=True)
+        if self._dialect == "postgresql":
+            top = sa.select(sa.func.coalesce(sa.func.max(t.c.seq), 0) + 1).scalar_subquery()
+            conn.execute(sa.select(sa.func.setval(f"{t.name}_seq", top, False)))
 
     def _now(self) -> Any:
         """The database server's time in seconds since the epoch, as an SQL expression."""
@@ -218,12 +263,20 @@ class FlowStore:
             return sa.cast(sa.extract("epoch", sa.func.clock_timestamp()), sa.Float)
         return sa.literal(time.time(), sa.Float)
 
-    def _run(self, fn: Any) -> Any:
+    def _next_seq(self) -> Any:
+        """The next insertion number, as an SQL expression: safe where writers are serialized (SQLite's write lock)."""
+        sa, t = self._sa, self.flows_table
+        return sa.select(sa.func.coalesce(sa.func.max(t.c.seq), 0) + 1).scalar_subquery()
+
+    def _run(self, fn: Any, upgraded: bool = False) -> Any:
         sa = self._sa
         try:
             with self.engine.begin() as conn:
                 return fn(conn)
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+            if not upgraded and _missing_seq_column(exc):  # tables of an older headwater: upgrade them, go on
+                self.ensure_tables()
+                return self._run(fn, upgraded=True)
             missing_table = "no such table" in str(exc) or getattr(exc.orig, "sqlstate", None) == "42P01"
             if missing_table:
                 raise SpecError(
@@ -304,6 +357,8 @@ class FlowStore:
         me: str | None = getattr(flow, "_claimed_by", None)
         key = flow.key
         if version is None:
+            if self._dialect != "postgresql":  # PostgreSQL's column default takes the sequence's next value
+                values["seq"] = self._next_seq()
             try:
                 conn.execute(sa.insert(t).values(key=key, version=1, created_at=self._now(), **values))
             except sa.exc.IntegrityError:
@@ -394,12 +449,12 @@ class FlowStore:
         parent_key: str | None = None,
         limit: int | None = None,
     ) -> list[SpecFlow]:
-        """Flows matching every given filter (``status`` may be one or several), oldest first."""
+        """Flows matching every given filter (``status`` may be one or several), in the order they were first saved."""
         t = self.flows_table
         stmt = (
             self._sa.select(t.c.flow, t.c.version)
             .where(*self._filters(status, label, parent_key))
-            .order_by(t.c.created_at, t.c.key)
+            .order_by(t.c.seq.nulls_last(), t.c.created_at, t.c.key)
             .limit(limit)
         )
         rows = self._run(lambda conn: conn.execute(stmt).all())
