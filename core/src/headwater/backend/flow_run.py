@@ -117,6 +117,7 @@ class TaskRunView:
 
 def _load(flow: dict[str, Any], flow_run_id: str, run: dict[str, Any]) -> Any:
     """Read one task run's value: the location its state recorded, the task's (else the flow's) Result."""
+    from headwater.results.default import NONE_MARK, NOT_PERSISTED_MARK
     from headwater.results.result import Result
     from headwater.serialization.converter import from_dict
 
@@ -128,8 +129,14 @@ def _load(flow: dict[str, Any], flow_run_id: str, run: dict[str, Any]) -> Any:
     meta = flow.get("serialized") or {}
     task = next((t for t in meta.get("tasks") or [] if t.get("slug") == slug), None)
     result_data = (task or {}).get("result") or meta.get("result")
-    location = next((h["serialized"].get("location") for h in reversed(run.get("states") or [])
-                     if isinstance(h.get("serialized"), dict) and h["serialized"].get("location")), None)
+    history = [h["serialized"] for h in run.get("states") or [] if isinstance(h.get("serialized"), dict)]
+    location = next((h.get("location") for h in reversed(history) if h.get("location")), None)
+    note = history[-1] if history else {}
+    if location is None and note.get(NONE_MARK):  # the default checkpoint does not write None; it recorded it
+        return None
+    if location is None and note.get(NOT_PERSISTED_MARK):
+        raise ValueError(f"Task run {name} of flow run {flow_run_id} succeeded but its result was not persisted: "
+                         f"{note[NOT_PERSISTED_MARK]}.")
     result = from_dict(result_data, "result") if result_data else None
     if location is None and result is not None:
         # no location recorded: the one the flow-run process computed, when the template needs only the run's identity
@@ -146,7 +153,8 @@ def _load(flow: dict[str, Any], flow_run_id: str, run: dict[str, Any]) -> Any:
         raise ValueError(
             f"Task run {name} of flow run {flow_run_id} has no checkpointed result to load: give the task or its flow "
             f"{flow.get('name')!r} a result (e.g. Flow(..., result=LocalResult(dir=...)) or @task(result=...)) "
-            "at a location this process can read, and run it again."
+            "at a location this process can read, or leave [flows] checkpointing on (not checkpoint=False), "
+            "and run it again."
         )
     reader = result if result is not None else Result()
     return reader.read(location).value

@@ -96,10 +96,18 @@ class LoggingSection:
 
 @attrs.define
 class FlowsSection:
-    """``[flows]``: defaults for ``flow.run()``."""
+    """``[flows]``: defaults for ``flow.run()`` and for the runs the API executes."""
 
     run_on_schedule: bool = True
     """``flow.run()`` of a flow with a schedule waits for and runs every scheduled time (False: runs once now)."""
+    checkpointing: bool = False
+    """Prefect 1's ``[flows] checkpointing``: a task with no ``result=`` (and no flow ``result=``) has its value written
+    to the default result unless ``checkpoint=False``. Off for ``flow.run()``; a run the API executes (the
+    ``headwater execute flow-run`` process an agent starts) turns it on unless this key is set in the file or in
+    ``HEADWATER__FLOWS__CHECKPOINTING``. Tasks with ``result=`` are checkpointed either way."""
+    default_result_dir: str = ""
+    """Where the default result writes (a directory or an fsspec URL such as ``s3://bucket/results``); empty:
+    ``$HEADWATER_HOME/results``."""
 
 
 @attrs.define

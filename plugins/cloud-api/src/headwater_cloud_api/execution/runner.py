@@ -43,6 +43,7 @@ from typing import Any
 
 from headwater.plugins import hookimpl
 from headwater.states import CANCEL_STATE_NAMES, FINISHED_STATE_NAMES, SCHEDULED_STATE_NAMES, SUCCESS_STATE_NAMES
+from headwater_cloud_api.execution.checkpointing import apply_default_result, checkpoint_note
 from headwater_cloud_api.execution.task_states import serialized_state
 
 __all__ = ["FlowRunExecution", "Outbox", "Heartbeat", "RunSuperseded", "execute_flow_run", "retrying", "classify",
@@ -638,6 +639,7 @@ class FlowRunExecution:
             root.setLevel(logging.INFO)
         plugin_name = register_plugin(_TaskRunningHook(outbox, heartbeat), name=f"headwater-cloud-api-runner-{self.flow_run_id}")
 
+        default = apply_default_result(flow)  # [flows] checkpointing: on here unless configured off (Prefect 1)
         task_states = self._task_states(flow)  # a restarted, resumed or rescheduled run picks up its task runs' states
         given = {id(state) for state in task_states.values()}
         given |= {id(child) for state in task_states.values() for child in getattr(state, "map_states", ())}
@@ -645,7 +647,10 @@ class FlowRunExecution:
         def on_task_state(task: Any, state: Any, map_index: int | None) -> None:
             if id(state) in given:  # a state this attempt was given (kept from an earlier one): already in the API
                 return
-            outbox.task_state(task.slug, map_index, type(state).__name__, state.message, serialized_state(state))
+            serialized = serialized_state(state)
+            if serialized is None and default is not None:  # a default checkpoint that wrote nothing: say why
+                serialized = checkpoint_note(task, state, default)
+            outbox.task_state(task.slug, map_index, type(state).__name__, state.message, serialized)
 
         context = dict(info.get("context") or {})
         context["flow_run_id"] = self.flow_run_id

@@ -10,8 +10,10 @@ state is finished is not run again and its state (with its result) feeds the tas
   of its upstream tasks runs again;
 * **rerun** — it failed, was cancelled, never ran, or is downstream of a task that runs again;
 * **recomputed** — it succeeded but a task that runs again needs its value and the value is not
-  retrievable (no checkpointed result: the task and flow have no ``result=``, or the file is
-  gone): it runs again too (its own downstream tasks that succeeded stay kept);
+  retrievable (no checkpointed result: checkpointing was off or ``checkpoint=False``, the value
+  could not be pickled, or the file is gone): it runs again too (its own downstream tasks that
+  succeeded stay kept); a value recorded as ``None`` (the default checkpoint does not write
+  ``None``) is given as ``None``;
 * **paused** — still Paused (it is not run; the flow run ends Paused again), or **resumed** —
   ``Resume`` (it runs, its trigger bypassed).
 
@@ -30,6 +32,7 @@ from typing import Any
 import attrs
 
 from headwater import states as st
+from headwater.results.default import NONE_MARK, NOT_PERSISTED_MARK, DefaultResult
 from headwater.states import PAUSED_STATE_NAMES, SUCCESS_STATE_NAMES, Pending, Running, Scheduled, Submitted
 
 __all__ = ["TaskRunRecord", "ResumePlan", "plan_task_states", "records_from_api", "fetch_records", "serialized_state",
@@ -151,12 +154,18 @@ def _result_for(flow: Any, task: Any) -> Any:
 
 
 def _read_value(flow: Any, task: Any, record: TaskRunRecord) -> Any:
-    location = (record.serialized or {}).get("location")
+    serialized = record.serialized or {}
+    location = serialized.get("location")
     if not location:
-        raise _Unreadable("no result was persisted: give the task or the flow a result=, e.g. LocalResult(dir=...)")
+        if serialized.get(NONE_MARK):  # the default checkpoint does not write None: the value is known
+            return None
+        if serialized.get(NOT_PERSISTED_MARK):
+            raise _Unreadable(f"its result was not persisted: {serialized[NOT_PERSISTED_MARK]}")
+        raise _Unreadable("no result was persisted: give the task or the flow a result=, e.g. LocalResult(dir=...), "
+                          "or leave [flows] checkpointing on")
     result = _result_for(flow, task)
-    if result is None:
-        raise _Unreadable(f"its result was written to {location} but the task and the flow have no result= to read it with")
+    if result is None:  # written by the default checkpoint of an earlier attempt (checkpointing is off now): a pickle
+        result = DefaultResult()
     try:
         return result.read(location).value
     except Exception as exc:
