@@ -21,6 +21,7 @@ fuzz when ``--postgres-url`` names an empty database):
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import socket
@@ -34,9 +35,8 @@ from typing import Any
 
 import httpx
 
-from headwater.testing import free_port
-
-PYTHON = sys.executable
+from headwater.testing.processes import PYTHON, AgentProcess, ServerProcess, stop_process, wait_for
+from headwater_cloud_api.testing import register_flows, run_state
 
 FLOWS = '''
 import os
@@ -83,69 +83,13 @@ with Flow("chatty", run_config=LocalRun(labels=["bench"])) as chatty_flow:
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut"}
 
 
-def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+_wait = functools.partial(wait_for, error=TimeoutError)  # a benchmark that times out is not a failed assertion
 
 
-class Server:
-    """``headwater server start`` as a child process (restartable on the same port and database)."""
-
-    def __init__(self, workdir: Path, lease: float = 3.0) -> None:
-        self.workdir, self.lease, self.port = workdir, lease, free_port()
-        self.db = f"sqlite:///{workdir / 'api.db'}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/graphql"
-
-    def start(self) -> Server:
-        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - the child keeps it open
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "headwater.cli", "server", "start", "--port", str(self.port), "--database-url", self.db,
-             "--heartbeat-lease", str(self.lease), "--max-resurrections", "3", "--no-scheduler", "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        _wait(up, 60, "the server", 0.05)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
-class Agent:
-    def __init__(self, api: str, workdir: Path, name: str, max_runs: int = 4) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "HEADWATER__CLOUD__API": api, "PYTHONUNBUFFERED": "1"}
-        with open(workdir / f"{name}.log", "ab") as out:
-            self.process = subprocess.Popen(
-                [PYTHON, "-m", "headwater.cli", "agent", "start", "--name", name, "--label", "bench", "--poll-interval", "0.2",
-                 "--max-concurrent-runs", str(max_runs)], stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(20)
+def _agent(api: str, workdir: Path, name: str, max_runs: int = 4) -> AgentProcess:
+    """An agent for the benchmark's ``bench`` label, polling every 0.2 s."""
+    return AgentProcess(api, workdir, ("bench",), name, poll_interval=0.2, cancel_grace_period=None,
+                        max_concurrent_runs=max_runs)
 
 
 class Proxy:
@@ -218,22 +162,6 @@ def _client(api: str) -> Any:
     from headwater.client import Client
 
     return Client(api=api, api_key="")
-
-
-def _register(api: Any, path: Path) -> dict[str, str]:
-    from headwater_cloud_api.registration import Registration, load_flows
-
-    try:
-        api.project(name="bench").create()
-    except Exception:
-        pass
-    flows, errors = load_flows([path])
-    assert not errors, errors
-    return {r.name: r.id for r in Registration(api).register_many(flows, "bench")}
-
-
-def _state(api: Any, run_id: str) -> str:
-    return str(api.flow_run(id=run_id).query("state { type }")["state"]["type"])
 
 
 def _history(api: Any, run_id: str) -> dict[str, list[str]]:
@@ -319,27 +247,27 @@ def partition(root: Path) -> dict[str, Any]:
     flows.write_text(FLOWS.format(marks=str(marks)))
     with ServerThread(database_url=f"sqlite:///{root / 'partition.db'}", scheduler=False, heartbeat_lease=2.0,
                       max_resurrections=3, reaper_interval=0.2) as srv, _client(srv.api) as api:
-        ids = _register(api, flows)
+        ids = register_flows(api, flows, "bench")
         proxy = Proxy(srv.port)
-        agents = [Agent(f"http://127.0.0.1:{proxy.port}/graphql", root / "wd-cut", "cut-off")]
+        agents = [_agent(f"http://127.0.0.1:{proxy.port}/graphql", root / "wd-cut", "cut-off")]
         try:
             run = api.flow(id=ids["steps"]).create_run(parameters={"seconds": 0.2})
-            _wait(lambda: len(_marks(marks)) >= 5, 120, "the first steps")
+            _wait(lambda: len(_marks(marks)) >= 5, 120, 0.2, "the first steps")
             zombie = _marks(marks)[0][0]
             proxy.cut()
             cut_at = time.time()
-            _wait(lambda: api.flow_run(id=run.id).get("times_resurrected") >= 1, 60, "the reschedule")
-            agents.append(Agent(srv.api, root / "wd-healthy", "healthy"))
-            _wait(lambda: _state(api, run.id) in FINISHED, 180, "the rerun")
+            _wait(lambda: api.flow_run(id=run.id).get("times_resurrected") >= 1, 60, 0.2, "the reschedule")
+            agents.append(_agent(srv.api, root / "wd-healthy", "healthy"))
+            _wait(lambda: run_state(api, run.id) in FINISHED, 180, 0.2, "the rerun")
             proxy.up.set()
             time.sleep(3)
             late = sum(1 for m in _marks(marks) if m[0] == zombie and m[1] > cut_at + 2.5)
-            lost = _lost_states(api, run.id, 31) + (_state(api, run.id) != "Success")
+            lost = _lost_states(api, run.id, 31) + (run_state(api, run.id) != "Success")
             return {"fault": "runner partitioned past its lease", "injected": 1, "lost": lost, "twice": late}
         finally:
             proxy.close()
             for agent in agents:
-                agent.kill()
+                agent.stop(signal.SIGKILL)
 
 
 def many_runs(root: Path, runs: int, agent_count: int, lease: float = 30.0) -> dict[str, Any]:
@@ -355,19 +283,19 @@ def many_runs(root: Path, runs: int, agent_count: int, lease: float = 30.0) -> d
     flows.write_text(FLOWS.format(marks=str(marks)))
     with ServerThread(database_url=f"sqlite:///{root / 'many.db'}", scheduler=False, heartbeat_lease=lease,
                       max_resurrections=3, reaper_interval=0.5) as srv, _client(srv.api) as api:
-        ids = _register(api, flows)
-        agents = [Agent(srv.api, root / f"wd-many-{i}", f"a{i}") for i in range(agent_count)]
+        ids = register_flows(api, flows, "bench")
+        agents = [_agent(srv.api, root / f"wd-many-{i}", f"a{i}") for i in range(agent_count)]
         try:
             created = [api.flow(id=ids["quick"]).create_run(parameters={"x": i}).id for i in range(runs)]
-            _wait(lambda: len(_marks(marks)) >= max(1, runs // 4), 600, "a quarter of the runs")
-            agents[0].kill()
+            _wait(lambda: len(_marks(marks)) >= max(1, runs // 4), 600, 0.2, "a quarter of the runs")
+            agents[0].stop(signal.SIGKILL)
 
             def done() -> bool:
                 rows = api.graphql("{ flow_runs(limit: 1000) { state { type } } }")["flow_runs"]
                 return sum(r["state"]["type"] in FINISHED for r in rows) >= runs
 
-            _wait(done, 3600, "every run", 1.0)
-            lost = sum(_state(api, r) != "Success" for r in created)
+            _wait(done, 3600, 1.0, "every run")
+            lost = sum(run_state(api, r) != "Success" for r in created)
             lost += sum(_lost_states(api, r, 2) for r in created)
             starts: dict[tuple[str, str], int] = {}
             for _, _, run, slug in _marks(marks):
@@ -378,7 +306,7 @@ def many_runs(root: Path, runs: int, agent_count: int, lease: float = 30.0) -> d
                     "lost": lost, "twice": twice, "note": f"{resurrected} run(s) rescheduled by the reaper"}
         finally:
             for agent in agents:
-                agent.kill()
+                agent.stop(signal.SIGKILL)
 
 
 def nan_batch(root: Path) -> dict[str, Any]:
@@ -390,17 +318,17 @@ def nan_batch(root: Path) -> dict[str, Any]:
     flows = root / "flows-nan.py"
     flows.write_text(FLOWS.format(marks=str(root / "marks-nan.txt")))
     with ServerThread(database_url=f"sqlite:///{root / 'nan.db'}", scheduler=False) as srv, _client(srv.api) as api:
-        ids = _register(api, flows)
+        ids = register_flows(api, flows, "bench")
         runs = [api.flow(id=ids["quick"]).create_run(parameters={"x": i}).id for i in range(6)]
         with srv.app.state.db.write() as s:
             s.execute(update(FlowRun).where(FlowRun.id == runs[2]).values(parameters={"x": float("nan")}))
-        agent = Agent(srv.api, root / "wd-nan", "nan", max_runs=10)
+        agent = _agent(srv.api, root / "wd-nan", "nan", max_runs=10)
         try:
-            _wait(lambda: all(_state(api, r) in FINISHED for r in runs), 300, "the batch")
-            lost = sum(_state(api, r) != "Success" for i, r in enumerate(runs) if i != 2) + (_state(api, runs[2]) != "Failed")
+            _wait(lambda: all(run_state(api, r) in FINISHED for r in runs), 300, 0.2, "the batch")
+            lost = sum(run_state(api, r) != "Success" for i, r in enumerate(runs) if i != 2) + (run_state(api, runs[2]) != "Failed")
             return {"fault": "a stored NaN in a batch of 6 runs", "injected": 1, "lost": lost, "twice": 0}
         finally:
-            agent.kill()
+            agent.stop(signal.SIGKILL)
 
 
 def chatty(root: Path, sizes: list[float]) -> tuple[dict[str, Any], float]:
@@ -410,34 +338,34 @@ def chatty(root: Path, sizes: list[float]) -> tuple[dict[str, Any], float]:
     flows.write_text(FLOWS.format(marks=str(root / "marks-chatty.txt")))
     largest, lost_total = 0.0, 0
     with ServerThread(database_url=f"sqlite:///{root / 'chatty.db'}", scheduler=False) as srv, _client(srv.api) as api:
-        ids = _register(api, flows)
-        agent = Agent(srv.api, root / "wd-chatty", "chatty")
+        ids = register_flows(api, flows, "bench")
+        agent = _agent(srv.api, root / "wd-chatty", "chatty")
         try:
             for mb in sizes:
                 run = api.flow(id=ids["chatty"]).create_run(parameters={"megabytes": mb})
-                _wait(lambda run=run: _state(api, run.id) in FINISHED, 900, f"the {mb} MB run", 1.0)
-                lost = _lost_states(api, run.id, 3) + (_state(api, run.id) != "Success")
+                _wait(lambda run=run: run_state(api, run.id) in FINISHED, 900, 1.0, f"the {mb} MB run")
+                lost = _lost_states(api, run.id, 3) + (run_state(api, run.id) != "Success")
                 lines = sum(1 for m in _logs(api, run.id) if m.startswith("xxxx"))
                 lost += max(0, int(mb * 1024 * 1024 / 200) - lines)  # every printed line must arrive
                 lost_total += lost
                 if lost == 0:
                     largest = max(largest, mb)
         finally:
-            agent.kill()
+            agent.stop(signal.SIGKILL)
     return ({"fault": f"tasks printing {', '.join(f'{s:g}' for s in sizes)} MB", "injected": len(sizes), "lost": lost_total,
              "twice": 0}, largest)
 
 
 def start_during_restart(root: Path) -> dict[str, Any]:
-    server = Server(root / "restart", lease=10.0)
-    server.workdir.mkdir(parents=True, exist_ok=True)
-    server.start()
+    workdir = root / "restart"
+    server = ServerProcess(f"sqlite:///{workdir / 'api.db'}", workdir, lease=10.0, max_resurrections=3,
+                           log_name="server.log").start()
     process = None
     flows = root / "flows-restart.py"
     flows.write_text(FLOWS.format(marks=str(root / "marks-restart.txt")))
     try:
         with _client(server.api) as api:
-            ids = _register(api, flows)
+            ids = register_flows(api, flows, "bench")
             run = api.flow(id=ids["quick"]).create_run(parameters={"x": 1})
             server.stop()
             env = {**os.environ, "HEADWATER__CLOUD__API": server.api}
@@ -446,11 +374,10 @@ def start_during_restart(root: Path) -> dict[str, Any]:
             time.sleep(3)
             server.start()
             process.wait(180)
-            lost = (_state(api, run.id) != "Success") + _lost_states(api, run.id, 2)
+            lost = (run_state(api, run.id) != "Success") + _lost_states(api, run.id, 2)
             return {"fault": "run process started while the server is down", "injected": 1, "lost": lost, "twice": 0}
     finally:
-        if process is not None and process.poll() is None:
-            process.kill()
+        stop_process(process, signal.SIGKILL)
         server.stop()
 
 

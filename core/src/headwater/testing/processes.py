@@ -32,15 +32,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 60.0,
+    interval: float = 0.1,
+    what: str = "condition",
+    *,
+    error: type[Exception] = AssertionError,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that; after ``timeout`` s raise ``error``.
+
+    ``error`` is ``AssertionError`` for tests (a failed expectation); benchmarks and scripts
+    pass ``TimeoutError``.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise error(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
 
 
