@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,9 +151,10 @@ def test_default_checkpoints_write_values_skip_none_and_never_fail_on_unpicklabl
     with caplog.at_level(logging.WARNING, logger="headwater"):
         state = flow.run(context={"flow_run_id": "run-1"})
     assert state.is_successful()
-    assert state.result[r].location == str(tmp_path / "defaults" / "run-1" / f"{r.slug}.pkl")
-    assert DefaultResult().read(state.result[r].location).value == [1, 2]
-    assert state.result[n].location is None and not (tmp_path / "defaults" / "run-1" / f"{n.slug}.pkl").exists()
+    location = state.result[r].location
+    assert re.fullmatch(re.escape(str(tmp_path / "defaults" / "run-1" / "checkpoints-")) + r"\d+-\w+\.pack#0:\d+", location)
+    assert DefaultResult().read(location).value == [1, 2] and DefaultResult().exists(location)
+    assert state.result[n].location is None
     assert state.result[c].is_successful() and state.result[c].location is None  # Prefect 1 failed this task
     [warning] = [rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING]
     assert warning.startswith(f"Task {c.name!r}: its value (type '_thread.lock') cannot be pickled")
@@ -164,6 +166,39 @@ def test_default_checkpoints_write_values_skip_none_and_never_fail_on_unpicklabl
     assert checkpoint_note(n, state.result[n], flow.result) == {NONE_MARK: True}
     assert checkpoint_note(s, state.result[s], flow.result) is None  # checkpoint=False: nothing to say
     assert checkpoint_note(r, state.result[r], flow.result) is None  # written: the location says it
+
+
+def test_one_pack_file_per_run_and_process_holds_the_values(tmp_path: Path) -> None:
+    default = DefaultResult(directory=str(tmp_path))
+    ctx = {"flow_name": "f", "flow_run_id": "r"}
+    a = default.write({"a": 1}, task_slug="a-1", **ctx).location
+    b = default.write("bee", task_slug="b-1", map_index=3, **ctx).location
+    assert a.split("#")[0] == b.split("#")[0] and len(list((tmp_path / "f" / "r").iterdir())) == 1
+    assert default.read(a).value == {"a": 1} and default.read(b).value == "bee"
+    default.close()
+    c = default.write([3], task_slug="c-1", **ctx).location  # a closed pack: the next write opens a new one
+    assert c.split("#")[0] != a.split("#")[0] and default.read(c).value == [3] and default.read(a).value == {"a": 1}
+    pack, _, span = a.partition("#")
+    offset, length = map(int, span.split(":"))
+    with open(pack, "r+b") as fh:
+        fh.truncate(offset + length - 1)  # a torn write
+    assert not default.exists(a)
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        default.read(a)
+    os.unlink(c.split("#")[0])
+    with pytest.raises(FileNotFoundError, match="pack file was removed"):
+        default.read(c)
+    assert default.at("t.pkl").location == str(tmp_path / "t.pkl") and type(default.at("t.pkl")) is Result
+    default.close()
+
+
+def test_under_a_url_each_value_is_one_object() -> None:
+    import fsspec
+
+    default = DefaultResult(directory="memory://ckpt-test/results")
+    location = default.write([1], flow_name="f", flow_run_id="r", task_slug="a-1").location
+    assert location == "memory://ckpt-test/results/f/r/a-1.pkl"
+    assert fsspec.filesystem("memory").exists("/ckpt-test/results/f/r/a-1.pkl") and default.read(location).value == [1]
 
 
 def test_an_explicit_result_still_fails_loudly_on_an_unpicklable_value(tmp_path: Path) -> None:

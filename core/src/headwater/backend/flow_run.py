@@ -117,8 +117,7 @@ class TaskRunView:
 
 def _load(flow: dict[str, Any], flow_run_id: str, run: dict[str, Any]) -> Any:
     """Read one task run's value: the location its state recorded, the task's (else the flow's) Result."""
-    from headwater.results.default import NONE_MARK, NOT_PERSISTED_MARK
-    from headwater.results.result import Result
+    from headwater.results.default import NONE_MARK, NOT_PERSISTED_MARK, DefaultResult
     from headwater.serialization.converter import from_dict
 
     slug, index = run["task_slug"], run["map_index"]
@@ -156,7 +155,7 @@ def _load(flow: dict[str, Any], flow_run_id: str, run: dict[str, Any]) -> Any:
             "at a location this process can read, or leave [flows] checkpointing on (not checkpoint=False), "
             "and run it again."
         )
-    reader = result if result is not None else Result()
+    reader = result if result is not None else DefaultResult()  # the default checkpoint (pack files), or any pickle
     return reader.read(location).value
 
 

@@ -156,7 +156,8 @@ def get_task_run_result(flow_run_id: str, task_slug: str, map_index: int = -1, p
     """Wait for flow run ``flow_run_id`` to finish, then load the result of its task run ``task_slug`` [``map_index``].
 
     The value is read from the location the child's state recorded, with the task's Result, so
-    it must be checkpointed (``result=`` on the task or its flow) somewhere this process can read.
+    it must be checkpointed somewhere this process can read: ``result=`` on the task or its flow,
+    or the default result a run the API executes writes to (``[flows] checkpointing``, on there).
     With the default ``map_index=-1`` on a mapped task, every child's result is loaded (a list).
     """
     from headwater.utilities.context import context as ctx

@@ -674,6 +674,8 @@ class FlowRunExecution:
             logging.getLogger("headwater.execute").exception("Flow run %s raised", self.flow_run_id)
             final = st.Failed(f"The flow run raised before finishing: {type(exc).__name__}: {exc}")
         finally:
+            if default is not None:
+                default.close()  # the run's checkpoint pack files
             root.removeHandler(handler)
             unregister_plugin(plugin_name)
             self.redact.uninstall()
