@@ -289,6 +289,8 @@ class FlowRunner:
         self._map_states: dict[Task, list[State | None]] = {}
         self._loggers: dict[str, logging.Logger] = {}
         self._resumed: set[Task] = set()
+        self._clean_mapped: set[Task] = set()
+        """Mapped tasks whose children are all plain Success (see :meth:`_all_clean`)."""
         executor = self.executor
         local = isinstance(executor, LocalExecutor)
         self._inline = type(executor) is LocalExecutor  # run_task called here, without a future in between
@@ -368,6 +370,22 @@ class FlowRunner:
             _add_expanded(result, edge, states[edge.upstream_task])
         return result
 
+    def _all_clean(self, task: Task) -> bool:
+        """Whether ``task`` has the default trigger and every upstream state (a Mapped one's every child)
+        is a Success that is not Skipped: then its check passes without building the upstream map."""
+        if task.trigger is not all_successful or task in self._resumed:
+            return False
+        states = self.task_states
+        clean = self._clean_mapped
+        for edge in self._upstream[task]:
+            s = states[edge.upstream_task]
+            if isinstance(s, Mapped):
+                if edge.upstream_task not in clean:
+                    return False
+            elif not isinstance(s, Success) or isinstance(s, Skipped):
+                return False
+        return True
+
     def _decided(self, task: Task, state: State) -> State:
         """Let the task's state handlers see (and replace) a state decided without running it."""
         if task.state_handlers:
@@ -417,8 +435,10 @@ class FlowRunner:
         if task in self._mapped_tasks:
             self._start_mapped(task)
             return
-        upstream_states = self._upstream_states(task) if self._upstream[task] else {}
-        final = self._check(task, upstream_states)
+        if self._all_clean(task):  # the default trigger passes on these upstream states, and nothing is skipped
+            final = None
+        else:
+            final = self._check(task, self._upstream_states(task) if self._upstream[task] else {})
         if final is not None:
             self._finish(task, self._decided(task, final))
             return
@@ -511,6 +531,11 @@ class FlowRunner:
         to_submit: list[tuple[int, dict[str, Any]]] = []
         given = self.given_states.get(task) if self.given_states else None
         kept = given.map_states if isinstance(given, Mapped) and len(given.map_states) == n else None
+        if passes and kept is None and len(keyed_items) == 1 and not constant_inputs:
+            key, values = keyed_items[0]  # the common map: one mapped argument, every child runs
+            to_submit = [(i, {key: v}) for i, v in enumerate(values)]
+            self._submit_children(task, to_submit)
+            return
         for i in range(n):
             if kept is not None:
                 child = kept[i]
@@ -574,8 +599,13 @@ class FlowRunner:
         return True
 
     def _submit_children(self, task: Task, children: list[tuple[int, dict[str, Any]]]) -> None:
-        """Submit mapped children, in chunks when the executor asks for them (process pools)."""
+        """Submit mapped children, in chunks when the executor asks for them (process and thread pools).
+
+        On the plain LocalExecutor the children run here, in chunks, without futures.
+        """
         chunksize = self.executor.map_chunksize(len(children)) if children else 1
+        if self._inline:
+            chunksize = _INLINE_CHUNK
         if chunksize <= 1:
             for i, inputs in children:
                 self._submit(task, i, inputs, 1)
@@ -586,8 +616,19 @@ class FlowRunner:
             ctx, result = self._task_context(task, None, 1, call_hooks=False)
             for start in range(0, len(children), chunksize):
                 chunk = children[start:start + chunksize]
+                if self._inline:
+                    try:
+                        states = run_task_batch(task, chunk, result, ctx)
+                    except Exception as exc:  # the executor's safety net, as for one inline run
+                        states = [Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)] * len(chunk)
+                    self._complete_chunk(task, chunk, 1, states)
+                    continue
                 future = self.executor.submit(run_task_batch, task, chunk, result, ctx)
                 self._running[future] = (task, _BATCH, chunk, 1)
+            return
+        if self._inline:
+            for i, inputs in children:
+                self._submit(task, i, inputs, 1)
             return
         for start in range(0, len(children), chunksize):
             chunk = children[start:start + chunksize]
@@ -655,8 +696,7 @@ class FlowRunner:
                     states = [Failed(f"Executor error while running task {task.name!r}: {exc!r}", exc)] * len(inputs)
                 else:
                     raise
-            for (i, child_inputs), child_state in zip(inputs, states, strict=True):
-                self._completed(task, i, child_inputs, run_count, child_state)
+            self._complete_chunk(task, inputs, run_count, states)
             return
         try:
             state: State = future.result()
@@ -668,6 +708,32 @@ class FlowRunner:
             else:
                 raise
         self._completed(task, map_index, inputs, run_count, state)
+
+    def _complete_chunk(self, task: Task, chunk: list[tuple[int, Any]], run_count: int, states: list[State]) -> None:
+        """Record a chunk of mapped children's states: one pass, unless a plugin sees each state."""
+        if len(states) != len(chunk):
+            raise RuntimeError(f"Executor returned {len(states)} states for a chunk of {len(chunk)} children of "
+                               f"task {task.name!r}.")
+        hooks = self.hooks
+        if hooks is not None and getattr(hooks, "calls_after_task_run", True):
+            for (i, child_inputs), child_state in zip(chunk, states, strict=True):
+                self._completed(task, i, child_inputs, run_count, child_state)
+            return
+        children = self._map_states[task]
+        notify = self.on_task_state
+        retrying = []
+        for (i, child_inputs), state in zip(chunk, states, strict=True):
+            if isinstance(state, Retrying):
+                retrying.append((i, child_inputs, state))
+                continue
+            children[i] = state
+            if notify is not None:
+                notify(task, state, i)
+        self._map_pending[task] -= len(chunk) - len(retrying)
+        if self._map_pending[task] == 0:
+            self._finish_mapped(task)
+        for i, child_inputs, state in retrying:
+            self._completed(task, i, child_inputs, run_count, state)
 
     def _completed(self, task: Task, map_index: int | None, inputs: Any, run_count: int, state: State) -> None:
         if self.hooks is not None:
@@ -716,7 +782,9 @@ class FlowRunner:
     def _finish_mapped(self, task: Task) -> None:
         children: list[State] = [c if c is not None else Cancelled("Not run.") for c in self._map_states.pop(task)]
         del self._map_pending[task]
-        failed = sum(1 for c in children if c.is_failed())
+        failed = sum(1 for c in children if isinstance(c, Failed))
+        if not failed and all(type(c) is Success for c in children):
+            self._clean_mapped.add(task)
         message = f"Mapped {len(children)} item(s)" + (f", {failed} failed." if failed else ".")
         self._finish(task, Mapped(message, [c.result for c in children], map_states=children))
 
@@ -887,6 +955,8 @@ def _lifecycle_hooks() -> Any:
     return lifecycle_hooks()
 
 
+_INLINE_CHUNK = 1024
+"""Mapped children run per call of ``run_task_batch`` on the plain LocalExecutor."""
 _BATCH = -2
 """``map_index`` of a running entry that is a chunk of mapped children (its inputs are ``[(index, inputs)]``)."""
 

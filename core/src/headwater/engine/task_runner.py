@@ -193,7 +193,6 @@ def run_task(
     handlers = task.state_handlers
     try:
         state: State | None = None  # the Running state is made only for handlers to see (hot path)
-        ended = False
         if handlers:
             state = handle_or_fail(task, handlers, previous or _NOT_STARTED, Running())
             if state.is_failed():
@@ -221,47 +220,16 @@ def run_task(
                     ctx = {**ctx, "task_loop_count": int(ctx.get("task_loop_count") or 1) + 1,
                            "task_loop_result": sig.state.result}
                     context._replace(ctx)
-        except signals.ENDRUN as sig:
-            new: State = sig.state
-            ended = True  # exactly this state: no retry
-        except signals.RETRY as sig:
-            new = Retrying(str(sig) or "Retry signal raised.", start_time=time.time(), run_count=run_count)
-        except signals.HeadwaterSignal as sig:
-            new = sig.state
-            if isinstance(new, Failed) and new.traceback is None:
-                new.traceback = traceback.format_exc()
-        except _TimeoutExpired as exc:
-            new = TimedOut(str(exc), exc)
-            _task_logger(ctx).error("Task %r: %s", task.name, exc)
-        except Exception as exc:
-            if _debug.RAISE_ON_EXCEPTION[0]:  # ``with raise_on_exception():`` -- out of flow.run() as it is
-                raise _debug.RaisedInTask(exc) from exc
-            formatted = mask_secrets(format_task_traceback(exc), fresh=True)
-            new = Failed(mask_secrets(f"Error during execution of task: {exc!r}"), exc, traceback=formatted)
-            # The traceback goes in the message (not exc_info) so every handler (terminal, API) gets it, masked.
-            _task_logger(ctx).error("Task %r: exception encountered during task execution\n%s", task.name,
-                                    formatted.rstrip("\n"))
+        except BaseException as exc:
+            outcome = _error_state(task, exc, ctx, run_count)
+            if outcome is None:
+                raise
+            new, ended = outcome
         else:
-            if isinstance(value, Task):
-                new = Failed(
-                    f"Task {task.name!r} returned the task {value!r} instead of a value. Tasks are wired "
-                    f"inside `with Flow(...)`, not returned from run(); to use {value.name}'s result here, "
-                    f"return {value.name}.run(...).",
-                    TypeError(f"task {task.name!r} returned a Task"),
-                )
-                ended = True  # a programming error: retrying cannot help
-            else:
-                new = Success("Task run succeeded.", value)
-                if result is not None:
-                    new = _checkpoint(task, new, result, ctx)
-        if (isinstance(new, Failed) and not isinstance(new, Retrying) and run_count <= task.max_retries and not ended
-                and _retries_on(task, new)):
-            new = Retrying(
-                f"Retrying after: {new.message} (run {run_count} of {task.max_retries + 1})",
-                new.result,
-                start_time=time.time() + task.retry_delay,
-                run_count=run_count,
-            )
+            new, ended = _value_state(task, value)
+            if result is not None and not ended:
+                new = _checkpoint(task, new, result, ctx)  # type: ignore[arg-type]
+        new = _retry_or(task, new, run_count, ended)
         if handlers:
             new = handle_or_fail(task, handlers, state or Running(), new)
         return new
@@ -269,6 +237,63 @@ def run_task(
         if flows_token is not None:
             _active_flows.reset(flows_token)
         context._reset(token)
+
+
+def _error_state(task: Any, exc: BaseException, ctx: Mapping[str, Any], run_count: int) -> tuple[State, bool] | None:
+    """The state an exception out of ``task.run`` becomes, and whether it ends the run (no retry).
+
+    None for what the engine does not catch (KeyboardInterrupt, SystemExit): the caller re-raises.
+    Called from inside the ``except`` block, so ``traceback.format_exc()`` is this exception's.
+    """
+    if isinstance(exc, signals.ENDRUN):
+        return exc.state, True  # exactly this state: no retry
+    if isinstance(exc, signals.RETRY):
+        return Retrying(str(exc) or "Retry signal raised.", start_time=time.time(), run_count=run_count), False
+    if isinstance(exc, signals.HeadwaterSignal):
+        new = exc.state
+        if isinstance(new, Failed) and new.traceback is None:
+            new.traceback = traceback.format_exc()
+        return new, False
+    if isinstance(exc, _TimeoutExpired):
+        _task_logger(ctx).error("Task %r: %s", task.name, exc)
+        return TimedOut(str(exc), exc), False
+    if not isinstance(exc, Exception):
+        return None
+    if _debug.RAISE_ON_EXCEPTION[0]:  # ``with raise_on_exception():`` -- out of flow.run() as it is
+        raise _debug.RaisedInTask(exc) from exc
+    formatted = mask_secrets(format_task_traceback(exc), fresh=True)
+    # The traceback goes in the message (not exc_info) so every handler (terminal, API) gets it, masked.
+    _task_logger(ctx).error("Task %r: exception encountered during task execution\n%s", task.name,
+                            formatted.rstrip("\n"))
+    return Failed(mask_secrets(f"Error during execution of task: {exc!r}"), exc, traceback=formatted), False
+
+
+def _value_state(task: Any, value: Any) -> tuple[State, bool]:
+    """The state a value returned by ``task.run`` becomes (a returned Task is a programming error)."""
+    if isinstance(value, Task):
+        return Failed(
+            f"Task {task.name!r} returned the task {value!r} instead of a value. Tasks are wired "
+            f"inside `with Flow(...)`, not returned from run(); to use {value.name}'s result here, "
+            f"return {value.name}.run(...).",
+            TypeError(f"task {task.name!r} returned a Task"),
+        ), True  # retrying cannot help
+    return Success(_SUCCEEDED, value), False
+
+
+_SUCCEEDED = "Task run succeeded."
+
+
+def _retry_or(task: Any, new: State, run_count: int, ended: bool) -> State:
+    """``new``, or Retrying when it is a failure the task's retries cover."""
+    if (isinstance(new, Failed) and not isinstance(new, Retrying) and run_count <= task.max_retries and not ended
+            and _retries_on(task, new)):
+        return Retrying(
+            f"Retrying after: {new.message} (run {run_count} of {task.max_retries + 1})",
+            new.result,
+            start_time=time.time() + task.retry_delay,
+            run_count=run_count,
+        )
+    return new
 
 
 def _retries_on(task: Any, state: Failed) -> bool:
@@ -306,6 +331,8 @@ def run_task_batch(
     """
     if context is None:
         return [run_task(task, inputs, ctx, 1, result) for inputs, ctx in runs]
+    if _is_plain(task, result):
+        return _run_plain_children(task, runs, context)
     name = context.get("task_name", task.name)
     states = []
     for index, inputs in runs:
@@ -313,6 +340,54 @@ def run_task_batch(
         ctx["map_index"] = index
         ctx["task_full_name"] = f"{name}[{index}]"
         states.append(run_task(task, inputs, ctx, 1, result))
+    return states
+
+
+def _is_plain(task: Any, result: Any) -> bool:
+    """Whether a run of ``task`` is only the call and its outcome: no handlers, checkpoint, run name, timeout or stdout."""
+    return (result is None and not task.state_handlers and task.timeout is None and not task.log_stdout
+            and getattr(task, "task_run_name", None) is None and not _active_flows.get())
+
+
+def _run_plain_children(task: Any, runs: list[tuple[int, dict[str, Any]]], context: Mapping[str, Any]) -> list[State]:
+    """:func:`run_task` for each child of a plain task (see :func:`_is_plain`), with its steps inlined.
+
+    The same states as ``run_task``: a raised exception goes through the same conversion and
+    retry decision, and a LOOP signal continues in ``run_task`` with the loop's context.
+    """
+    name = context.get("task_name", task.name)
+    call = task.run
+    var = context_var()
+    new_success = Success
+    states: list[State] = []
+    append = states.append
+    for index, inputs in runs:
+        ctx = dict(context)
+        ctx["map_index"] = index
+        ctx["task_full_name"] = f"{name}[{index}]"
+        token = var.set(ctx)
+        try:
+            value = call(**inputs)
+        except signals.LOOP as sig:
+            loop_ctx = {**ctx, "task_loop_count": int(ctx.get("task_loop_count") or 1) + 1,
+                        "task_loop_result": sig.state.result}
+            var.reset(token)
+            append(run_task(task, inputs, loop_ctx, 1))
+            continue
+        except BaseException as exc:
+            try:
+                outcome = _error_state(task, exc, ctx, 1)
+                if outcome is None:
+                    raise
+                append(_retry_or(task, outcome[0], 1, outcome[1]))
+            finally:
+                var.reset(token)
+            continue
+        var.reset(token)
+        if isinstance(value, Task):
+            append(_value_state(task, value)[0])
+        else:
+            append(new_success(_SUCCEEDED, value))
     return states
 
 

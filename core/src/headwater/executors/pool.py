@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import threading
 import time
@@ -88,6 +89,12 @@ class _PoolExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}(max_workers={self.max_workers})>"
+
+
+def _check_chunksize(owner: str, chunksize: Any) -> int | None:
+    if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):
+        raise ValueError(f"{owner}: chunksize must be a whole number >= 1, got {chunksize!r}.")
+    return chunksize
 
 
 _PENDING, _RUNNING, _FINISHED, _CANCELLED = 0, 1, 2, 3
@@ -263,12 +270,32 @@ class ThreadExecutor(_PoolExecutor):
     Its own small pool (threads named ``headwater-task_N``, started on demand, at most
     ``max_workers``, by default ``min(32, cpu_count + 4)`` as in ``concurrent.futures``):
     submitting is one queue put and finishing one lock release plus a put on the completion
-    queue, so trivial tasks cost little more than on the local executor.
+    queue, so trivial tasks cost little more than on the local executor. Mapped children go to
+    the threads in chunks of ``chunksize`` (default: about 16 chunks per thread, at most 64
+    children each; 1 when there are fewer children than that), each child still its own task
+    run with its own state.
     """
 
+    def __init__(self, max_workers: int | None = None, chunksize: int | None = None) -> None:
+        super().__init__(max_workers)
+        self.chunksize = _check_chunksize(type(self).__name__, chunksize)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("chunksize", None)  # pickles made before the option existed
+        super().__setstate__(state)
+
+    def _workers(self) -> int:
+        return self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+
+    def map_chunksize(self, children: int) -> int:
+        """Small chunks (about 16 per thread, at most 64 children): trivial children stop paying a
+        hand-off between threads each, and slow ones still spread over every thread."""
+        if self.chunksize is not None:
+            return self.chunksize
+        return max(1, min(64, children // (self._workers() * 16)))
+
     def _make_pool(self) -> Any:
-        workers = self.max_workers or min(32, (os.cpu_count() or 1) + 4)
-        return _ThreadPool(workers, self._done)
+        return _ThreadPool(self._workers(), self._done)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._require_pool().submit(fn, args, kwargs)
@@ -346,6 +373,45 @@ def _expand(item: Any) -> Any:
     return item
 
 
+def _expand_all(items: list[Any]) -> list[Any]:
+    """:func:`_expand` of each item, building each Success without its ``__init__`` (a chunk's hot loop).
+
+    Sets exactly the fields ``Success(message, value, ts=ts)`` sets (a test compares every field).
+    """
+    success = _success_class[0] if _success_class else _success()
+    new = object.__new__
+    out: list[Any] = []
+    append = out.append
+    for item in items:
+        if type(item) is tuple:
+            state = new(success)
+            state.message = _SUCCESS_MESSAGE
+            state.result = item[0]
+            state.location = None
+            state.ts = item[1]
+            append(state)
+        else:
+            append(item)
+    return out
+
+
+def _dumps(obj: Any) -> bytes:
+    """``obj`` pickled: by the C pickler when that is what cloudpickle would produce, else by cloudpickle.
+
+    Plain data (a chunk's inputs, its results) pickles several times faster without
+    cloudpickle's per-object hook. Whatever cloudpickle would send by value -- objects of
+    ``__main__``, of modules registered for pickling by value, lambdas, closures -- goes
+    through cloudpickle, as before.
+    """
+    try:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # local functions and classes, lambdas, ...: cloudpickle's job
+        return cloudpickle.dumps(obj)
+    if b"__main__" in data or any(name.encode() in data for name in cloudpickle.list_registry_pickle_by_value()):
+        return cloudpickle.dumps(obj)
+    return data
+
+
 def _run_pickled(payload: bytes) -> bytes:
     """One call in a worker; a task run's plain Success comes back compact, flagged, any other value as it is."""
     fn, args, kwargs = cloudpickle.loads(payload)
@@ -414,14 +480,14 @@ def _run_chunk(key: str, path: str, payload: bytes) -> bytes:
         with open(path, "rb") as fh:
             spec = _WORKER_SPECS[key] = cloudpickle.loads(fh.read())
     task, ctx, result = spec
-    states = [_compact(s) for s in run_task_batch(task, cloudpickle.loads(payload), result, ctx)]
+    states = [_compact(s) for s in run_task_batch(task, pickle.loads(payload), result, ctx)]
     return _dump_states(task, states)
 
 
 def _dump_states(task: Any, states: list[Any]) -> bytes:
     """The compact states as bytes; a child whose result cannot be pickled becomes a Failed state naming why."""
     try:
-        return cloudpickle.dumps(states)
+        return _dumps(states)
     except Exception:  # fail only the children whose results cannot travel
         pass
     for i, state in enumerate(states):
@@ -535,8 +601,7 @@ class ProcessExecutor(_PoolExecutor):
     def __init__(self, max_workers: int | None = None, chunksize: int | None = None,
                  start_method: str | None = None) -> None:
         super().__init__(max_workers)
-        if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
-            raise ValueError(f"ProcessExecutor: chunksize must be a whole number >= 1, got {chunksize!r}.")
+        chunksize = _check_chunksize(type(self).__name__, chunksize)
         methods = multiprocessing.get_all_start_methods()
         if start_method is not None and (start_method == "fork" or start_method not in methods):
             allowed = ", ".join(repr(m) for m in methods if m != "fork")
@@ -615,9 +680,9 @@ class ProcessExecutor(_PoolExecutor):
             if outer.cancelled():
                 return
             try:
-                value = cloudpickle.loads(f.result())
+                value = pickle.loads(f.result())
                 if expand:  # a chunk: a list of task-run states
-                    outer.set_result([_expand(s) for s in value])
+                    outer.set_result(_expand_all(value))
                 else:  # (compacted, value): only a flagged value is a compact Success
                     compacted, value = value
                     outer.set_result(_expand(value) if compacted else value)
@@ -648,7 +713,7 @@ class ProcessExecutor(_PoolExecutor):
         spec = self._specs.get(id(task))
         if spec is None or spec.task is not task or spec.base is not ctx or spec.result is not result:
             spec = self._spec(task, ctx, result, whole=True)
-        return pool.submit(_run_chunk, spec.key, spec.path, cloudpickle.dumps(items))
+        return pool.submit(_run_chunk, spec.key, spec.path, _dumps(items))
 
     def _submit_batch(self, pool: cf.Executor, task: Any, runs: list[tuple[dict[str, Any], Any]],
                       result: Any = None) -> cf.Future[bytes]:

@@ -583,6 +583,8 @@ class HookFacade:
                 setattr(self, name, _no_task_hook)
         self.calls_before_task_run = bool(pm.hook.before_task_run.get_hookimpls())
         """Whether a plugin sees each task run's context before it starts (else mapped chunks share one context)."""
+        self.calls_after_task_run = bool(pm.hook.after_task_run.get_hookimpls())
+        """Whether a plugin sees each task run's state (else a chunk of mapped children is recorded in one go)."""
 
     def before_flow_run(self, *, flow: Any, parameters: dict[str, Any], context: dict[str, Any]) -> None:
         self._hook.before_flow_run(flow=flow, parameters=parameters, context=context)
