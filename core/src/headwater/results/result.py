@@ -154,15 +154,17 @@ class Result:
 
     def at(self, target: str) -> Result:
         """This Result writing to ``target`` (a task's ``target=``): a URL or absolute path as it is,
-        a relative one under this Result's directory (the directory of ``location``, or the
+        a relative one under this Result's directory (the directory of ``location`` before its
+        first template field, as Prefect 1 put targets under a LocalResult's ``dir``; or the
         default results directory)."""
         protocol, _ = split_protocol(target)
         if protocol is not None or os.path.isabs(os.path.expanduser(target)):
             return attrs.evolve(self, location=target)
         if self.location is None:
             base = default_results_dir()
-        else:
-            base = posixpath.dirname(self.location) if split_protocol(self.location)[0] else os.path.dirname(self.location)
+        else:  # the directory before the template's first {field}: LocalResult(dir=d)'s targets are under d, every run
+            head = self.location.split("{", 1)[0]
+            base = posixpath.dirname(head) if split_protocol(self.location)[0] else os.path.dirname(head)
         return attrs.evolve(self, location=posixpath.join(base, target) if split_protocol(base)[0] else os.path.join(base, target))
 
     def _default_location(self, ctx: Mapping[str, Any]) -> str:
