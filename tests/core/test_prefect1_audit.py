@@ -72,3 +72,27 @@ def test_cached_takes_prefect1s_expiration() -> None:
                    "(Prefect 1's prefect.engine.cache_validators) re-exporting headwater.engine.cache's validators")
 def test_cache_validators_import_from_prefect1s_path() -> None:
     from headwater.engine.cache_validators import all_inputs, duration_only  # noqa: F401
+
+
+def test_an_rrule_clock_keeps_the_zone_of_its_dtstart() -> None:
+    """dateutil's str() of a rule drops the zone of an aware dtstart: occurrences were read as UTC, hours off."""
+    from zoneinfo import ZoneInfo
+
+    import pendulum
+    from dateutil import rrule
+
+    from headwater.plugins import from_dict, to_dict
+    from headwater.schedules import Schedule
+    from headwater.schedules.clocks import RRuleClock
+
+    zone = ZoneInfo("America/New_York")
+    for start in (datetime(2030, 3, 9, 9, tzinfo=zone), pendulum.datetime(2030, 3, 9, 9, tz="America/New_York")):
+        clock = RRuleClock(rrule.rrule(freq=rrule.DAILY, dtstart=start, count=2))
+        for schedule in (Schedule(clocks=[clock]), from_dict(to_dict(Schedule(clocks=[clock])), "schedule")):
+            times = schedule.next(5, after=datetime(2030, 1, 1, tzinfo=UTC))
+            # 09:00 in New York on both days, across the DST change of 10 March (14:00 UTC, then 13:00 UTC)
+            assert [t.astimezone(UTC) for t in times] == [datetime(2030, 3, 9, 14, tzinfo=UTC),
+                                                            datetime(2030, 3, 10, 13, tzinfo=UTC)]
+    fixed = datetime(2030, 1, 1, tzinfo=UTC).astimezone(pendulum.FixedTimezone(-5 * 3600))
+    clock = RRuleClock(rrule.rrule(freq=rrule.DAILY, dtstart=fixed, count=1))
+    assert Schedule(clocks=[clock]).next(1, after=datetime(2029, 1, 1, tzinfo=UTC)) == [datetime(2030, 1, 1, tzinfo=UTC)]

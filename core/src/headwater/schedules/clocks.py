@@ -12,6 +12,7 @@ author's. All comparisons are made between instants (in UTC), never between wall
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -384,7 +385,7 @@ def _to_rrule_text(value: Any) -> str:
     if isinstance(value, (rrule, rruleset)):
         if isinstance(value, rruleset):
             raise TypeError("RRuleClock takes one dateutil.rrule.rrule, not an rruleset: give one clock per rule.")
-        text = str(value)
+        text = _rrule_text_with_zone(value)
     elif isinstance(value, str):
         text = value
     else:
@@ -394,6 +395,39 @@ def _to_rrule_text(value: Any) -> str:
     except (ValueError, TypeError) as exc:
         raise ValueError(f"RRuleClock: {text!r} is not a valid RFC 5545 rule ({exc}).") from exc
     return text
+
+
+def _zone_name(tzinfo: Any) -> str | None:
+    """The IANA name of a zone (zoneinfo's ``key``, pendulum's ``name``), if it has one that resolves."""
+    from dateutil import tz
+
+    name = getattr(tzinfo, "key", None) or getattr(tzinfo, "name", None)
+    return name if isinstance(name, str) and "/" in name and tz.gettz(name) is not None else None
+
+
+def _rrule_text_with_zone(rule: Any) -> str:
+    """``str(rule)``, keeping the zone of an aware ``dtstart`` (``DTSTART;TZID=...``) and ``UNTIL`` in UTC.
+
+    dateutil's ``str()`` writes an aware ``dtstart`` as a bare local time, which would read back as
+    UTC and shift every occurrence by the zone's offset.
+    """
+    start, until = getattr(rule, "_dtstart", None), getattr(rule, "_until", None)
+    text = str(rule)
+    if start is None or start.tzinfo is None:
+        return text
+    name = _zone_name(start.tzinfo)
+    if name is None:  # UTC or a fixed offset (no DST): the same instants in UTC, which a bare time is read as
+        return str(rule.replace(dtstart=start.astimezone(UTC),
+                                until=until.astimezone(UTC) if until is not None and until.tzinfo else until))
+    dtstart = f"DTSTART;TZID={name}:{start.strftime('%Y%m%dT%H%M%S')}"
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("DTSTART"):
+            line = dtstart
+        elif line.startswith("RRULE:") and until is not None and until.tzinfo is not None:
+            line = re.sub(r"UNTIL=\d{8}T\d{6}Z?", f"UNTIL={until.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}", line)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 @attrs.frozen
