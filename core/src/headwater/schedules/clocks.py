@@ -397,7 +397,7 @@ def _to_rrule_text(value: Any) -> str:
     return text
 
 
-def _zone_name(tzinfo: Any) -> str | None:
+def _rrule_zone_name(tzinfo: Any) -> str | None:
     """The IANA name of a zone (zoneinfo's ``key``, pendulum's ``name``), if it has one that resolves."""
     from dateutil import tz
 
@@ -415,7 +415,7 @@ def _rrule_text_with_zone(rule: Any) -> str:
     text = str(rule)
     if start is None or start.tzinfo is None:
         return text
-    name = _zone_name(start.tzinfo)
+    name = _rrule_zone_name(start.tzinfo)
     if name is None:  # UTC or a fixed offset (no DST): the same instants in UTC, which a bare time is read as
         return str(rule.replace(dtstart=start.astimezone(UTC),
                                 until=until.astimezone(UTC) if until is not None and until.tzinfo else until))
