@@ -9,6 +9,7 @@ makes reach the worker.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +206,41 @@ def test_a_plain_call_returning_a_tuple_comes_back_as_it_is() -> None:
     executor = ProcessExecutor(max_workers=1)
     with executor.start():
         assert executor.submit(pair).result(timeout=60) == (1, 2.0)  # never mistaken for a compact Success
+
+
+SCRIPT_IMPORTED_ONCE = '''
+import os, sys, time
+from headwater import Flow, task
+from headwater.executors import ProcessExecutor
+
+with open(sys.argv[1], "a") as fh:  # top-level side effect: runs wherever this script is imported
+    fh.write(f"{__name__} {os.getpid()}\\n")
+
+@task
+def where(x):
+    time.sleep(0.05)
+    return os.getpid()
+
+if __name__ == "__main__":
+    with Flow("imported-once") as flow:
+        pids = where.map(list(range(6)))
+    state = flow.run(executor=ProcessExecutor(max_workers=3, chunksize=1))
+    print(len(set(state.result[pids].result)))
+'''
+
+
+def test_the_main_script_is_imported_once_for_all_workers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "flow_script.py"
+    script.write_text(SCRIPT_IMPORTED_ONCE)
+    marks = tmp_path / "imports.txt"
+    out = subprocess.run([sys.executable, str(script), str(marks)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    workers = int(out.stdout.split()[-1])
+    lines = marks.read_text().splitlines()
+    assert workers >= 2
+    # the script itself, and the forkserver that every worker forks from: not once more per worker
+    assert sorted(line.split()[0] for line in lines) == ["__main__", "__mp_main__"], lines

@@ -429,9 +429,12 @@ _WORKER_SPECS: dict[str, tuple[Any, dict[str, Any], Any]] = {}
 
 def _init_worker(environ: dict[str, str] | None) -> None:
     """Worker start: a forkserver child gets the parent's environment as it is now (as a spawned one does)."""
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
+    if environ is not None:  # only what differs: each putenv/unsetenv scans the whole C environment
+        for key in [k for k in os.environ if k not in environ]:
+            del os.environ[key]
+        for key, value in environ.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
     _WORKER_SPECS.clear()
 
 
@@ -514,7 +517,8 @@ class _Spec:
         self.task, self.key, self.path, self.base, self.result = task, key, path, base, result
 
 
-_PRELOAD = ["headwater.engine.task_runner", "headwater.executors.pool", "cloudpickle"]
+_PRELOAD = ["headwater.engine.task_runner", "headwater.executors.pool", "cloudpickle", "concurrent.futures.process",
+            "headwater.executors._forkserver_preload"]
 
 FORKSERVER_IDLE_SECONDS = 2.0
 """How long the forkserver outlives the last ProcessExecutor flow run of this process (it is restarted when needed)."""
@@ -539,13 +543,32 @@ def _mp_context(start_method: str | None) -> Any:
 
 
 def _server_in_use() -> None:
-    """A flow run starts on forkserver workers: keep the server."""
+    """A flow run starts on forkserver workers: keep the server (start it, with the main script preloaded)."""
     global _server_users, _server_timer
     with _server_lock:
         _server_users += 1
         if _server_timer is not None:
             _server_timer.cancel()
             _server_timer = None
+        _start_server()
+
+
+def _start_server() -> None:
+    """Start the forkserver now (no-op when it runs), telling the preload which main script to import once."""
+    from multiprocessing import forkserver, spawn
+
+    data = spawn.get_preparation_data("headwater")
+    if data.get("init_main_from_path"):
+        import json
+
+        os.environ["_HEADWATER_FORKSERVER_MAIN"] = json.dumps({
+            "main_path": data["init_main_from_path"], "sys_argv": data.get("sys_argv", []),
+            "sys_path": data.get("sys_path", []), "dir": data.get("dir", os.getcwd()),
+        })
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop("_HEADWATER_FORKSERVER_MAIN", None)
 
 
 def _server_released() -> None:
