@@ -176,6 +176,11 @@ def _lost_states(api: Any, run_id: str, expected_tasks: int) -> int:
     return bad + max(0, expected_tasks - len(history))
 
 
+def _finished(api: Any, run_id: str) -> bool:
+    """The flow run is in a final state."""
+    return run_state(api, run_id) in FINISHED
+
+
 def _marks(path: Path) -> list[tuple[int, float, str, str]]:
     if not path.exists():
         return []
@@ -258,7 +263,7 @@ def partition(root: Path) -> dict[str, Any]:
             cut_at = time.time()
             _wait(lambda: api.flow_run(id=run.id).get("times_resurrected") >= 1, 60, 0.2, "the reschedule")
             agents.append(_agent(srv.api, root / "wd-healthy", "healthy"))
-            _wait(lambda: run_state(api, run.id) in FINISHED, 180, 0.2, "the rerun")
+            _wait(lambda: _finished(api, run.id), 180, 0.2, "the rerun")
             proxy.up.set()
             time.sleep(3)
             late = sum(1 for m in _marks(marks) if m[0] == zombie and m[1] > cut_at + 2.5)
@@ -324,7 +329,7 @@ def nan_batch(root: Path) -> dict[str, Any]:
             s.execute(update(FlowRun).where(FlowRun.id == runs[2]).values(parameters={"x": float("nan")}))
         agent = _agent(srv.api, root / "wd-nan", "nan", max_runs=10)
         try:
-            _wait(lambda: all(run_state(api, r) in FINISHED for r in runs), 300, 0.2, "the batch")
+            _wait(lambda: all(_finished(api, r) for r in runs), 300, 0.2, "the batch")
             lost = sum(run_state(api, r) != "Success" for i, r in enumerate(runs) if i != 2) + (run_state(api, runs[2]) != "Failed")
             return {"fault": "a stored NaN in a batch of 6 runs", "injected": 1, "lost": lost, "twice": 0}
         finally:
@@ -343,7 +348,7 @@ def chatty(root: Path, sizes: list[float]) -> tuple[dict[str, Any], float]:
         try:
             for mb in sizes:
                 run = api.flow(id=ids["chatty"]).create_run(parameters={"megabytes": mb})
-                _wait(lambda run=run: run_state(api, run.id) in FINISHED, 900, 1.0, f"the {mb} MB run")
+                _wait(functools.partial(_finished, api, run.id), 900, 1.0, f"the {mb} MB run")
                 lost = _lost_states(api, run.id, 3) + (run_state(api, run.id) != "Success")
                 lines = sum(1 for m in _logs(api, run.id) if m.startswith("xxxx"))
                 lost += max(0, int(mb * 1024 * 1024 / 200) - lines)  # every printed line must arrive
