@@ -3,7 +3,7 @@
     python benchmarks/orchestrated.py                        # SQLite, N = 1 000 and 10 000
     python benchmarks/orchestrated.py --postgres             # SQLite, then a throwaway PostgreSQL 15 (tests/pg.py)
     python benchmarks/orchestrated.py --sizes 20 --databases sqlite
-    python benchmarks/orchestrated.py --server-profile /tmp/server.prof   # the server under cProfile
+    python benchmarks/orchestrated.py --server-profile /tmp/server.prof   # the server's CPU, every thread
 
 Everything runs as real processes on 127.0.0.1, in a temporary ``HEADWATER_HOME``: the server
 (``headwater server start``), the registration (``headwater register``), one agent
@@ -155,6 +155,78 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "headwater.cli", *args]
 
 
+PROFILER = '''
+import cProfile, os, pstats, signal, sys, threading, time
+
+control = sys.argv.pop(1)
+profiles = []
+lock = threading.Lock()
+
+
+def new_profile():
+    profile = cProfile.Profile(time.thread_time)  # CPU time of the thread it runs in: waiting costs nothing
+    with lock:
+        profiles.append(profile)
+    return profile
+
+
+bootstrap = threading.Thread._bootstrap_inner  # runs every thread's run(), overridden or not (anyio's workers)
+
+
+def bootstrap_profiled(self):
+    profile = new_profile()
+    profile.enable()
+    try:
+        bootstrap(self)
+    finally:
+        profile.disable()
+
+
+class Snapshot:
+    def __init__(self, stats):
+        self.stats = stats
+
+    def create_stats(self):
+        pass
+
+
+def start(signum, frame):  # SIGUSR1: measure from now on
+    with lock:
+        for profile in profiles:
+            profile.clear()
+
+
+def write(signum, frame):  # SIGUSR2: write what was measured since SIGUSR1 to the path in the control file
+    with open(control) as f:
+        out = f.read().strip()
+    with lock:
+        snapshots = []
+        for profile in profiles:
+            profile.snapshot_stats()
+            snapshots.append(Snapshot(profile.stats))
+    stats = pstats.Stats(snapshots[0])
+    for snapshot in snapshots[1:]:
+        stats.add(snapshot)
+    stats.dump_stats(out + ".part")
+    os.replace(out + ".part", out)
+
+
+threading.Thread._bootstrap_inner = bootstrap_profiled
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, write)
+sys.argv[0] = "headwater"
+new_profile().enable()
+from headwater.cli.main import main
+
+main()
+'''
+"""Runs the server with one cProfile profiler per thread, timed by the thread's CPU clock: SIGUSR1 starts a window,
+SIGUSR2 writes the window's profile (every thread merged) to the path in the control file.
+
+cProfile alone sees only the main thread (the event loop); GraphQL runs in worker threads.
+"""
+
+
 class Processes:
     """The processes this benchmark starts, each in its own session, stopped in reverse order by ``stop_all``."""
 
@@ -282,11 +354,38 @@ class FlowRunCpu:
             self.sample()
 
 
-def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, started_runs: list[str]) -> tuple[Any, ...]:
-    """Create a run of ``fanout-n``, wait for it.
+class ProfileWindow:
+    """The profiled server's window over one run: ``start()`` (SIGUSR1) before ``create_run``, ``stop()`` (SIGUSR2) at its end.
+
+    ``stop`` waits until the server has written ``path``, so the read-back of the task runs is not in it.
+    """
+
+    def __init__(self, server: subprocess.Popen[bytes], control: Path, path: str) -> None:
+        self.server, self.control, self.path = server, control, Path(path).resolve()
+
+    def start(self) -> None:
+        self.control.write_text(str(self.path))
+        self.path.unlink(missing_ok=True)
+        self.server.send_signal(signal.SIGUSR1)
+
+    def stop(self, timeout: float = 60) -> None:
+        self.server.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while not self.path.exists():
+            if time.monotonic() > deadline or self.server.poll() is not None:
+                raise RuntimeError(f"The profiled server did not write {self.path} within {timeout} s (exit code {self.server.poll()}).")
+            time.sleep(0.02)
+        print(f"server profile of this run: {self.path}", file=sys.stderr, flush=True)
+
+
+def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, started_runs: list[str],
+                     window: ProfileWindow | None = None) -> tuple[Any, ...]:
+    """Create a run of ``fanout-n``, wait for it (``window``: the server's profile covers exactly that).
 
     Returns (wall s, run s, server CPU s, flow-run process CPU s, task runs, flow run version).
     """
+    if window is not None:
+        window.start()
     cpu0 = cpu_seconds(server_pid)
     t0 = time.perf_counter()
     run = client.flow(name=f"fanout-{n}", project=PROJECT).create_run()
@@ -306,6 +405,8 @@ def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, start
         sampler.join()
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(server_pid) - cpu0
+    if window is not None:
+        window.stop()
     if not state.is_successful():
         raise RuntimeError(f"The orchestrated run of fanout-{n} ended {type(state).__name__}: {state.message}")
     info = run.query("start_time end_time version")
@@ -338,13 +439,9 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
         port = _free_port()
         server_args = ["server", "start", "--port", str(port), "--database-url", url, "--no-scheduler",
                        "--log-level", "warning"]
-        if profile:
-            args = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "headwater.cli", *server_args]
-        else:
-            args = _cli(*server_args)
-        # under cProfile, SIGINT: uvicorn re-raises the signal it stopped on, and only KeyboardInterrupt
-        # (not SIGTERM's default action) lets cProfile write its file
-        server = procs.start(f"server-{database}", args, stop_signal=signal.SIGINT if profile else signal.SIGTERM)
+        control = work / f"profile-{database}.path"
+        args = [sys.executable, "-c", PROFILER, str(control), *server_args] if profile else _cli(*server_args)
+        server = procs.start(f"server-{database}", args)
         _wait_health(server, port, "The API server", procs.log(f"server-{database}"))
         api = f"http://127.0.0.1:{port}/graphql"
         api_env = {"HEADWATER__CLOUD__API": api}
@@ -366,8 +463,9 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
             print(f"[{database}] N = {n}: local run ...", file=sys.stderr, flush=True)
             local_s = local_run_seconds(work / f"fanout_{n}.py", repeat)
             print(f"[{database}] N = {n}: orchestrated run ...", file=sys.stderr, flush=True)
+            window = ProfileWindow(server, control, f"{profile}.{n}" if len(sizes) > 1 else profile) if profile else None
             wall, run_s, cpu, run_cpu, task_runs, flow_version = orchestrated_run(client, n, server.pid, timeout,
-                                                                                  started_runs)
+                                                                                  started_runs, window)
             keys = {(t["task_slug"], t["map_index"]) for t in task_runs}
             rows.append(Row(
                 database=database, n=n, expected=n + 1, persisted=len(keys),
@@ -379,7 +477,7 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
             print(f"[{database}] N = {n}: {len(keys)}/{n + 1} task runs persisted", file=sys.stderr, flush=True)
     except Exception:
         for name, _ in procs.started:
-            print(f"--- {name}.log (tail) ---\n{procs.log(name)}", file=sys.stderr)
+            print(f"--- {name}.log (tail) ---\n{procs.log(name)}", file=open("/tmp/d_dbg", "a"))
         raise
     finally:
         procs.stop_all()
@@ -409,7 +507,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="local runs per size; the best is kept (default 3)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for one orchestrated run")
     parser.add_argument("--server-profile", default=None, metavar="PATH",
-                        help="run the server under cProfile, writing PATH (PATH.<db> when several databases)")
+                        help="profile the server (cProfile, every thread, CPU clock) over each orchestrated run, from "
+                             "create_run to the run's end, writing PATH (PATH.<db> with several databases, .<N> with "
+                             "several sizes)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     databases = args.databases.split(",") if args.databases else ["sqlite"] + (["postgresql"] if args.postgres else [])

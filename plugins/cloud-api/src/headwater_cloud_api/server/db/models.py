@@ -131,7 +131,8 @@ class Flow(Base):
     version: Mapped[int] = mapped_column(Integer)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     metadata_hash: Mapped[str] = mapped_column(String(128))
-    serialized: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    serialized: Mapped[dict[str, Any]] = mapped_column(JSONType, deferred=True)
+    """Every task and edge (several MB for 10 000 tasks): deferred, read only where asked for (``services/flows.py:run_fields``)."""
     labels: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

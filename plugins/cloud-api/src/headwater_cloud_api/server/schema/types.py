@@ -64,6 +64,9 @@ class RunConfigType:
 
 @strawberry.type(name="Flow")
 class FlowType:
+    """A flow version. ``storage``, ``run_config``, ``schedule`` and ``parameters`` come from its run fields
+    (``services/flows.py:run_fields``); only ``serialized`` and ``tasks`` read its whole stored metadata."""
+
     id: str
     name: str
     version: int
@@ -71,7 +74,6 @@ class FlowType:
     project_id: str
     flow_group_id: str
     metadata_hash: str
-    serialized: JSON
     labels: list[str]
     created: datetime
 
@@ -79,32 +81,50 @@ class FlowType:
     def of(cls, row: m.Flow) -> FlowType:
         return cls(
             id=row.id, name=row.name, version=row.version, archived=row.archived, project_id=row.project_id,
-            flow_group_id=row.flow_group_id, metadata_hash=row.metadata_hash, serialized=row.serialized,
-            labels=list(row.labels or []), created=row.created,
+            flow_group_id=row.flow_group_id, metadata_hash=row.metadata_hash, labels=list(row.labels or []), created=row.created,
         )
 
+    def _fields(self, info: Info) -> dict[str, Any]:
+        from headwater_cloud_api.server.services.flows import run_fields
+
+        with db(info).read() as s:
+            return run_fields(s, self.id)
+
+    def _metadata(self, info: Info) -> dict[str, Any]:
+        with db(info).read() as s:
+            serialized = s.scalar(select(m.Flow.serialized).where(m.Flow.id == self.id))
+        if serialized is None:
+            from headwater_cloud_api.server.errors import NotFound
+
+            raise NotFound(f"Flow with id {self.id!r} was deleted while it was being read.")
+        return serialized  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The flow's whole stored metadata (every task and edge: large for big flows).")
+    def serialized(self, info: Info) -> JSON:
+        return self._metadata(info)
+
     @strawberry.field
-    def run_config(self) -> RunConfigType | None:
-        rc = self.serialized.get("run_config")
+    def run_config(self, info: Info) -> RunConfigType | None:
+        rc = self._fields(info)["run_config"]
         if not isinstance(rc, dict):
             return None
         return RunConfigType(type=rc.get("type"), labels=list(rc.get("labels") or []), data=rc)
 
     @strawberry.field
-    def storage(self) -> JSON | None:
-        return self.serialized.get("storage")
+    def storage(self, info: Info) -> JSON | None:
+        return self._fields(info)["storage"]
 
     @strawberry.field
-    def schedule(self) -> JSON | None:
-        return self.serialized.get("schedule")
+    def schedule(self, info: Info) -> JSON | None:
+        return self._fields(info)["schedule"]
 
     @strawberry.field
-    def parameters(self) -> JSON:
-        return self.serialized.get("parameters") or []
+    def parameters(self, info: Info) -> JSON:
+        return self._fields(info)["parameters"] or []
 
     @strawberry.field
-    def tasks(self) -> JSON:
-        return self.serialized.get("tasks") or []
+    def tasks(self, info: Info) -> JSON:
+        return self._metadata(info).get("tasks") or []
 
     @strawberry.field
     def project(self, info: Info) -> ProjectType:

@@ -1,9 +1,19 @@
-"""Flows: version groups, idempotent creation by metadata hash, archive, delete, schedule switch, move."""
+"""Flows: version groups, idempotent creation by metadata hash, archive, delete, schedule switch, move; run fields.
+
+A flow version's stored metadata (``flow.serialized``) holds every task and edge: several MB for
+10 000 tasks. Creating, claiming and running a flow run need only a few small fields of it
+(:data:`RUN_FIELDS`), so :func:`run_fields` selects just those with the database's JSON operators
+(SQLite ``json_extract``, PostgreSQL ``->``) and keeps them per flow id: a flow version's metadata
+never changes, so nothing is ever invalidated. The ``serialized`` column is deferred on the model:
+loading a ``Flow`` row does not read or decode it unless it is asked for.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +36,19 @@ __all__ = [
     "set_schedule_active",
     "move_flow",
     "run_config_labels",
+    "RUN_FIELDS",
+    "MAX_CACHED_FLOWS",
+    "run_fields",
+    "validate_run_fields",
 ]
+
+RUN_FIELDS = ("storage", "run_config", "parameters", "schedule", "environment")
+"""The fields of a flow's metadata that runs need (creation, the scheduler, claims, the flow-run process)."""
+MAX_CACHED_FLOWS = 4096
+"""Flow versions whose run fields :func:`run_fields` keeps (least recently used dropped first; a few KB each)."""
+
+_fields: OrderedDict[str, dict[str, str]] = OrderedDict()
+_fields_lock = threading.Lock()
 
 
 def metadata_hash(serialized: dict[str, Any]) -> str:
@@ -67,6 +89,35 @@ def validate_flow_metadata(serialized: Any) -> None:
     labels = run_config.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(label, str) for label in labels)):
         raise BadInput(f"serialized.run_config.labels must be a list of strings, got {labels!r:.80}.")
+
+
+def run_fields(session: Session, flow_id: str) -> dict[str, Any]:
+    """The :data:`RUN_FIELDS` of flow version ``flow_id``'s metadata (a missing field is None), without decoding the rest.
+
+    Selected with the database's JSON operators on first use and kept as JSON text per flow id (every
+    call returns fresh objects: callers may change them). :class:`NotFound` for an unknown id.
+    """
+    with _fields_lock:
+        texts = _fields.get(flow_id)
+        if texts is not None:
+            _fields.move_to_end(flow_id)
+    if texts is None:
+        row = session.execute(
+            select(*(Flow.serialized[name] for name in RUN_FIELDS)).where(Flow.id == flow_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"Flow with id {flow_id!r} does not exist (it may have been deleted). List flows with `headwater get flows`.")
+        texts = {name: json.dumps(value) for name, value in zip(RUN_FIELDS, row, strict=True)}
+        with _fields_lock:
+            _fields[flow_id] = texts
+            while len(_fields) > MAX_CACHED_FLOWS:
+                _fields.popitem(last=False)
+    return {name: json.loads(text) for name, text in texts.items()}
+
+
+def validate_run_fields(name: str, fields: dict[str, Any]) -> None:
+    """:func:`validate_flow_metadata` of the run fields (metadata stored before registration validated it may be malformed)."""
+    validate_flow_metadata({"name": name, **fields})
 
 
 def latest_flow(session: Session, name: str, project: str, *, include_archived: bool = False) -> Flow:

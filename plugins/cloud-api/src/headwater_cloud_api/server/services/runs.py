@@ -7,12 +7,13 @@ state — in one process or across server processes, on SQLite or PostgreSQL.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, any_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from headwater.states import (
@@ -39,7 +40,7 @@ from headwater_cloud_api.server.db.models import (
     utcnow,
 )
 from headwater_cloud_api.server.errors import MAX_BATCH, APIError, BadInput, NotFound
-from headwater_cloud_api.server.services.flows import get_flow, validate_flow_metadata
+from headwater_cloud_api.server.services.flows import get_flow, run_fields, validate_run_fields
 from headwater_cloud_api.server.validation import RunBatch, strip_nul
 
 __all__ = [
@@ -179,8 +180,8 @@ def get_flow_run(session: Session, id: str) -> FlowRun:
     return row
 
 
-def _check_parameters(flow: Flow, parameters: dict[str, Any]) -> None:
-    declared = {p["name"]: p for p in flow.serialized.get("parameters") or [] if isinstance(p, dict) and "name" in p}
+def _check_parameters(flow: Flow, declared_parameters: list[Any] | None, parameters: dict[str, Any]) -> None:
+    declared = {p["name"]: p for p in declared_parameters or [] if isinstance(p, dict) and "name" in p}
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise BadInput(
@@ -237,20 +238,21 @@ def create_flow_run(
         existing = session.scalar(select(FlowRun).where(FlowRun.flow_id == flow.id, FlowRun.idempotency_key == idempotency_key))
         if existing is not None:
             return existing
+    fields = run_fields(session, flow.id)  # the few fields a run needs, not the whole metadata
     try:
-        validate_flow_metadata(flow.serialized)
+        validate_run_fields(flow.name, fields)
     except BadInput as exc:  # stored before registration validated metadata
         raise BadInput(f"Flow {flow.name!r} version {flow.version} has malformed stored metadata ({exc}); register it again.") from None
-    defaults = {p["name"]: p.get("default") for p in flow.serialized.get("parameters") or [] if not p.get("required")}
+    defaults = {p["name"]: p.get("default") for p in fields["parameters"] or [] if not p.get("required")}
     params = dict(parameters or {})
-    _check_parameters(flow, params)
+    _check_parameters(flow, fields["parameters"], params)
     now = utcnow()
     values = dict(
         id=new_id(), flow_id=flow.id, flow_group_id=flow.flow_group_id, name=run_name,
         parameters={**defaults, **params}, context=dict(context or {}), attempt=0,
         labels=sorted(set(labels if labels is not None else
                           (run_config.get("labels") or [] if run_config is not None else flow.labels))),
-        run_config=run_config if run_config is not None else flow.serialized.get("run_config"), idempotency_key=idempotency_key, auto_scheduled=auto_scheduled,
+        run_config=run_config if run_config is not None else fields["run_config"], idempotency_key=idempotency_key, auto_scheduled=auto_scheduled,
         scheduled_start_time=scheduled_start_time or now, state="Scheduled", state_message=None, state_timestamp=now, version=1,
         start_time=None, end_time=None, agent_id=None, heartbeat=None, times_resurrected=0, created=now, updated=now,
         parent_flow_run_id=parent_flow_run_id, parent_task_slug=parent_task_slug,
@@ -305,12 +307,16 @@ def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
 
     The same SQL and the same stored values as ``conn.execute(stmt, rows)``, without SQLAlchemy's
     per-row parameter processing (most of a state write's server time on SQLite): a value object
-    repeated across rows (the batch's timestamp) is converted once. Returns the rows affected.
+    repeated across rows (the batch's timestamp) is converted once. On PostgreSQL the batch's
+    INSERTs and version-checked UPDATEs are one statement over the rows as one JSON document
+    (:func:`_pg_json_executemany`). Returns the rows affected.
     """
     from operator import itemgetter
 
     dialect = conn.dialect
     keys = tuple(rows[0])
+    if dialect.name == "postgresql" and (stmt.is_insert or stmt in _PG_UPDATE_COLUMNS):
+        return _pg_json_executemany(conn, stmt, keys, rows)
     cache_key = (id(stmt), dialect.name, keys)
     entry = _RAW.get(cache_key)
     if entry is None or entry[0] is not stmt:
@@ -333,14 +339,6 @@ def _executemany(conn: Any, stmt: Any, rows: list[dict[str, Any]]) -> int:
             else:
                 values[i] = memo[key] = process(value)
         converted.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
-    if dialect.name == "postgresql" and (stmt.is_insert or stmt in _PG_UPDATE_COLUMNS):
-        # one statement for the batch (psycopg's executemany sends one per row): the values as one array a column
-        cached = _PG_UNNEST.get(cache_key)
-        if cached is None or cached[0] is not stmt:
-            cached = _PG_UNNEST[cache_key] = (stmt, _pg_unnest_sql(stmt, sql, names, dialect))
-        unnest = cached[1]
-        columns = tuple(list(column) for column in zip(*(row.values() for row in converted), strict=True))
-        return int(conn.exec_driver_sql(unnest, columns).rowcount)
     return int(conn.exec_driver_sql(sql, converted).rowcount)
 
 
@@ -356,8 +354,6 @@ def _pg_insert_task_runs() -> Any:
     return _PG_INSERT_TASK_RUNS[0]
 
 
-_PG_UNNEST: dict[tuple[int, str, tuple[str, ...]], tuple[Any, str]] = {}
-"""PostgreSQL: the batch statements as ``INSERT ... SELECT * FROM unnest(...)`` / ``UPDATE ... FROM unnest(...)``."""
 _PG_UPDATE_COLUMNS = {
     _UPDATE_FLOW_RUN: {"b_state": "state", "b_message": "state_message", "b_ts": "state_timestamp", "b_version": "version",
                        "b_start": "start_time", "b_end": "end_time", "b_attempt": "attempt"},
@@ -366,28 +362,71 @@ _PG_UPDATE_COLUMNS = {
 }
 """The version-checked UPDATEs of :func:`_update_current`: bind name -> column (``b_id``/``b_expected`` are the WHERE)."""
 
+_PG_JSON: dict[tuple[int, tuple[str, ...]], tuple[Any, str, tuple[str, ...], tuple[str, ...]]] = {}
+"""PostgreSQL batch statements per statement and row keys: (statement, SQL, datetime keys, JSON keys)."""
 
-def _pg_unnest_sql(stmt: Any, sql: str, names: Sequence[str], dialect: Any) -> str:
+
+def _pg_json_sql(stmt: Any, keys: Sequence[str], dialect: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """``INSERT INTO t (...) SELECT ... FROM json_to_recordset(%s::json) AS v(...)`` or ``UPDATE t SET ... FROM json_to_recordset(...)``.
+
+    JSON columns keep a Python None as JSON ``null`` (as SQLAlchemy's JSON type stores it), not SQL NULL.
+    """
+    from headwater_cloud_api.server.db.models import UTCDateTime
+
     table = stmt.table
+    column_of = {key: key for key in keys}
+    if not stmt.is_insert:
+        column_of = {"b_id": "id", "b_expected": "version", **_PG_UPDATE_COLUMNS[stmt]}
+    types = {key: table.c[column_of[key]].type for key in keys}
+    datetimes = tuple(key for key in keys if isinstance(types[key], UTCDateTime))
+    jsons = tuple(key for key in keys if isinstance(types[key].dialect_impl(dialect), JSON))
+    record = ", ".join(f'"{key}" {types[key].compile(dialect=dialect)}' for key in keys)
+    source = f"json_to_recordset(%s::json) AS v({record})"
 
-    def cast(column: str) -> str:
-        return f"%s::{table.c[column].type.compile(dialect=dialect)}[]"
+    def value(key: str) -> str:
+        return f"""COALESCE(v."{key}", 'null'::jsonb)""" if key in jsons else f'v."{key}"'
 
-    if stmt.is_insert:  # INSERT INTO t (...) VALUES (...) [ON CONFLICT ...]: the VALUES become a SELECT over unnest()
-        head, _, rest = sql.partition(" VALUES ")
-        conflict = rest[rest.index(" ON CONFLICT "):] if " ON CONFLICT " in rest else ""
-        return f"{head} SELECT * FROM unnest({', '.join(cast(name) for name in names)}){conflict}"
-    targets = _PG_UPDATE_COLUMNS[stmt]
-    column_of = {"b_id": "id", "b_expected": "version", **targets}
-    sets = [f"{column} = v.{bind}" for bind, column in targets.items()]
+    if stmt.is_insert:
+        sql = str(stmt.compile(dialect=dialect, column_keys=list(keys)))
+        conflict = sql[sql.index(" ON CONFLICT "):] if " ON CONFLICT " in sql else ""
+        columns = ", ".join(f'"{key}"' for key in keys)
+        return (f"INSERT INTO {table.name} ({columns}) SELECT {', '.join(value(k) for k in keys)} FROM {source}{conflict}",
+                datetimes, jsons)
+    sets = [f'"{column_of[key]}" = {value(key)}' for key in keys if key not in ("b_id", "b_expected")]
     if "updated" in table.c:
-        sets.append("updated = v.b_ts")
-    return (f"UPDATE {table.name} SET {', '.join(sets)} FROM unnest({', '.join(cast(column_of[name]) for name in names)}) "
-            f"AS v({', '.join(names)}) WHERE {table.name}.id = v.b_id AND {table.name}.version = v.b_expected")
+        sets.append('"updated" = v."b_ts"')
+    return (f"UPDATE {table.name} SET {', '.join(sets)} FROM {source} "
+            f'WHERE {table.name}.id = v."b_id" AND {table.name}.version = v."b_expected"', datetimes, jsons)
 
 
-_PG_UNNEST: dict[tuple[int, str, tuple[str, ...]], str] = {}
-"""PostgreSQL: psycopg's executemany sends one statement per row; a batch's INSERT goes as one ``unnest`` of arrays."""
+def _pg_json_executemany(conn: Any, stmt: Any, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> int:
+    """One statement for the whole batch on PostgreSQL: the rows as one JSON text parameter, expanded by ``json_to_recordset``.
+
+    psycopg's ``executemany`` sends one statement per row, and PostgreSQL arrays (``unnest``) are
+    dumped value by value in Python; ``json.dumps`` of the rows is one C call. Datetimes go as ISO
+    8601 text with their offset (each distinct value converted once).
+    """
+    cache_key = (id(stmt), keys)
+    entry = _PG_JSON.get(cache_key)
+    if entry is None or entry[0] is not stmt:
+        entry = _PG_JSON[cache_key] = (stmt, *_pg_json_sql(stmt, keys, conn.dialect))
+    _, sql, datetimes, _jsons = entry
+    if datetimes:
+        memo: dict[int, str | None] = {}
+        out = []
+        for row in rows:
+            row = dict(row)
+            for key in datetimes:
+                value = row[key]
+                text = memo.get(id(value), "")
+                if text == "":
+                    if value is not None and value.tzinfo is None:
+                        raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+                    text = memo[id(value)] = None if value is None else value.astimezone(UTC).isoformat()
+                row[key] = text
+            out.append(row)
+        rows = out
+    return int(conn.exec_driver_sql(sql, (json.dumps(rows, separators=(",", ":"), ensure_ascii=False),)).rowcount)
 
 
 @attrs.define
@@ -407,7 +446,7 @@ class _Current:
 def _resolve(
     session: Session, writes: Sequence[Any], ids: Sequence[str], current: dict[str, _Current], update_stmt: Any,
     history_stmt: Any, history_key: str, now: datetime, new_rows: dict[str, dict[str, Any]] | None = None,
-    flow_attempts: dict[str, int] | None = None,
+    flow_attempts: dict[str, int] | None = None, insert_new: Any = _INSERT_TASK_RUN,
 ) -> list[WriteResult]:
     """Apply ``writes`` (in order) to ``current`` in memory, then write with one executemany UPDATE and one INSERT.
 
@@ -415,7 +454,9 @@ def _resolve(
     written; the rows were read under a write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
     ``FOR UPDATE``), so the in-memory check is the database's. The UPDATE still checks the version read,
     and a mismatch (impossible under the lock) fails the whole transaction rather than writing part of it.
-    Runs in ``new_rows`` (task runs this batch creates) are inserted with their final state instead.
+    Runs in ``new_rows`` (task runs this batch creates) are inserted with their final state instead, by
+    ``insert_new``; if it inserts fewer rows (PostgreSQL's ``ON CONFLICT DO NOTHING``: another
+    transaction created one meanwhile), :class:`_CreatedMeanwhile` is raised before anything else is written.
 
     Fencing: a write carrying an ``attempt`` other than its flow run's current attempt raises
     :class:`Superseded` (nothing is written). ``flow_attempts`` (task writes) maps flow run id to
@@ -429,7 +470,7 @@ def _resolve(
     seen: set[str] = set()
     if write_ids:
         table = history_stmt.table
-        seen = set(session.connection().execute(select(table.c.write_id).where(table.c.write_id.in_(write_ids))).scalars())
+        seen = set(session.connection().execute(select(table.c.write_id).where(_in(table.c.write_id, write_ids, session))).scalars())
     for w, run_id in zip(writes, ids, strict=True):
         row = current[run_id]
         if w.write_id is not None and w.write_id in seen:  # a retried request: already applied
@@ -466,7 +507,8 @@ def _resolve(
             row = current[run_id]
             values.update(state=row.state, state_message=row.message, version=row.version, start_time=row.start_time,
                           end_time=row.end_time, state_timestamp=now, attempt=row.attempt)
-        _executemany(conn, _INSERT_TASK_RUN, list(new_rows.values()))
+        if _executemany(conn, insert_new, list(new_rows.values())) != len(new_rows):
+            raise _CreatedMeanwhile()
     updates = [
         {"b_id": run_id, "b_expected": row.read_version, "b_state": row.state, "b_message": row.message, "b_ts": now,
          "b_version": row.version, "b_start": row.start_time, "b_end": row.end_time, "b_attempt": row.attempt}
@@ -484,6 +526,29 @@ def _resolve(
 def _lock(query: Any, session: Session) -> Any:
     """Rows read to be updated are locked on PostgreSQL, in id order (no deadlock between two batches)."""
     return query.with_for_update() if session.get_bind().dialect.name == "postgresql" else query
+
+
+_IN_JSON_MIN = {"postgresql": 8, "sqlite": 500}
+"""From this many values on, ``IN`` takes them as one JSON array (:func:`_in`; measured: on SQLite below a few hundred
+values the expanded list costs the same)."""
+
+
+def _in(column: Any, values: Sequence[Any], session: Session) -> Any:
+    """``column IN (values)``; many values as one bound JSON array (SQLite ``json_each``, PostgreSQL ``json_array_elements_text``).
+
+    An expanded ``IN`` of a batch's 2 500 task slugs or write ids is a new SQL text each time:
+    SQLAlchemy renders it, the driver parses it again (psycopg caches no query with more than 50
+    parameters) and the database prepares it again. One JSON parameter keeps the statement constant.
+    """
+    dialect = session.get_bind().dialect.name
+    if len(values) < _IN_JSON_MIN.get(dialect, len(values) + 1):
+        return column.in_(values)
+    array = bindparam(None, list(values), type_=JSON())
+    if dialect == "sqlite":
+        return column.in_(select(func.json_each(array).table_valued("value").c.value))
+    # = ANY(ARRAY(...)): PostgreSQL plans an IN (SELECT ...) as a semi join over every row of the other condition
+    # (all task runs of the flow run); over an array it searches the unique index, as for a literal IN list
+    return column == any_(func.array(select(func.json_array_elements_text(array).table_valued("value").c.value).scalar_subquery()))
 
 
 def set_flow_run_states(session: Session, writes: Sequence[StateWrite]) -> list[WriteResult]:
@@ -507,11 +572,19 @@ def set_flow_run_states(session: Session, writes: Sequence[StateWrite]) -> list[
                     "flow_run_id", utcnow())
 
 
-def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite]) -> list[WriteResult]:
+class _CreatedMeanwhile(Exception):
+    """PostgreSQL: a task run this batch creates was created by another transaction since it was read (a savepoint undoes the batch)."""
+
+
+def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite], *, pending_first: bool = False) -> list[WriteResult]:
     """Write many task-run states in one transaction; a task run is created on its first write (by flow run, task slug and map index).
 
     Same rules as :func:`set_flow_run_states`. A new task run starts at version 0 (state Pending),
-    so its first write has ``version`` 0 or None.
+    so its first write has ``version`` 0 or None. Task runs the batch creates are inserted in their
+    final state. On PostgreSQL another server may create the same task run at once: the INSERT is
+    ``ON CONFLICT DO NOTHING`` under a savepoint, and if it did not insert every row the savepoint is
+    rolled back and the batch runs again with ``pending_first``: the task runs are inserted as
+    Pending (``ON CONFLICT DO NOTHING``), read back under lock and updated.
     """
     _check_batch(writes)
     if not writes:
@@ -544,9 +617,9 @@ def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite]) -> l
 
     if by_slug:
         slugs = sorted({w.task_slug for w in by_slug})
-        read(_TR.c.flow_run_id.in_(sorted({w.flow_run_id for w in by_slug})) & _TR.c.task_slug.in_(slugs))
+        read(_TR.c.flow_run_id.in_(sorted({w.flow_run_id for w in by_slug})) & _in(_TR.c.task_slug, slugs, session))
     if by_id:
-        read(_TR.c.id.in_(by_id))
+        read(_in(_TR.c.id, by_id, session))
     for task_run_id, run_id in [(w.task_run_id, w.flow_run_id) for w in writes if w.task_run_id is not None]:
         if owner.get(task_run_id) != run_id:
             raise NotFound(f"Task run {task_run_id!r} does not exist in flow run {run_id!r}; nothing was written.")
@@ -557,18 +630,26 @@ def set_task_run_states(session: Session, writes: Sequence[TaskStateWrite]) -> l
         new_rows = [{"id": new_id(), "flow_run_id": f, "task_slug": s, "map_index": m, "state": "Pending", "state_message": None,
                      "version": 0, "state_timestamp": now, "start_time": None, "end_time": None, "created": now, "attempt": 0}
                     for f, s, m in new_keys]
-        if session.get_bind().dialect.name == "postgresql":  # another server may create the same task run at once
+        if pending_first:  # PostgreSQL, after a concurrent creation: Pending rows, read back under lock, then updated
             _executemany(conn, _pg_insert_task_runs(), new_rows)
-            read(_TR.c.id.in_([r["id"] for r in new_rows])
-                 | (_TR.c.flow_run_id.in_(sorted({k[0] for k in new_keys})) & _TR.c.task_slug.in_(sorted({k[1] for k in new_keys}))))
-        else:  # SQLite: the write lock is held, so insert them later, in their final state (no UPDATE)
+            read(_in(_TR.c.id, [r["id"] for r in new_rows], session)
+                 | (_TR.c.flow_run_id.in_(sorted({k[0] for k in new_keys}))
+                    & _in(_TR.c.task_slug, sorted({k[1] for k in new_keys}), session)))
+        else:  # inserted later by _resolve, in their final state (no UPDATE)
             for row, key in zip(new_rows, new_keys, strict=True):
                 current[row["id"]] = _Current(0, 0, "Pending", None, None, None)
                 keys[key] = row["id"]
                 created[row["id"]] = row
     ids = [w.task_run_id if w.task_run_id is not None else keys[(w.flow_run_id, w.task_slug, w.map_index)] for w in writes]
-    return _resolve(session, writes, ids, current, _UPDATE_TASK_RUN, _INSERT_TASK_RUN_STATE, "task_run_id", now, created,
-                    flow_attempts)
+    if not created or session.get_bind().dialect.name != "postgresql":  # SQLite: the write lock is held, no one else creates them
+        return _resolve(session, writes, ids, current, _UPDATE_TASK_RUN, _INSERT_TASK_RUN_STATE, "task_run_id", now, created,
+                        flow_attempts)
+    try:
+        with session.begin_nested():
+            return _resolve(session, writes, ids, current, _UPDATE_TASK_RUN, _INSERT_TASK_RUN_STATE, "task_run_id", now, created,
+                            flow_attempts, _pg_insert_task_runs())
+    except _CreatedMeanwhile:
+        return set_task_run_states(session, writes, pending_first=True)
 
 
 def set_states(session: Session, flow_runs: Sequence[StateWrite], task_runs: Sequence[TaskStateWrite]) -> tuple[list[WriteResult], list[WriteResult]]:

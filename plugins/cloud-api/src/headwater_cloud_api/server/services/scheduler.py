@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from headwater_cloud_api.server.db.models import Flow, FlowGroup, FlowRun, FlowRunState, new_id, utcnow
 from headwater_cloud_api.server.db.session import Database
+from headwater_cloud_api.server.services.flows import run_fields, validate_run_fields
 
 __all__ = ["schedule_flow_runs", "resume_due_pauses", "Scheduler", "MAX_SCHEDULED_RUNS"]
 
@@ -43,14 +44,16 @@ def schedule_flow_runs(db: Database, now: datetime | None = None, max_runs: int 
     insert = _insert(db)
     with db.read() as s:
         rows = s.execute(
-            select(Flow.id, Flow.flow_group_id, Flow.name, Flow.serialized, Flow.labels)
+            select(Flow.id, Flow.flow_group_id, Flow.name, Flow.labels)
             .join(FlowGroup, FlowGroup.id == Flow.flow_group_id)
             .where(Flow.archived.is_(False), FlowGroup.schedule_active.is_(True))
         ).all()
     created = 0
-    for flow_id, group_id, name, serialized, labels in rows:
+    for flow_id, group_id, name, labels in rows:
         try:  # one malformed flow (metadata stored before registration validated it) must not stop the others
-            created += _schedule_flow(db, insert, now, max_runs, flow_id, group_id, name, serialized, labels)
+            with db.read() as s:  # its run fields (kept per flow id after the first pass), never its whole metadata
+                fields = run_fields(s, flow_id)
+            created += _schedule_flow(db, insert, now, max_runs, flow_id, group_id, name, fields, labels)
         except Exception as exc:
             key = (flow_id, f"{type(exc).__name__}: {exc}")
             if key not in _reported:  # logged once per flow and error, not on every pass
@@ -65,18 +68,15 @@ _reported: set[tuple[str, str]] = set()
 
 
 def _schedule_flow(db: Database, insert: Any, now: datetime, max_runs: int, flow_id: str, group_id: str, name: str,
-                   serialized: Any, labels: Any) -> int:
-    """Create the missing upcoming runs of one flow; raises on malformed metadata (the caller isolates it)."""
+                   fields: dict[str, Any], labels: Any) -> int:
+    """Create the missing upcoming runs of one flow (``fields``: its run fields); raises on malformed metadata (the caller isolates it)."""
     from headwater.plugins import from_dict
-    from headwater_cloud_api.server.services.flows import validate_flow_metadata
 
     created = 0
-    if not isinstance(serialized, dict):
-        raise ValueError("its serialized metadata is not an object")
-    schedule_data = serialized.get("schedule")
+    schedule_data = fields.get("schedule")
     if not schedule_data:
         return 0
-    validate_flow_metadata(serialized)
+    validate_run_fields(name, fields)
     schedule = from_dict(schedule_data, "schedule")
     events = schedule.next(max_runs, after=now, return_events=True)
     with db.write() as s:
@@ -88,7 +88,7 @@ def _schedule_flow(db: Database, insert: Any, now: datetime, max_runs: int, flow
         ) or 0
         if upcoming >= max_runs:
             return 0
-        defaults = {p["name"]: p.get("default") for p in serialized.get("parameters") or [] if not p.get("required")}
+        defaults = {p["name"]: p.get("default") for p in fields.get("parameters") or [] if not p.get("required")}
         for event in events:
             run_id = new_id()
             start = event.start_time
@@ -97,7 +97,7 @@ def _schedule_flow(db: Database, insert: Any, now: datetime, max_runs: int, flow
                     id=run_id, flow_id=flow_id, flow_group_id=group_id, name=None,
                     parameters={**defaults, **dict(event.parameter_defaults)}, context={},
                     labels=sorted(set(event.labels if event.labels is not None else labels)),
-                    run_config=serialized.get("run_config"), idempotency_key=f"auto-scheduled:{start.isoformat()}",
+                    run_config=fields.get("run_config"), idempotency_key=f"auto-scheduled:{start.isoformat()}",
                     auto_scheduled=True, scheduled_start_time=start, state="Scheduled", state_message="Scheduled by the scheduler",
                     state_timestamp=now, version=1, times_resurrected=0, created=now, updated=now,
                 ).on_conflict_do_nothing(index_elements=["flow_id", "idempotency_key"]).returning(FlowRun.id)
