@@ -244,3 +244,39 @@ def test_the_main_script_is_imported_once_for_all_workers(tmp_path: Path) -> Non
     assert workers >= 2
     # the script itself, and the forkserver that every worker forks from: not once more per worker
     assert sorted(line.split()[0] for line in lines) == ["__main__", "__mp_main__"], lines
+
+
+class Chatty(Task):
+    def run(self, x: int) -> int:
+        self.logger.info("child %d of %s", x, context.get("task_full_name"))
+        if x == 3:
+            raise ValueError("three is bad")
+        return x
+
+
+def test_task_logs_of_workers_reach_this_process_with_their_task_names() -> None:
+    import logging
+
+    seen: list[tuple[str, str, str]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.name, record.levelname, record.getMessage()))
+
+    handler = Collect(logging.DEBUG)
+    logger = logging.getLogger("headwater")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with Flow("chatty") as flow:
+            Chatty(name="chatty").map(list(range(6)))
+        state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=2))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert not state.is_successful()
+    infos = sorted(m for name, level, m in seen if name == "headwater.chatty" and level == "INFO")
+    assert infos == sorted(f"child {i} of chatty[{i}]" for i in range(6))
+    errors = [m for name, level, m in seen if name == "headwater.chatty" and level == "ERROR"]
+    assert len(errors) == 1 and "ValueError: three is bad" in errors[0] and "Traceback" in errors[0]

@@ -23,8 +23,6 @@ class TestThreadExecutor(ExecutorConformance):
 
 
 class TestProcessExecutor(ExecutorConformance):
-    forwards_logs = False  # task logs stay in the worker process (the lead knows: see the kit's docstring)
-
     @pytest.fixture
     def executor(self) -> Any:
         return ProcessExecutor(max_workers=2)

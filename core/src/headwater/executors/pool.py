@@ -17,6 +17,7 @@ from typing import Any
 import cloudpickle
 
 from headwater.executors.base import ALL_COMPLETED, FIRST_COMPLETED, Executor
+from headwater.executors.worker_logs import collecting_logs, install_log_capture, replay_logs
 
 __all__ = ["ThreadExecutor", "ProcessExecutor", "TaskFuture", "UnpicklableResultError"]
 
@@ -327,6 +328,24 @@ class ThreadExecutor(_PoolExecutor):
         return done, set(futures) - done
 
 
+class _ReplayingFuture(cf.Future[Any]):
+    """A process pool call's future: ``result()`` first re-emits the call's worker logs here, once.
+
+    Called by the engine in the flow-run thread, so the records reach this process's handlers
+    (the terminal, the API's log sink) just before the state they belong with.
+    """
+
+    records: list[dict[str, Any]] | None = None
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return super().result(timeout)
+        finally:
+            records, self.records = self.records, None
+            if records:
+                replay_logs(records)
+
+
 class UnpicklableResultError(TypeError):
     """A worker process finished a call but could not send its result back."""
 
@@ -413,22 +432,34 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _run_pickled(payload: bytes) -> bytes:
-    """One call in a worker; a task run's plain Success comes back compact, flagged, any other value as it is."""
+    """One call in a worker: ``(kind, value, log records)``.
+
+    ``kind`` 1: a task run's plain Success, compact; 0: any other value as it is; 2: an
+    exception to raise (the result could not be pickled). The records are the call's
+    ``headwater`` logs, which the flow-run process re-emits.
+    """
     fn, args, kwargs = cloudpickle.loads(payload)
-    value = fn(*args, **kwargs)
+    with collecting_logs() as records:
+        value = fn(*args, **kwargs)
     compact = _compact(value)
     try:
-        return cloudpickle.dumps((compact is not value, compact))
+        return _dumps((1 if compact is not value else 0, compact, records))
     except Exception as exc:
-        raise _unpicklable(value, exc) from None
+        return cloudpickle.dumps((2, _unpicklable(value, exc), records))
 
 
 _WORKER_SPECS: dict[str, tuple[Any, dict[str, Any], Any]] = {}
 """In a worker process: ``key -> (task, base context, result)`` of each mapped task, loaded once per worker."""
 
 
-def _init_worker(environ: dict[str, str] | None) -> None:
-    """Worker start: a forkserver child gets the parent's environment as it is now (as a spawned one does)."""
+def _init_worker(environ: dict[str, str] | None, log_level: int | None = None) -> None:
+    """Worker start: a forkserver child gets the parent's environment as it is now (as a spawned one does).
+
+    With ``log_level`` (the flow-run process's ``headwater`` level), task logs are collected
+    per call and sent back instead of going to this process's handlers.
+    """
+    if log_level is not None:
+        install_log_capture(log_level, propagate=False)
     if environ is not None:  # only what differs: each putenv/unsetenv scans the whole C environment
         for key in [k for k in os.environ if k not in environ]:
             del os.environ[key]
@@ -457,6 +488,7 @@ def _run_batch(key: str, path: str, payload: bytes) -> bytes:
         result = own_result[0]
     name = base.get("task_name")
     states = []
+    logs: list[dict[str, Any]] = []
     for item in items:
         index = item[0]
         if len(item) == 2:
@@ -470,8 +502,11 @@ def _run_batch(key: str, path: str, payload: bytes) -> bytes:
             ctx["map_index"] = index
             ctx["task_full_name"] = f"{name}[{index}]"
             ctx.update(item[2])
-        states.append(_compact(run_task(task, item[1], ctx, 1, result)))
-    return _dump_states(task, states)
+        with collecting_logs() as records:
+            state = run_task(task, item[1], ctx, 1, result)
+        logs.extend(records)
+        states.append(_compact(state))
+    return _dump_states(task, states, logs)
 
 
 def _run_chunk(key: str, path: str, payload: bytes) -> bytes:
@@ -483,14 +518,15 @@ def _run_chunk(key: str, path: str, payload: bytes) -> bytes:
         with open(path, "rb") as fh:
             spec = _WORKER_SPECS[key] = cloudpickle.loads(fh.read())
     task, ctx, result = spec
-    states = [_compact(s) for s in run_task_batch(task, pickle.loads(payload), result, ctx)]
-    return _dump_states(task, states)
+    with collecting_logs() as records:
+        states = [_compact(s) for s in run_task_batch(task, pickle.loads(payload), result, ctx)]
+    return _dump_states(task, states, records)
 
 
-def _dump_states(task: Any, states: list[Any]) -> bytes:
-    """The compact states as bytes; a child whose result cannot be pickled becomes a Failed state naming why."""
+def _dump_states(task: Any, states: list[Any], records: list[dict[str, Any]]) -> bytes:
+    """``(compact states, log records)`` as bytes; a child whose result cannot be pickled becomes a Failed state naming why."""
     try:
-        return _dumps(states)
+        return _dumps((states, records))
     except Exception:  # fail only the children whose results cannot travel
         pass
     for i, state in enumerate(states):
@@ -501,7 +537,7 @@ def _dump_states(task: Any, states: list[Any]) -> bytes:
 
             error = _unpicklable(_expand(state), exc)
             states[i] = Failed(f"Executor error while running task {task.name!r}: {error}", error)
-    return cloudpickle.dumps(states)
+    return cloudpickle.dumps((states, records))
 
 
 _PER_CHILD = frozenset({"map_index", "task_full_name"})
@@ -659,8 +695,9 @@ class ProcessExecutor(_PoolExecutor):
     def _make_pool(self) -> cf.Executor:
         context = _mp_context(self.start_method)
         environ = dict(os.environ) if context.get_start_method() == "forkserver" else None
+        level = logging.getLogger("headwater").getEffectiveLevel()
         return cf.ProcessPoolExecutor(
-            max_workers=self._workers(), mp_context=context, initializer=_init_worker, initargs=(environ,),
+            max_workers=self._workers(), mp_context=context, initializer=_init_worker, initargs=(environ, level),
         )
 
     @contextmanager
@@ -697,18 +734,21 @@ class ProcessExecutor(_PoolExecutor):
         else:
             inner = pool.submit(_run_pickled, cloudpickle.dumps((fn, args, kwargs)))
             expand = False
-        outer: cf.Future[Any] = cf.Future()
+        outer = _ReplayingFuture()
 
         def _unpickle(f: cf.Future[bytes]) -> None:
             if outer.cancelled():
                 return
             try:
-                value = pickle.loads(f.result())
-                if expand:  # a chunk: a list of task-run states
-                    outer.set_result(_expand_all(value))
-                else:  # (compacted, value): only a flagged value is a compact Success
-                    compacted, value = value
-                    outer.set_result(_expand(value) if compacted else value)
+                if expand:  # a chunk: its task-run states and logs
+                    states, outer.records = pickle.loads(f.result())
+                    outer.set_result(_expand_all(states))
+                    return
+                kind, value, outer.records = pickle.loads(f.result())
+                if kind == 2:
+                    outer.set_exception(value)
+                else:
+                    outer.set_result(_expand(value) if kind == 1 else value)
             except BaseException as exc:  # noqa: BLE001 - passed to the waiter
                 outer.set_exception(exc)
 

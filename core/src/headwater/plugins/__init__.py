@@ -83,6 +83,10 @@ _LAZY: dict[str, str] = {
     "Executor": "headwater.executors.base",
     "FIRST_COMPLETED": "headwater.executors.base",
     "ALL_COMPLETED": "headwater.executors.base",
+    "install_log_capture": "headwater.executors.worker_logs",
+    "collecting_logs": "headwater.executors.worker_logs",
+    "portable_record": "headwater.executors.worker_logs",
+    "replay_logs": "headwater.executors.worker_logs",
     # results and serializers
     "Result": "headwater.results.result",
     "ResultLocationError": "headwater.results.result",
@@ -172,6 +176,10 @@ __all__ = [
     "Executor",
     "FIRST_COMPLETED",
     "ALL_COMPLETED",
+    "install_log_capture",
+    "collecting_logs",
+    "portable_record",
+    "replay_logs",
     "Result",
     "ResultLocationError",
     "default_result_key",
@@ -216,6 +224,7 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
     from headwater.environments.base import Environment, RunHandle, labels_converter
     from headwater.environments.subprocess import RUN_FROM_ENV_MODULE, SubprocessEnvironment, env_converter
     from headwater.executors.base import ALL_COMPLETED, FIRST_COMPLETED, Executor
+    from headwater.executors.worker_logs import collecting_logs, install_log_capture, portable_record, replay_logs
     from headwater.plugins._manager import (
         PLUGIN_API_VERSION,
         PluginRecord,

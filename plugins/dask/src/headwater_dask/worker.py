@@ -9,23 +9,22 @@ pickle's persistent IDs.
 While the call runs, records of the ``headwater`` loggers emitted in its context (the
 context logger, ``log_stdout`` prints, a timeout thread's logs) are collected and sent back
 with the outcome, so the flow-run process re-emits them to its own handlers (the API's log
-sink among them). This module imports only the standard library and cloudpickle at import
-time: it is imported on every worker.
+sink among them). The collecting and the replaying are the core's (``headwater.plugins.collecting_logs``,
+``replay_logs``), the same as ``ProcessExecutor``'s. This module is imported on every worker.
 """
 
 from __future__ import annotations
 
-import contextvars
 import io
-import logging
 import pickle
 import threading
-import traceback
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import cloudpickle
+
+from headwater.plugins import collecting_logs, install_log_capture, replay_logs
 
 __all__ = [
     "run_payload",
@@ -44,60 +43,12 @@ PUSH_LIMIT = 16 * 1024
 """Outcomes (a task run's state and logs, pickled) up to this many bytes are pushed from the worker with the
 call's completion; larger ones are fetched with ``gather``. 0 turns pushing off."""
 
-_sink: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("headwater_dask_logs", default=None)
-_install_lock = threading.Lock()
-_installed = False
-_RECORD_SKIP = frozenset({"args", "exc_info", "msg", "message", "stack_info"})
-
-
 class UnpicklableArgumentError(TypeError):
     """A call's argument cannot be pickled to send it to a worker (names the task, the argument and its type)."""
 
 
 class UnpicklableResultError(TypeError):
     """A worker finished a call but its result cannot be pickled to send it back."""
-
-
-class _Capture(logging.Handler):
-    """Collects records of the current call (the context's sink) as plain, picklable dicts."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        sink = _sink.get()
-        if sink is None:
-            return
-        try:
-            sink.append(_portable(record))
-        except Exception:  # pragma: no cover - logging must never break a task
-            self.handleError(record)
-
-
-def _portable(record: logging.LogRecord) -> dict[str, Any]:
-    message = record.getMessage()
-    if record.exc_info:
-        message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-    elif record.exc_text:
-        message += "\n" + record.exc_text
-    out: dict[str, Any] = {"msg": message, "args": None, "exc_info": None, "exc_text": None}
-    for key, value in record.__dict__.items():
-        if key in _RECORD_SKIP or key in out:
-            continue
-        if value is None or isinstance(value, (str, int, float, bool)):
-            out[key] = value
-    return out
-
-
-def _install_capture(level: int) -> None:
-    """Attach the capture handler to the ``headwater`` logger once per process; make ``level`` reach it."""
-    global _installed
-    root = logging.getLogger("headwater")
-    if root.getEffectiveLevel() > level:
-        root.setLevel(level)
-    if _installed:
-        return
-    with _install_lock:
-        if not _installed:
-            root.addHandler(_Capture(logging.DEBUG))
-            _installed = True
 
 
 class _SharedPickler(cloudpickle.Pickler):
@@ -217,13 +168,9 @@ def run_payload(payload: bytes, shared: Mapping[str, Any] | None = None, topic: 
         fn, args, kwargs, level = _SharedUnpickler(io.BytesIO(body), shared, blobs).load()
     else:
         fn, args, kwargs, level = pickle.loads(body)
-    _install_capture(level)
-    records: list[dict[str, Any]] = []
-    token = _sink.set(records)
-    try:
+    install_log_capture(level)
+    with collecting_logs() as records:
         value = fn(*args, **kwargs)
-    finally:
-        _sink.reset(token)
     try:
         data = cloudpickle.dumps((value, records), protocol=PROTOCOL)
     except Exception as exc:
@@ -272,10 +219,5 @@ def loads_outcome(data: bytes) -> tuple[Any, list[dict[str, Any]]]:
     return value, records
 
 
-def replay_records(records: list[dict[str, Any]]) -> None:
-    """Emit records collected on a worker to this process's loggers (their handlers, their levels)."""
-    for data in records:
-        record = logging.makeLogRecord(data)
-        logger = logging.getLogger(record.name)
-        if logger.isEnabledFor(record.levelno):
-            logger.handle(record)
+replay_records = replay_logs
+"""Emit records collected on a worker to this process's loggers (their handlers, their levels)."""
