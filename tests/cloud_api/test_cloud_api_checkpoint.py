@@ -192,6 +192,26 @@ def test_one_pack_file_per_run_and_process_holds_the_values(tmp_path: Path) -> N
     default.close()
 
 
+def test_a_flow_carrying_the_default_result_serializes_and_process_workers_write_packs_of_their_own(tmp_path: Path) -> None:
+    from headwater.executors import ProcessExecutor
+    from headwater.plugins import from_dict, to_dict
+
+    assert from_dict(to_dict(DefaultResult(directory=str(tmp_path))), "result") == DefaultResult(directory=str(tmp_path))
+
+    @task
+    def square(x):
+        return x * x
+
+    with Flow("squares") as flow:
+        m = square.map(list(range(6)))
+    flow.result = DefaultResult(directory=str(tmp_path))
+    assert flow.serialize()["result"]["type"] == "DefaultResult"
+    state = flow.run(executor=ProcessExecutor(max_workers=2), context={"flow_run_id": "r"})
+    locations = [child.location for child in state.result[m].map_states]
+    assert [DefaultResult().read(loc).value for loc in locations] == [0, 1, 4, 9, 16, 25]
+    assert {loc.split("#")[0] for loc in locations} == {str(p) for p in (tmp_path / "squares" / "r").iterdir()}
+
+
 def test_under_a_url_each_value_is_one_object() -> None:
     import fsspec
 

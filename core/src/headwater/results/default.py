@@ -40,7 +40,7 @@ import attrs
 from fsspec.core import split_protocol, url_to_fs
 
 from headwater.results.result import Result, default_result_key, default_results_dir
-from headwater.results.serializers import PickleSerializer, ResultSerializationError, _type_name
+from headwater.results.serializers import ResultSerializationError, _type_name
 
 __all__ = ["DefaultResult", "not_persisted_reason", "close_packs", "NONE_MARK", "NOT_PERSISTED_MARK"]
 
@@ -122,7 +122,6 @@ class DefaultResult(Result):
     """
 
     directory: str | None = None
-    serializer: Any = attrs.field(factory=PickleSerializer)
 
     def base(self) -> str:
         """The directory (or URL) results go under."""
@@ -219,3 +218,13 @@ class DefaultResult(Result):
     def close(self) -> None:
         """Close the pack files this process writes under :meth:`base` (the flow-run process does at the end)."""
         close_packs(self.base())
+
+
+def _register() -> None:
+    """Give DefaultResult its type tag, so a flow carrying it (the flow-run process sets it) still serializes."""
+    from headwater.schedules.clocks import ensure_registered
+
+    ensure_registered("result", DefaultResult)
+
+
+_register()
