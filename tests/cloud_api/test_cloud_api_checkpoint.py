@@ -212,6 +212,18 @@ def test_a_flow_carrying_the_default_result_serializes_and_process_workers_write
     assert {loc.split("#")[0] for loc in locations} == {str(p) for p in (tmp_path / "squares" / "r").iterdir()}
 
 
+def test_a_long_lived_process_keeps_a_bounded_number_of_packs_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater.results import default as module
+
+    monkeypatch.setattr(module, "MAX_OPEN_PACKS", 2)
+    default = DefaultResult(directory=str(tmp_path))
+    locations = [default.write(i, flow_name="f", flow_run_id=f"run-{i}", task_slug="t-1").location for i in range(4)]
+    assert len([k for k in module._packs if k[0].startswith(str(tmp_path))]) == 2
+    assert [default.read(loc).value for loc in locations] == [0, 1, 2, 3]
+    assert default.write(9, flow_name="f", flow_run_id="run-0", task_slug="u-1").location.split("#")[0] != locations[0].split("#")[0]
+    default.close()
+
+
 def test_under_a_url_each_value_is_one_object() -> None:
     import fsspec
 

@@ -94,12 +94,23 @@ _packs: dict[tuple[str, int], _Pack] = {}
 _packs_lock = threading.Lock()
 
 
+MAX_OPEN_PACKS = 32
+"""Pack files a process keeps open; a long-lived worker (Dask) serving many runs closes the oldest beyond that."""
+
+
 def _pack_for(folder: str) -> _Pack:
     key = (folder, os.getpid())  # a forked worker gets packs of its own
     pack = _packs.get(key)
     if pack is None:
+        stale: list[_Pack] = []
         with _packs_lock:
-            pack = _packs.get(key) or _packs.setdefault(key, _Pack(folder))
+            pack = _packs.get(key)
+            if pack is None:
+                while len(_packs) >= MAX_OPEN_PACKS:
+                    stale.append(_packs.pop(next(iter(_packs))))
+                pack = _packs[key] = _Pack(folder)
+        for old in stale:  # a later write to its run opens a new pack: every location stays exact
+            old.close()
     return pack
 
 
