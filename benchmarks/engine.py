@@ -29,6 +29,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from headwater import Flow, task
@@ -321,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure; the best is kept (default 5)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of chain,fan,map")
     parser.add_argument("--log-level", default="WARNING", help="level of the headwater logger (default WARNING)")
+    parser.add_argument("--executors", action="store_true",
+                        help="then run benchmarks/executors.py at the same sizes: build and run on the local, thread "
+                             "and process executors against graphlib and concurrent.futures, in this run")
+    parser.add_argument("--process-sizes", default="1000,10000", help="with --executors: N of the process rows")
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -331,9 +336,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     old_level = headwater_logger.level
     headwater_logger.setLevel(args.log_level.upper())
     try:
-        return _run(workloads, sizes, args.repeat)
+        status = _run(workloads, sizes, args.repeat)
     finally:
         headwater_logger.setLevel(old_level)
+    if args.executors:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import executors  # benchmarks/executors.py (it imports this module for the workloads)
+
+        print()
+        executors.main(["--sizes", ",".join(str(n) for n in sizes), "--process-sizes", args.process_sizes,
+                        "--repeat", str(max(1, min(args.repeat, 3)))])
+    return status
 
 
 def _run(workloads: Sequence[str], sizes: Sequence[int], repeat: int) -> int:

@@ -27,3 +27,17 @@ def test_the_executor_benchmark_runs_and_prints_every_row() -> None:
     verdicts = lines[end + 3:]
     assert verdicts and all(v.split()[0] in ("PASS", "FAIL") for v in verdicts)
     assert any("threads" in v for v in verdicts) and any("processes" in v for v in verdicts)
+
+
+def test_the_engine_benchmark_runs_the_executor_rows_in_the_same_run() -> None:
+    engine = BENCHMARK.parent / "engine.py"
+    done = subprocess.run(
+        [sys.executable, str(engine), "--sizes", "20", "--repeat", "1", "--executors", "--process-sizes", ""],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: a timing target failed (timings are not judged here)
+    out = done.stdout
+    assert "headwater engine overhead" in out and ("PASS map: time ratio" in out or "FAIL map: time ratio" in out)
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["chain"], ["fan"], ["map"])]
+    systems = {(r[0], r[2]) for r in rows if len(r) > 2 and r[1] == "20"}
+    assert {("chain", "local"), ("chain", "threads"), ("map", "threads")} <= systems
