@@ -353,18 +353,20 @@ def _run_plain_children(task: Any, runs: list[tuple[int, dict[str, Any]]], conte
     """:func:`run_task` for each child of a plain task (see :func:`_is_plain`), with its steps inlined.
 
     The same states as ``run_task``: a raised exception goes through the same conversion and
-    retry decision, and a LOOP signal continues in ``run_task`` with the loop's context.
+    retry decision, and a LOOP signal continues in ``run_task`` with the loop's context. Each
+    child's context is a :class:`_ChildContext` over the task's, not a copy of it.
     """
-    name = context.get("task_name", task.name)
+    prefix = f"{context.get('task_name', task.name)}["
     call = task.run
     var = context_var()
-    new_success = Success
+    new = object.__new__
+    success = Success
+    now = time.time
     states: list[State] = []
     append = states.append
     for index, inputs in runs:
-        ctx = dict(context)
-        ctx["map_index"] = index
-        ctx["task_full_name"] = f"{name}[{index}]"
+        ctx = new(_ChildContext)
+        ctx._base, ctx._index, ctx._prefix = context, index, prefix
         token = var.set(ctx)
         try:
             value = call(**inputs)
@@ -386,9 +388,48 @@ def _run_plain_children(task: Any, runs: list[tuple[int, dict[str, Any]]], conte
         var.reset(token)
         if isinstance(value, Task):
             append(_value_state(task, value)[0])
-        else:
-            append(new_success(_SUCCEEDED, value))
+            continue
+        state = new(success)  # Success(_SUCCEEDED, value), without its __init__ (a test compares every field)
+        state.message, state.result, state.location, state.ts = _SUCCEEDED, value, None, now()
+        append(state)
     return states
+
+
+class _ChildContext(Mapping[str, Any]):
+    """A mapped child's context: its task's context with the child's ``map_index`` and ``task_full_name``.
+
+    A read-only view (``headwater.context`` replaces the mapping on every change, never
+    mutates it), so the task's context is shared by its children instead of copied per child.
+    """
+
+    __slots__ = ("_base", "_index", "_prefix")
+    _base: Mapping[str, Any]
+    _index: int
+    _prefix: str
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "map_index":
+            return self._index
+        if key == "task_full_name":
+            return f"{self._prefix}{self._index}]"
+        return self._base[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key == "map_index" or key == "task_full_name" or key in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        base = self._base
+        yield from base
+        for key in ("map_index", "task_full_name"):
+            if key not in base:
+                yield key
+
+    def __len__(self) -> int:
+        base = self._base
+        return len(base) + ("map_index" not in base) + ("task_full_name" not in base)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
