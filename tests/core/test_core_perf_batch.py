@@ -151,3 +151,24 @@ def test_a_clean_map_releases_its_reduce_without_checking_each_child(monkeypatch
         total = sum_all(maybe_skip.map(list(range(5))))
     state = flow.run()
     assert isinstance(state.result[total], Skipped) and "sum_all" in checked
+
+
+class ReadsContext(Task):
+    def run(self, x: int) -> Any:
+        before = headwater.context.to_dict()
+        headwater.context.update(scratch=x)  # copy on write: never seen by a sibling
+        return before, len(headwater.context), sorted(headwater.context), headwater.context.scratch
+
+
+def test_a_childs_context_is_a_full_mapping_of_its_own() -> None:
+    with Flow("ctx-view") as flow:
+        out = ReadsContext(name="reads").map([10, 11, 12])
+    state = flow.run(context={"team": "blue"})
+    values = [c.result for c in state.result[out].map_states]
+    for i, (before, size, keys, scratch) in enumerate(values):
+        assert before["map_index"] == i and before["task_full_name"] == f"reads[{i}]" and before["team"] == "blue"
+        assert "scratch" not in before and scratch == 10 + i
+        assert size == len(before) + 1 and keys == sorted({*before, "scratch"})
+    view = task_runner._ChildContext.__new__(task_runner._ChildContext)
+    view._base, view._index, view._prefix = {"a": 1, "map_index": None}, 4, "t["
+    assert dict(view) == {"a": 1, "map_index": 4, "task_full_name": "t[4]"} and len(view) == 3
