@@ -84,6 +84,24 @@ def build(name, env=None):
 
 
 child = build("child")
+
+
+@task
+def double(x):
+    mark(f"double-{{x}}")
+    return 2 * x
+
+
+@task
+def total_when_allowed(values):
+    mark("total")
+    if (WORK / "fail").exists():
+        raise RuntimeError("total fails while the marker file exists")
+    return sum(values)
+
+
+with Flow("mapped", run_config=LocalRun(labels=["ckpt"])) as mapped:
+    total_when_allowed(double.map(make(Parameter("size", default=3))))
 child_off = build("child-off", env={{"HEADWATER__FLOWS__CHECKPOINTING": "false"}})
 
 
@@ -366,6 +384,21 @@ def test_a_restart_keeps_the_values_checkpointed_by_default(stack: dict[str, Any
     assert _ran(stack)[before:] == ["flaky"]  # make's list and nothing's None were read back, not recomputed
     assert get_task_run_result.run(run_id, "flaky-1") == 3
     assert "Picking up the earlier attempt's task states: kept" in _logs(stack, run_id)
+
+
+def test_a_restart_reads_mapped_children_back_from_the_default_checkpoint(stack: dict[str, Any]) -> None:
+    (stack["work"] / "fail").touch()
+    try:
+        run_id = _run(stack, "mapped")
+        assert _wait(stack, run_id) == "Failed"
+    finally:
+        (stack["work"] / "fail").unlink()
+    before = len(_ran(stack))
+    stack["client"].flow_run(id=run_id).restart()
+    assert _wait(stack, run_id) == "Success", _logs(stack, run_id)
+    assert _ran(stack)[before:] == ["total"]  # make and the three double children were kept with their values
+    assert get_task_run_result.run(run_id, "total_when_allowed-1") == 6
+    assert get_task_run_result.run(run_id, "double-1") == [0, 2, 4]
 
 
 def test_checkpointing_false_opts_a_run_out(stack: dict[str, Any]) -> None:
