@@ -28,13 +28,15 @@ SQLite). ``flow-run CPU s`` is the CPU time of the ``headwater execute flow-run`
 (sampled from /proc while it runs; its start-up and flow load included) and ``load`` the
 1-minute load average when the run ended, since a loaded machine stretches every wall figure;
 ``CPU-local us/task`` is (server CPU + flow-run CPU - local s) per task run, the orchestrated
-cost that waiting for a share of the CPU does not inflate.
+cost that waiting for a share of the CPU does not inflate; ``db CPU s`` (PostgreSQL) the CPU time
+of the database cluster's processes over the server's window.
 Everything this script starts it stops, on failure and on Ctrl-C too.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import runpy
@@ -104,6 +106,8 @@ class Row:
     server_cpu_s: float
     flow_run_cpu_s: float = float("nan")
     load: float = float("nan")
+    db_cpu_s: float = float("nan")
+    """PostgreSQL: CPU seconds of the cluster's processes (its backends) over the same window as the server's."""
 
     @property
     def over_local_us(self) -> float:
@@ -378,15 +382,33 @@ class ProfileWindow:
         print(f"server profile of this run: {self.path}", file=sys.stderr, flush=True)
 
 
+def cluster_cpu_seconds(data_dir: Path) -> float:
+    """User + system CPU seconds of a PostgreSQL cluster: its postmaster (``postmaster.pid``) and every child (backends,
+    writers); a backend that exited meanwhile is not counted (the server's pooled connections live as long as it does)."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                    total += cpu_seconds(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
 def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, started_runs: list[str],
-                     window: ProfileWindow | None = None) -> tuple[Any, ...]:
+                     window: ProfileWindow | None = None, db_cpu: Any = None) -> tuple[Any, ...]:
     """Create a run of ``fanout-n``, wait for it (``window``: the server's profile covers exactly that).
 
-    Returns (wall s, run s, server CPU s, flow-run process CPU s, task runs, flow run version).
+    Returns (wall s, run s, server CPU s, flow-run process CPU s, task runs, flow run version, database CPU s).
+    ``db_cpu``: a function giving the database's CPU seconds (PostgreSQL), or None.
     """
     if window is not None:
         window.start()
     cpu0 = cpu_seconds(server_pid)
+    db0 = db_cpu() if db_cpu is not None else float("nan")
     t0 = time.perf_counter()
     run = client.flow(name=f"fanout-{n}", project=PROJECT).create_run()
     started_runs.append(run.id)
@@ -405,13 +427,14 @@ def orchestrated_run(client: Any, n: int, server_pid: int, timeout: float, start
         sampler.join()
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(server_pid) - cpu0
+    db = db_cpu() - db0 if db_cpu is not None else float("nan")
     if window is not None:
         window.stop()
     if not state.is_successful():
         raise RuntimeError(f"The orchestrated run of fanout-{n} ended {type(state).__name__}: {state.message}")
     info = run.query("start_time end_time version")
     run_s = (_timestamp(info["end_time"]) - _timestamp(info["start_time"])).total_seconds()
-    return wall, run_s, cpu, flow_run_cpu.seconds, count_task_runs(client, run.id), int(info["version"])
+    return wall, run_s, cpu, flow_run_cpu.seconds, count_task_runs(client, run.id), int(info["version"]), db
 
 
 @contextmanager
@@ -428,7 +451,7 @@ def _interrupts_as_exceptions() -> Iterator[None]:
 
 
 def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, env: dict[str, str], repeat: int,
-                   timeout: float, profile: str | None) -> list[Row]:
+                   timeout: float, profile: str | None, db_cpu: Any = None) -> list[Row]:
     """Server, registration, agent and one run per size against ``url``; every process stopped before returning."""
     from headwater import Client
 
@@ -464,14 +487,14 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
             local_s = local_run_seconds(work / f"fanout_{n}.py", repeat)
             print(f"[{database}] N = {n}: orchestrated run ...", file=sys.stderr, flush=True)
             window = ProfileWindow(server, control, f"{profile}.{n}" if len(sizes) > 1 else profile) if profile else None
-            wall, run_s, cpu, run_cpu, task_runs, flow_version = orchestrated_run(client, n, server.pid, timeout,
-                                                                                  started_runs, window)
+            wall, run_s, cpu, run_cpu, task_runs, flow_version, db = orchestrated_run(client, n, server.pid, timeout,
+                                                                                      started_runs, window, db_cpu)
             keys = {(t["task_slug"], t["map_index"]) for t in task_runs}
             rows.append(Row(
                 database=database, n=n, expected=n + 1, persisted=len(keys),
                 success=sum(t["state"]["type"] == "Success" for t in task_runs),
                 writes=sum(int(t["version"]) for t in task_runs) + flow_version,
-                wall_s=wall, run_s=run_s, local_s=local_s, server_cpu_s=cpu, flow_run_cpu_s=run_cpu,
+                wall_s=wall, run_s=run_s, local_s=local_s, server_cpu_s=cpu, flow_run_cpu_s=run_cpu, db_cpu_s=db,
                 load=os.getloadavg()[0],
             ))
             print(f"[{database}] N = {n}: {len(keys)}/{n + 1} task runs persisted", file=sys.stderr, flush=True)
@@ -488,13 +511,14 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
 def table(rows: Sequence[Row]) -> str:
     head = (f"{'db':<10} {'N':>6} {'persisted':>11} {'writes':>7} {'wall s':>7} {'run s':>7} {'local s':>8} "
             f"{'over local us/task':>18} {'wall-local us/task':>18} {'server CPU s':>12} {'CPU us/write':>12} "
-            f"{'flow-run CPU s':>14} {'CPU-local us/task':>17} {'load':>5}")
+            f"{'flow-run CPU s':>14} {'CPU-local us/task':>17} {'db CPU s':>8} {'load':>5}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r.database:<10} {r.n:>6} {f'{r.persisted}/{r.expected}':>11} {r.writes:>7} {r.wall_s:>7.2f} {r.run_s:>7.2f} "
             f"{r.local_s:>8.3f} {r.over_local_us:>18.0f} {r.wall_over_local_us:>18.0f} {r.server_cpu_s:>12.2f} "
-            f"{r.cpu_per_write_us:>12.0f} {r.flow_run_cpu_s:>14.2f} {r.cpu_over_local_us:>17.0f} {r.load:>5.1f}"
+            f"{r.cpu_per_write_us:>12.0f} {r.flow_run_cpu_s:>14.2f} {r.cpu_over_local_us:>17.0f} "
+            f"{'-' if r.db_cpu_s != r.db_cpu_s else f'{r.db_cpu_s:.2f}':>8} {r.load:>5.1f}"
         )
     return "\n".join(lines)
 
@@ -540,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 pg.start()
                 rows += bench_database(database, pg.create_database("bench"), sizes, work, env, args.repeat,
-                                       args.timeout, profile)
+                                       args.timeout, profile, functools.partial(cluster_cpu_seconds, pg.dir / "data"))
             finally:
                 pg.stop()
 
