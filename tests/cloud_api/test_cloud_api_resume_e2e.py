@@ -92,6 +92,8 @@ def build(name, result, tail=None):
 
 persisted = build("persisted", Result())
 not_persisted = build("not-persisted", None)
+for _task in not_persisted.tasks:  # opt out of the default checkpoint (Prefect 1's checkpoint=False)
+    _task.checkpoint = False
 approval = build("approval", Result(), approve)
 timed_pause = build("timed-pause", Result(), wait_a_bit)
 '''

@@ -252,7 +252,8 @@ def test_unknown_keys_in_a_typed_section_warn_and_stay_readable(home: Path) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # [context] allows other keys silently
         assert cfg.get("context.anything") == 1
-    assert cfg.to_dict()["flows"] == {"run_on_schedule": True, "run_on_shedule": False}
+    assert cfg.to_dict()["flows"] == {"run_on_schedule": True, "checkpointing": False, "default_result_dir": "",
+                                      "run_on_shedule": False}
 
 
 # --- sections from plugins ----------------------------------------------------------------------
@@ -405,7 +406,8 @@ def test_config_show_json_and_toml_are_masked_and_parse(home: Path) -> None:
     as_toml = runner.invoke(config_group, ["show", "--toml"])
     assert as_toml.exit_code == 0, as_toml.output
     parsed = tomllib.loads(as_toml.output)
-    assert parsed["mine"]["db_password"] == MASK and parsed["flows"] == {"run_on_schedule": True}
+    assert parsed["mine"]["db_password"] == MASK and parsed["flows"] == {
+        "run_on_schedule": True, "checkpointing": False, "default_result_dir": ""}
     assert "database_url" not in parsed["server"]  # None cannot be TOML: shown as a comment
     for value in SECRET_VALUES:
         assert value not in as_json.output and value not in as_toml.output

@@ -91,6 +91,10 @@ _LAZY: dict[str, str] = {
     "Result": "headwater.results.result",
     "ResultLocationError": "headwater.results.result",
     "default_result_key": "headwater.results.result",
+    "DefaultResult": "headwater.results.default",
+    "not_persisted_reason": "headwater.results.default",
+    "NONE_MARK": "headwater.results.default",
+    "NOT_PERSISTED_MARK": "headwater.results.default",
     "Serializer": "headwater.results.serializers",
     "PickleSerializer": "headwater.results.serializers",
     "ResultSerializationError": "headwater.results.serializers",
@@ -183,6 +187,10 @@ __all__ = [
     "Result",
     "ResultLocationError",
     "default_result_key",
+    "DefaultResult",
+    "not_persisted_reason",
+    "NONE_MARK",
+    "NOT_PERSISTED_MARK",
     "Serializer",
     "PickleSerializer",
     "ResultSerializationError",
@@ -249,6 +257,7 @@ if TYPE_CHECKING:  # pragma: no cover - static names for type checkers
         plugin_attribute,
     )
     from headwater.plugins.known import known_distribution
+    from headwater.results.default import NONE_MARK, NOT_PERSISTED_MARK, DefaultResult, not_persisted_reason
     from headwater.results.result import Result, ResultLocationError, default_result_key
     from headwater.results.serializers import PickleSerializer, ResultSerializationError, Serializer
     from headwater.run_configs import RunConfig

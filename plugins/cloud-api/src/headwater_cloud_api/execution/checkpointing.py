@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from headwater import states as st
-from headwater.results.default import NONE_MARK, NOT_PERSISTED_MARK, DefaultResult, not_persisted_reason
+from headwater.plugins import NONE_MARK, NOT_PERSISTED_MARK, DefaultResult, not_persisted_reason
 
 __all__ = ["checkpointing_enabled", "apply_default_result", "checkpoint_note"]
 
@@ -26,7 +26,7 @@ __all__ = ["checkpointing_enabled", "apply_default_result", "checkpoint_note"]
 def checkpointing_enabled(config: Any = None) -> bool:
     """``[flows] checkpointing`` for a run the API executes: True unless the file or an env var sets it."""
     if config is None:
-        from headwater.config import get_config
+        from headwater.plugins import get_config
 
         config = get_config()
     if config.source("flows.checkpointing").kind == "default":
@@ -37,7 +37,7 @@ def checkpointing_enabled(config: Any = None) -> bool:
 def apply_default_result(flow: Any, config: Any = None, logger: logging.Logger | None = None) -> DefaultResult | None:
     """Set ``flow.result`` to the default result when checkpointing is on and the flow has none; the result set, or None."""
     if config is None:
-        from headwater.config import get_config
+        from headwater.plugins import get_config
 
         config = get_config()
     if getattr(flow, "result", None) is not None or not checkpointing_enabled(config):

@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 
 from headwater import states as st
-from headwater.results.default import NONE_MARK, NOT_PERSISTED_MARK, DefaultResult
+from headwater.plugins import NONE_MARK, NOT_PERSISTED_MARK, DefaultResult
 from headwater.states import PAUSED_STATE_NAMES, SUCCESS_STATE_NAMES, Pending, Running, Scheduled, Submitted
 
 __all__ = ["TaskRunRecord", "ResumePlan", "plan_task_states", "records_from_api", "fetch_records", "serialized_state",
