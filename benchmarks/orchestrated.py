@@ -8,7 +8,9 @@
 Everything runs as real processes on 127.0.0.1, in a temporary ``HEADWATER_HOME``: the server
 (``headwater server start``), the registration (``headwater register``), one agent
 (``headwater agent start``, its default poll interval of 0.5 s) and the ``headwater execute flow-run`` process it
-starts for each run. For each database and each N:
+starts for each run. Per database, one unmeasured orchestrated run of ``fanout-10`` comes first
+(``--warmup``), so the first measured size does not pay the new server's one-time costs. For each
+database and each N:
 
 1. the flow ``fanout-N`` (N independent trivial tasks and one ``done`` task downstream of all of
    them: N + 1 task runs) is run locally, in this process (``flow.run()``, after a warm-up run),
@@ -63,6 +65,8 @@ PROJECT = "bench"
 TARGET_US = 200.0
 TARGET_N = 10_000
 """The size the issue states the target at (every task-run state of a 10 000-task fan-out in the API)."""
+WARMUP_N = 10
+"""The unmeasured first run per database: statements and GraphQL documents are compiled once per server process."""
 POLL_S = 0.25  # the client's poll of the run's state: each poll is server CPU inside the measured window
 
 FLOW = '''
@@ -207,7 +211,8 @@ def write(signum, frame):  # SIGUSR2: write what was measured since SIGUSR1 to t
         snapshots = []
         for profile in profiles:
             profile.snapshot_stats()
-            snapshots.append(Snapshot(profile.stats))
+            if profile.stats:  # pstats refuses an empty profile (a thread that ran nothing in the window)
+                snapshots.append(Snapshot(profile.stats))
     stats = pstats.Stats(snapshots[0])
     for snapshot in snapshots[1:]:
         stats.add(snapshot)
@@ -451,8 +456,12 @@ def _interrupts_as_exceptions() -> Iterator[None]:
 
 
 def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, env: dict[str, str], repeat: int,
-                   timeout: float, profile: str | None, db_cpu: Any = None) -> list[Row]:
-    """Server, registration, agent and one run per size against ``url``; every process stopped before returning."""
+                   timeout: float, profile: str | None, db_cpu: Any = None, warmup: int = 0) -> list[Row]:
+    """Server, registration, agent and one run per size against ``url``; every process stopped before returning.
+
+    ``warmup``: first an unmeasured run of a fan-out of that size (0: none), so the first measured run does not pay
+    the new server's one-time costs (statements compiled, GraphQL documents parsed and validated for the first time).
+    """
     from headwater import Client
 
     procs = Processes(work, env)
@@ -471,7 +480,7 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
         client = Client(api=api, api_key="")
         client.project(name=PROJECT).create()
         files = []
-        for n in sizes:
+        for n in sorted({*sizes, *([warmup] if warmup else [])}):
             path = work / f"fanout_{n}.py"
             path.write_text(flow_source(n))
             files += ["--path", str(path)]
@@ -482,6 +491,9 @@ def bench_database(database: str, url: str, sizes: Sequence[int], work: Path, en
         procs.start(f"agent-{database}", _cli("agent", "start", "--label", LABEL, "--name", f"bench-{database}",
                                               "--max-concurrent-runs", "1"),
                     env={**api_env, "PYTHONUNBUFFERED": "1"})
+        if warmup:
+            print(f"[{database}] warm-up run (N = {warmup}, not measured) ...", file=sys.stderr, flush=True)
+            orchestrated_run(client, warmup, server.pid, timeout, started_runs)
         for n in sizes:
             print(f"[{database}] N = {n}: local run ...", file=sys.stderr, flush=True)
             local_s = local_run_seconds(work / f"fanout_{n}.py", repeat)
@@ -530,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--databases", default=None, help="comma-separated: sqlite, postgresql (default: sqlite, plus postgresql with --postgres)")
     parser.add_argument("--repeat", type=int, default=3, help="local runs per size; the best is kept (default 3)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for one orchestrated run")
+    parser.add_argument("--warmup", type=int, default=WARMUP_N, metavar="N",
+                        help=f"an unmeasured run of a fan-out of N tasks first, per database (default {WARMUP_N}; 0: none, "
+                             "the first measured run then pays the new server's one-time costs)")
     parser.add_argument("--server-profile", default=None, metavar="PATH",
                         help="profile the server (cProfile, every thread, CPU clock) over each orchestrated run, from "
                              "create_run to the run's end, writing PATH (PATH.<db> with several databases, .<N> with "
@@ -555,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 profile = f"{profile}.{database}"
             if database == "sqlite":
                 rows += bench_database(database, f"sqlite:///{work / 'bench.db'}", sizes, work, env, args.repeat,
-                                       args.timeout, profile)
+                                       args.timeout, profile, warmup=args.warmup)
                 continue
             sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
             from pg import PostgresServer
@@ -564,7 +579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 pg.start()
                 rows += bench_database(database, pg.create_database("bench"), sizes, work, env, args.repeat,
-                                       args.timeout, profile, functools.partial(cluster_cpu_seconds, pg.dir / "data"))
+                                       args.timeout, profile, functools.partial(cluster_cpu_seconds, pg.dir / "data"),
+                                       args.warmup)
             finally:
                 pg.stop()
 
