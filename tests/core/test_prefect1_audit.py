@@ -1,16 +1,12 @@
 """Issue 12 audit: Prefect 1 behaviours found missing or different, through the Prefect 1 import paths.
 
-Fixed ones are plain tests. The ``xfail(strict=True)`` ones are known differences whose fix lies
-in another module (named in the reason): they start failing (XPASS) the day that module is fixed,
-which is the signal to drop the marker.
+Each test is a difference the audit found, now fixed.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from headwater import Flow, task
 from headwater.core.parameter import DateTimeParameter
@@ -41,8 +37,6 @@ def test_a_target_keeps_a_static_folder_of_a_templated_location(tmp_path: Path) 
     assert LocalResult(dir=str(tmp_path), location="x.pkl").at("y.pkl").location == str(tmp_path / "y.pkl")
 
 
-@pytest.mark.xfail(strict=True, reason="fix in core/src/headwater/core/parameter.py: Prefect 1 parses with "
-                   "pendulum.parse, which reads a value without an offset as UTC")
 def test_a_datetime_parameter_without_an_offset_is_utc() -> None:
     @task
     def show(when):
@@ -54,22 +48,16 @@ def test_a_datetime_parameter_without_an_offset_is_utc() -> None:
     assert value == datetime(2024, 1, 1, tzinfo=UTC) and value.tzinfo is not None
 
 
-@pytest.mark.xfail(strict=True, reason="fix in core/src/headwater/states.py: Prefect 1's State has is_paused, "
-                   "is_queued, is_looped and is_meta_state")
 def test_every_prefect1_state_predicate_exists() -> None:
     assert st.Paused().is_paused() and st.Queued().is_queued() and st.Looped(loop_count=1).is_looped()
     assert st.Queued().is_meta_state() and not st.Success().is_meta_state()
 
 
-@pytest.mark.xfail(strict=True, reason="fix in core/src/headwater/states.py: Prefect 1's Cached takes "
-                   "cached_result_expiration (a datetime)")
 def test_cached_takes_prefect1s_expiration() -> None:
     expires = datetime(2030, 1, 1, tzinfo=UTC)
     assert st.Cached(cached_result_expiration=expires).cached_result_expiration == expires
 
 
-@pytest.mark.xfail(strict=True, raises=ModuleNotFoundError, reason="add core/src/headwater/engine/cache_validators.py "
-                   "(Prefect 1's prefect.engine.cache_validators) re-exporting headwater.engine.cache's validators")
 def test_cache_validators_import_from_prefect1s_path() -> None:
     from headwater.engine.cache_validators import all_inputs, duration_only  # noqa: F401
 
@@ -96,3 +84,14 @@ def test_an_rrule_clock_keeps_the_zone_of_its_dtstart() -> None:
     fixed = datetime(2030, 1, 1, tzinfo=UTC).astimezone(pendulum.FixedTimezone(-5 * 3600))
     clock = RRuleClock(rrule.rrule(freq=rrule.DAILY, dtstart=fixed, count=1))
     assert Schedule(clocks=[clock]).next(1, after=datetime(2029, 1, 1, tzinfo=UTC)) == [datetime(2030, 1, 1, tzinfo=UTC)]
+
+
+def test_flow_slugs_maps_each_task_to_its_slug() -> None:
+    @task
+    def one():
+        return 1
+
+    with Flow("slugs") as flow:
+        a = one()
+        b = one()
+    assert flow.slugs == {a: "one-1", b: "one-2"}

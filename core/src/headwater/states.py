@@ -119,6 +119,19 @@ class State:
     def is_cancelled(self) -> bool:
         return isinstance(self, Cancelled)
 
+    def is_paused(self) -> bool:
+        return isinstance(self, Paused)
+
+    def is_queued(self) -> bool:
+        return isinstance(self, Queued)
+
+    def is_looped(self) -> bool:
+        return isinstance(self, Looped)
+
+    def is_meta_state(self) -> bool:
+        """Prefect 1's meta states (``Submitted``, ``Queued``): a state about a state, not a step of the run."""
+        return isinstance(self, Submitted)
+
 
 def _safe_eq(a: Any, b: Any) -> bool:
     try:
@@ -220,7 +233,15 @@ class Cached(Success):
     cached_until: float | None = attrs.field(default=None, kw_only=True)
     cached_inputs: dict[str, Any] | None = attrs.field(default=None, kw_only=True)
     cached_parameters: dict[str, Any] | None = attrs.field(default=None, kw_only=True)
+    cached_result_expiration: datetime | None = attrs.field(default=None, kw_only=True, eq=False)
+    """Prefect 1's name for the expiry, as a timezone-aware datetime; given alone it sets ``cached_until``."""
     color = "#ffa500"
+
+    def __attrs_post_init__(self) -> None:
+        if self.cached_result_expiration is not None and self.cached_until is None:
+            self.cached_until = self.cached_result_expiration.timestamp()
+        elif self.cached_until is not None and self.cached_result_expiration is None:
+            self.cached_result_expiration = datetime.fromtimestamp(self.cached_until, tz=UTC)
 
 
 @attrs.define(eq=False, repr=False)

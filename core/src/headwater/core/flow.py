@@ -527,6 +527,11 @@ class Flow:
     def reference_tasks(self) -> set[Task]:
         return set(self._reference_tasks) if self._reference_tasks else self.terminal_tasks()
 
+    @property
+    def slugs(self) -> dict[Task, str]:
+        """Each task's slug, as Prefect 1's ``Flow.slugs``."""
+        return {task: task.slug for task in self._tasks if task.slug is not None}
+
     def get_tasks(self, name: str | None = None, slug: str | None = None, tags: Iterable[str] | None = None) -> list[Task]:
         """Tasks matching every given filter."""
         tags = set(tags or ())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from headwater.core.task import Task
@@ -60,7 +60,8 @@ class Parameter(Task):
 class DateTimeParameter(Parameter):
     """A parameter whose value is a datetime: ISO-8601 strings (from the CLI, the API, a schedule) are parsed.
 
-    As Prefect 1's: ``None`` stays None (for ``required=False``); a datetime (stdlib or pendulum) is kept.
+    As Prefect 1's: ``None`` stays None (for ``required=False``); a datetime (stdlib or pendulum) is kept;
+    a string or date without an offset is read as UTC (``pendulum.parse``'s default).
     """
 
     def __init__(self, name: str, default: Any = NO_DEFAULT, required: bool | None = None, tags: Any = None) -> None:
@@ -71,15 +72,16 @@ class DateTimeParameter(Parameter):
         if value is None or isinstance(value, datetime):
             return value
         if isinstance(value, date):
-            return datetime(value.year, value.month, value.day)
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
         if isinstance(value, str):
             try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
             except ValueError:
                 raise ValueError(
                     f"Parameter {self.name!r} needs an ISO-8601 datetime such as '2024-01-31T09:30:00+00:00', "
                     f"got {value!r}."
                 ) from None
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)  # as pendulum.parse: UTC
         raise TypeError(f"Parameter {self.name!r} needs a datetime or an ISO-8601 string, got {value!r}.")
 
     def __repr__(self) -> str:
