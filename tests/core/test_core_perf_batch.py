@@ -83,6 +83,11 @@ def test_expand_all_builds_the_same_success_as_its_init() -> None:
     assert {f.name: getattr(built[0], f.name) for f in attrs.fields(Success)} == \
         {f.name: getattr(reference, f.name) for f in attrs.fields(Success)}
     assert type(built[0]) is Success and type(built[1]) is Failed
+    columns = pool._columns([(1, 2.0), (3, 4.0)])
+    assert columns == ([1, 3], [2.0, 4.0])
+    assert [(s.result, s.ts, type(s)) for s in pool._expand_all(columns)] == [(1, 2.0, Success), (3, 4.0, Success)]
+    mixed = [(1, 2.0), Failed("x")]
+    assert pool._columns(mixed) is mixed
 
 
 def test_dumps_uses_cloudpickle_for_what_only_it_can_send() -> None:
@@ -172,3 +177,13 @@ def test_a_childs_context_is_a_full_mapping_of_its_own() -> None:
     view = task_runner._ChildContext.__new__(task_runner._ChildContext)
     view._base, view._index, view._prefix = {"a": 1, "map_index": None}, 4, "t["
     assert dict(view) == {"a": 1, "map_index": 4, "task_full_name": "t[4]"} and len(view) == 3
+
+
+def test_a_keyed_chunk_reads_as_its_list_of_pairs() -> None:
+    chunk = task_runner.KeyedChunk("x", 5, [10, 11, 12, 13])
+    pairs = [(5, {"x": 10}), (6, {"x": 11}), (7, {"x": 12}), (8, {"x": 13})]
+    assert list(chunk) == pairs and len(chunk) == 4 and chunk[0] == pairs[0] and chunk[-1] == pairs[-1]
+    assert list(chunk[1:3]) == pairs[1:3] and chunk[1:3].start == 6 and chunk[::2] == pairs[::2]
+    assert list(chunk.indices()) == [5, 6, 7, 8]
+    again = pickle.loads(pickle.dumps(chunk))
+    assert list(again) == pairs and bool(task_runner.KeyedChunk("x", 0, [])) is False

@@ -22,6 +22,7 @@ from headwater import signals
 from headwater.core.collections import flatten_map_states, flatten_result
 from headwater.engine.cache import task_cache
 from headwater.engine.task_runner import (
+    KeyedChunk,
     StateHandlerError,
     call_state_handlers,
     check_upstream,
@@ -533,8 +534,7 @@ class FlowRunner:
         kept = given.map_states if isinstance(given, Mapped) and len(given.map_states) == n else None
         if passes and kept is None and len(keyed_items) == 1 and not constant_inputs:
             key, values = keyed_items[0]  # the common map: one mapped argument, every child runs
-            to_submit = [(i, {key: v}) for i, v in enumerate(values)]
-            self._submit_children(task, to_submit)
+            self._submit_children(task, KeyedChunk(key, 0, values))
             return
         for i in range(n):
             if kept is not None:
@@ -598,7 +598,7 @@ class FlowRunner:
                 return False
         return True
 
-    def _submit_children(self, task: Task, children: list[tuple[int, dict[str, Any]]]) -> None:
+    def _submit_children(self, task: Task, children: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Submit mapped children, in chunks when the executor asks for them (process and thread pools).
 
         On the plain LocalExecutor the children run here, in chunks, without futures.
@@ -709,7 +709,7 @@ class FlowRunner:
                 raise
         self._completed(task, map_index, inputs, run_count, state)
 
-    def _complete_chunk(self, task: Task, chunk: list[tuple[int, Any]], run_count: int, states: list[State]) -> None:
+    def _complete_chunk(self, task: Task, chunk: Sequence[tuple[int, Any]], run_count: int, states: list[State]) -> None:
         """Record a chunk of mapped children's states: one pass, unless a plugin sees each state."""
         if len(states) != len(chunk):
             raise RuntimeError(f"Executor returned {len(states)} states for a chunk of {len(chunk)} children of "
@@ -721,10 +721,12 @@ class FlowRunner:
             return
         children = self._map_states[task]
         notify = self.on_task_state
+        indices = chunk.indices() if isinstance(chunk, KeyedChunk) else [i for i, _ in chunk]
         retrying = []
-        for (i, child_inputs), state in zip(chunk, states, strict=True):
+        for k, state in enumerate(states):
+            i = indices[k]
             if isinstance(state, Retrying):
-                retrying.append((i, child_inputs, state))
+                retrying.append((i, chunk[k][1], state))
                 continue
             children[i] = state
             if notify is not None:

@@ -17,9 +17,9 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, overload
 
 import attrs
 
@@ -52,6 +52,7 @@ __all__ = [
     "StateHandlerError",
     "TaskRunNameError",
     "format_task_traceback",
+    "KeyedChunk",
 ]
 
 _NOT_STARTED = Pending()
@@ -320,7 +321,7 @@ class TaskRunNameError(ValueError):
 
 
 def run_task_batch(
-    task: Any, runs: list[Any], result: Any = None, context: Mapping[str, Any] | None = None,
+    task: Any, runs: Sequence[Any], result: Any = None, context: Mapping[str, Any] | None = None,
 ) -> list[State]:
     """First attempts of several mapped children of ``task`` in one call: one payload, one trip to a worker.
 
@@ -343,13 +344,59 @@ def run_task_batch(
     return states
 
 
+class KeyedChunk(Sequence[tuple[int, dict[str, Any]]]):
+    """Mapped children ``start, start + 1, ...`` whose inputs are one keyword each, ``{key: values[k]}``.
+
+    What a map over one argument sends to :func:`run_task_batch` instead of a list of
+    ``(map_index, inputs)`` pairs: it reads as that list (indexing, slicing, iteration), but the
+    inputs are made only when a child runs, and it pickles as the key, the start and the values.
+    """
+
+    __slots__ = ("key", "start", "values")
+
+    def __init__(self, key: str, start: int, values: Sequence[Any]) -> None:
+        self.key, self.start, self.values = key, start, values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[int, dict[str, Any]]: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> KeyedChunk: ...
+
+    def __getitem__(self, k: int | slice) -> Any:
+        if isinstance(k, slice):
+            first, stop, step = k.indices(len(self.values))
+            if step != 1:
+                return [self[i] for i in range(first, stop, step)]
+            return KeyedChunk(self.key, self.start + first, self.values[first:stop])
+        if k < 0:
+            k += len(self.values)
+        return (self.start + k, {self.key: self.values[k]})
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        key = self.key
+        return ((i, {key: v}) for i, v in enumerate(self.values, self.start))
+
+    def indices(self) -> range:
+        return range(self.start, self.start + len(self.values))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (KeyedChunk, (self.key, self.start, list(self.values)))
+
+    def __repr__(self) -> str:
+        return f"<KeyedChunk {self.key}=... [{self.start}:{self.start + len(self.values)}]>"
+
+
 def _is_plain(task: Any, result: Any) -> bool:
     """Whether a run of ``task`` is only the call and its outcome: no handlers, checkpoint, run name, timeout or stdout."""
     return (result is None and not task.state_handlers and task.timeout is None and not task.log_stdout
             and getattr(task, "task_run_name", None) is None and not _active_flows.get())
 
 
-def _run_plain_children(task: Any, runs: list[tuple[int, dict[str, Any]]], context: Mapping[str, Any]) -> list[State]:
+def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], context: Mapping[str, Any]) -> list[State]:
     """:func:`run_task` for each child of a plain task (see :func:`_is_plain`), with its steps inlined.
 
     The same states as ``run_task``: a raised exception goes through the same conversion and

@@ -392,8 +392,16 @@ def _expand(item: Any) -> Any:
     return item
 
 
-def _expand_all(items: list[Any]) -> list[Any]:
-    """:func:`_expand` of each item, building each Success without its ``__init__`` (a chunk's hot loop).
+def _columns(states: list[Any]) -> Any:
+    """A chunk's compact states as ``(values, timestamps)`` when every one is a plain Success, else as they are."""
+    if all(type(s) is tuple for s in states):
+        return ([s[0] for s in states], [s[1] for s in states])
+    return states
+
+
+def _expand_all(items: Any) -> list[Any]:
+    """:func:`_expand` of each item (or of ``(values, timestamps)`` columns), building each Success
+    without its ``__init__`` (a chunk's hot loop).
 
     Sets exactly the fields ``Success(message, value, ts=ts)`` sets (a test compares every field).
     """
@@ -401,6 +409,12 @@ def _expand_all(items: list[Any]) -> list[Any]:
     new = object.__new__
     out: list[Any] = []
     append = out.append
+    if type(items) is tuple:
+        for value, ts in zip(*items, strict=True):
+            state = new(success)
+            state.message, state.result, state.location, state.ts = _SUCCESS_MESSAGE, value, None, ts
+            append(state)
+        return out
     for item in items:
         if type(item) is tuple:
             state = new(success)
@@ -526,7 +540,7 @@ def _run_chunk(key: str, path: str, payload: bytes) -> bytes:
 def _dump_states(task: Any, states: list[Any], records: list[dict[str, Any]]) -> bytes:
     """``(compact states, log records)`` as bytes; a child whose result cannot be pickled becomes a Failed state naming why."""
     try:
-        return _dumps((states, records))
+        return _dumps((_columns(states), records))
     except Exception:  # fail only the children whose results cannot travel
         pass
     for i, state in enumerate(states):
