@@ -396,12 +396,14 @@ def _is_plain(task: Any, result: Any) -> bool:
             and getattr(task, "task_run_name", None) is None and not _active_flows.get())
 
 
-def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], context: Mapping[str, Any]) -> list[State]:
+def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], context: Mapping[str, Any],
+                        compact: bool = False) -> list[Any]:
     """:func:`run_task` for each child of a plain task (see :func:`_is_plain`), with its steps inlined.
 
     The same states as ``run_task``: a raised exception goes through the same conversion and
     retry decision, and a LOOP signal continues in ``run_task`` with the loop's context. Each
-    child's context is a :class:`_ChildContext` over the task's, not a copy of it.
+    child's context is a :class:`_ChildContext` over the task's, not a copy of it. ``compact``
+    (a process pool's worker): a plain Success is returned as ``(value, timestamp)`` instead.
     """
     prefix = f"{context.get('task_name', task.name)}["
     call = task.run
@@ -409,7 +411,7 @@ def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], c
     new = object.__new__
     success = Success
     now = time.time
-    states: list[State] = []
+    states: list[Any] = []
     append = states.append
     for index, inputs in runs:
         ctx = new(_ChildContext)
@@ -435,6 +437,9 @@ def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], c
         var.reset(token)
         if isinstance(value, Task):
             append(_value_state(task, value)[0])
+            continue
+        if compact:
+            append((value, now()))
             continue
         state = new(success)  # Success(_SUCCEEDED, value), without its __init__ (a test compares every field)
         state.message, state.result, state.location, state.ts = _SUCCEEDED, value, None, now()

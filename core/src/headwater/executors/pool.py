@@ -525,15 +525,19 @@ def _run_batch(key: str, path: str, payload: bytes) -> bytes:
 
 def _run_chunk(key: str, path: str, payload: bytes) -> bytes:
     """Run children that share their task's context (shipped once per worker); ``payload``: ``[(index, inputs)]``."""
-    from headwater.engine.task_runner import run_task_batch
+    from headwater.engine.task_runner import _is_plain, _run_plain_children, run_task_batch
 
     spec = _WORKER_SPECS.get(key)
     if spec is None:
         with open(path, "rb") as fh:
             spec = _WORKER_SPECS[key] = cloudpickle.loads(fh.read())
     task, ctx, result = spec
+    runs = pickle.loads(payload)
     with collecting_logs() as records:
-        states = [_compact(s) for s in run_task_batch(task, pickle.loads(payload), result, ctx)]
+        if _is_plain(task, result):  # plain successes come back as (value, ts) without becoming states first
+            states = _run_plain_children(task, runs, ctx, compact=True)
+        else:
+            states = [_compact(s) for s in run_task_batch(task, runs, result, ctx)]
     return _dump_states(task, states, records)
 
 
