@@ -6,9 +6,11 @@ Write tasks, compose them in ``with Flow("name") as flow:``, run them with ``flo
 from headwater import executors, signals, states, triggers  # noqa: I001  (submodules as attributes)
 from headwater._version import __version__
 from headwater.client import Client
+from headwater.core.apply_map import apply_map
 from headwater.core.edge import flatten, mapped, unmapped
 from headwater.core.flow import CycleError, Flow, FlowValidationError
 from headwater.core.parameter import Parameter
+from headwater.core.resource_manager import ResourceManager, resource_manager
 from headwater.core.task import Task, TaskCallError, tags, task
 from headwater.tasks.control_flow import case
 from headwater.utilities.context import context
@@ -36,6 +38,9 @@ __all__ = [
     "FlowValidationError",
     "TaskCallError",
     "tags",
+    "apply_map",
+    "resource_manager",
+    "ResourceManager",
 ]
 
 _LAZY_SUBMODULES = frozenset(

@@ -128,9 +128,42 @@ class State:
     def is_looped(self) -> bool:
         return isinstance(self, Looped)
 
+    @classmethod
+    def parents(cls) -> list[type[State]]:
+        """The state classes this one derives from, nearest first, up to :class:`State` (Prefect 1).
+
+        ``Retrying.parents()`` is ``[Scheduled, Pending, State]``.
+        """
+        return [c for c in cls.__mro__[1:] if isinstance(c, type) and issubclass(c, State)]
+
+    @classmethod
+    def children(cls) -> list[type[State]]:
+        """Every state class derived from this one, direct subclasses first (Prefect 1).
+
+        ``Failed.children()`` holds ``TriggerFailed``, ``TimedOut`` and ``ValidationFailed``.
+        """
+        found: dict[type[State], None] = {}
+        pending = [cls]
+        while pending:
+            subclasses = pending.pop(0).__subclasses__()
+            for sub in subclasses:
+                if sub in found or _replaced_by_attrs(sub, subclasses):
+                    continue
+                found[sub] = None
+                pending.append(sub)
+        return list(found)
+
     def is_meta_state(self) -> bool:
         """Prefect 1's meta states (``Submitted``, ``Queued``): a state about a state, not a step of the run."""
         return isinstance(self, Submitted)
+
+
+def _replaced_by_attrs(cls: type, siblings: list[type]) -> bool:
+    """The class body ``@attrs.define`` replaced by a slotted class: still a subclass until collected, no state class."""
+    return "__attrs_attrs__" not in cls.__dict__ and any(
+        c is not cls and "__attrs_attrs__" in c.__dict__ and (c.__module__, c.__qualname__) == (cls.__module__, cls.__qualname__)
+        for c in siblings
+    )
 
 
 def _safe_eq(a: Any, b: Any) -> bool:
@@ -191,9 +224,42 @@ class Retrying(Scheduled):
     color = "#ffff00"
 
 
+def _pack_state(value: Any) -> dict[str, Any] | None:
+    """A wrapped state as a tagged mapping (what ``Submitted(state=...)`` stores and serializes)."""
+    if value is None:
+        return None
+    if isinstance(value, State):
+        return {"type": type(value).__name__, **{f.alias: getattr(value, f.name) for f in attrs.fields(type(value))}}
+    if isinstance(value, dict) and value.get("type") in STATE_CLASSES:
+        return value
+    raise TypeError(f"state= must be a State (the state this one wraps), got {value!r}.")
+
+
+def _unpack_state(data: dict[str, Any] | None) -> State | None:
+    if data is None:
+        return None
+    fields = {k: v for k, v in data.items() if k != "type"}
+    cls = STATE_CLASSES[data["type"]]
+    if isinstance(fields.get("map_states"), list):
+        fields["map_states"] = [_unpack_state(m) if isinstance(m, dict) else m for m in fields["map_states"]]
+    return cls(**fields)
+
+
 @attrs.define(eq=False, repr=False)
 class Submitted(State):
-    """Handed to an executor or an agent, not yet running."""
+    """Handed to an executor or an agent, not yet running.
+
+    A meta state, as in Prefect 1: ``state`` is the state it wraps (usually the ``Scheduled``
+    or ``Retrying`` state that was handled), kept so that information is not lost.
+    """
+
+    _state: dict[str, Any] | None = attrs.field(default=None, kw_only=True, alias="state", converter=_pack_state)
+    """The wrapped state as ``{"type": class name, field: value ...}``, so it serializes with its own class."""
+
+    @property
+    def state(self) -> State | None:
+        """The state this meta state wraps (Prefect 1's ``Submitted(state=...)``), or None."""
+        return _unpack_state(self._state)
 
     color = "#fff9c4"
 
@@ -318,7 +384,10 @@ class Resume(Scheduled):
 
 @attrs.define(eq=False, repr=False)
 class Queued(Submitted):
-    """Submitted, but waiting for a slot (a concurrency limit); starts again at ``start_time``."""
+    """Submitted, but waiting for a slot (a concurrency limit); starts again at ``start_time``.
+
+    ``state`` (from :class:`Submitted`) is the state it wraps, as in Prefect 1.
+    """
 
     start_time: float | None = attrs.field(default=None, kw_only=True)
     color = "#fff9c4"
