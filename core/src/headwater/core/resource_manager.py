@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     import contextvars
     from collections.abc import Mapping
 
-    from headwater.core.edge import Edge
     from headwater.core.flow import Flow
     from headwater.states import State
 
@@ -77,14 +76,16 @@ class ResourceCleanupTask(Task):
         mgr.cleanup(resource)
 
 
-def resource_cleanup_trigger(upstream_states: Mapping[Edge, State]) -> bool:
+def resource_cleanup_trigger(upstream_states: Mapping[Any, State]) -> bool:
     """The cleanup task's trigger: run once every upstream task is finished, if init and setup succeeded.
 
     Raises TRIGGERFAIL while an upstream task is not finished, and SKIP when the init (edge
     key ``mgr``) or setup (edge key ``resource``) task failed or was skipped: there is nothing
-    to clean up then. Failed or skipped tasks of the block do not stop it (Prefect 1).
+    to clean up then. Failed or skipped tasks of the block do not stop it (Prefect 1). Keys are
+    edges, or ``(edge, map_index)`` for each child of a mapped upstream task.
     """
-    for edge, state in upstream_states.items():
+    for key, state in upstream_states.items():
+        edge = key[0] if isinstance(key, tuple) else key  # (edge, map index): a mapped upstream's child
         if not state.is_finished():
             raise signals.TRIGGERFAIL(
                 "Trigger was 'resource_cleanup_trigger' but some of the upstream tasks were not finished."
