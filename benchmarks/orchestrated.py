@@ -58,7 +58,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Row", "flow_source", "count_task_runs", "cpu_seconds", "main"]
+__all__ = ["Row", "ProfileWindow", "flow_source", "count_task_runs", "cpu_seconds", "cluster_cpu_seconds", "main"]
 
 LABEL = "orchestrated-bench"
 PROJECT = "bench"

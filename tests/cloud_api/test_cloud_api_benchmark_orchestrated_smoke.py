@@ -115,3 +115,33 @@ def test_cpu_seconds_reads_a_living_process(bench: ModuleType) -> None:
     assert bench.cpu_seconds(os.getpid()) > 0
     with pytest.raises(OSError):
         bench.cpu_seconds(2**22 + 12345)  # above pid_max: no such process
+
+
+@pytest.mark.slow
+def test_the_server_profile_covers_the_request_threads_of_the_measured_run(tmp_path: Path) -> None:
+    """``--server-profile``: one cProfile profiler per server thread (GraphQL runs in worker threads), the run's window only."""
+    import pstats
+
+    profile = tmp_path / "server.prof"
+    done = subprocess.run([sys.executable, str(BENCHMARK), "--sizes", "20", "--databases", "sqlite", "--repeat", "1",
+                           "--server-profile", str(profile)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    functions = {name for _, _, name in pstats.Stats(str(profile)).stats}  # type: ignore[attr-defined]
+    assert {"write_run_batch", "create_flow_run", "claim_flow_runs"} <= functions  # the resolvers, run in worker threads
+    assert "create_flow" not in functions  # the registration before the window is not in it
+
+
+def test_cluster_cpu_seconds_sums_the_postmaster_and_its_children(bench: ModuleType, tmp_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; sum(i * i for i in range(3_000_000)); time.sleep(30)"])
+    try:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "postmaster.pid").write_text(f"{os.getpid()}\n{data}\n")  # this process stands for the postmaster
+        deadline = 50
+        while bench.cpu_seconds(child.pid) < 0.05 and deadline:
+            deadline -= 1
+            subprocess.run(["sleep", "0.1"])
+        assert bench.cluster_cpu_seconds(data) >= bench.cpu_seconds(os.getpid()) + bench.cpu_seconds(child.pid) - 0.01
+    finally:
+        child.kill()
+        child.wait()

@@ -133,3 +133,26 @@ def test_malformed_stored_run_fields_are_refused_when_a_run_is_created(server: A
                                                 'parameters: {y: 1}}) { id } }'}).json()
     assert body["errors"][0]["extensions"]["code"] == "BAD_INPUT"
     assert "malformed stored metadata" in body["errors"][0]["message"] and "serialized.storage" in body["errors"][0]["message"]
+
+
+def test_run_fields_are_kept_per_database(tmp_path: Any) -> None:
+    """One process may serve several databases (tests, in-process servers): the same flow id in two of them is two flows."""
+    from headwater_cloud_api.server.db.session import Database
+
+    seen = []
+    for name in ("a", "b"):
+        db = Database(f"sqlite:///{tmp_path / name}.db")
+        try:
+            db.upgrade()
+            with db.write() as s:
+                from headwater_cloud_api.server.services.projects import create_project
+
+                create_project(s, "P")
+                flow, _ = flow_service.create_flow(s, serialized={"name": "f", "storage": {"type": "Local", "directory": name}},
+                                                   project_name="P")
+                s.execute(update(Flow).where(Flow.id == flow.id).values(id="same-id"))
+            with db.read() as s:
+                seen.append(flow_service.run_fields(s, "same-id")["storage"])
+        finally:
+            db.dispose()
+    assert seen == [{"type": "Local", "directory": "a"}, {"type": "Local", "directory": "b"}]

@@ -47,7 +47,8 @@ RUN_FIELDS = ("storage", "run_config", "parameters", "schedule", "environment")
 MAX_CACHED_FLOWS = 4096
 """Flow versions whose run fields :func:`run_fields` keeps (least recently used dropped first; a few KB each)."""
 
-_fields: OrderedDict[str, dict[str, str]] = OrderedDict()
+_fields: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+"""(database URL, flow id) -> the run fields as JSON text (one process may serve several databases: tests, in-process servers)."""
 _fields_lock = threading.Lock()
 
 
@@ -94,13 +95,14 @@ def validate_flow_metadata(serialized: Any) -> None:
 def run_fields(session: Session, flow_id: str) -> dict[str, Any]:
     """The :data:`RUN_FIELDS` of flow version ``flow_id``'s metadata (a missing field is None), without decoding the rest.
 
-    Selected with the database's JSON operators on first use and kept as JSON text per flow id (every
-    call returns fresh objects: callers may change them). :class:`NotFound` for an unknown id.
+    Selected with the database's JSON operators on first use and kept as JSON text per database and
+    flow id (every call returns fresh objects: callers may change them). :class:`NotFound` for an unknown id.
     """
+    key = (str(session.get_bind().url), flow_id)
     with _fields_lock:
-        texts = _fields.get(flow_id)
+        texts = _fields.get(key)
         if texts is not None:
-            _fields.move_to_end(flow_id)
+            _fields.move_to_end(key)
     if texts is None:
         row = session.execute(
             select(*(Flow.serialized[name] for name in RUN_FIELDS)).where(Flow.id == flow_id)
@@ -109,7 +111,7 @@ def run_fields(session: Session, flow_id: str) -> dict[str, Any]:
             raise NotFound(f"Flow with id {flow_id!r} does not exist (it may have been deleted). List flows with `headwater get flows`.")
         texts = {name: json.dumps(value) for name, value in zip(RUN_FIELDS, row, strict=True)}
         with _fields_lock:
-            _fields[flow_id] = texts
+            _fields[key] = texts
             while len(_fields) > MAX_CACHED_FLOWS:
                 _fields.popitem(last=False)
     return {name: json.loads(text) for name, text in texts.items()}
