@@ -343,8 +343,8 @@ def test_resource_init_arguments_may_be_tasks_and_parameters():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="needs the flow runner to re-run a not-checkpointed task given a Success without its result "
-    "(Prefect 1 does; engine change in the helper-E report); remove this mark when it lands",
+    reason="needs the flow runner to run a task marked _rerun_on_restart again when given a finished, not "
+    "Cached state (Prefect 1 does for resource setup/cleanup; diff in the helper-E report); remove this mark when it lands",
 )
 def test_resource_tasks_always_rerun_on_flow_restart():
     # Prefect 1: test_resource_tasks_always_rerun_on_flow_restart
@@ -586,8 +586,7 @@ def test_apply_map_control_flow(api):
             return merge(x2, x, flow=flow)
 
         flow = Flow("test")
-        with flow:  # headwater's case blocks belong to the flow being built
-            res = apply_map(func, range(4), flow=flow)
+        res = apply_map(func, range(4), flow=flow)
     assert flow.run().result[res].result == [1, 1, 3, 3]
 
 

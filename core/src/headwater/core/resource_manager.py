@@ -56,7 +56,14 @@ __all__ = [
 
 
 class ResourceSetupTask(Task):
-    """Sets a resource up with its manager: returns ``mgr.setup()`` (the block's ``as`` value)."""
+    """Sets a resource up with its manager: returns ``mgr.setup()`` (the block's ``as`` value).
+
+    Run again when a flow run restarts, even if given a finished state (Prefect 1): a resource
+    does not outlive the run that set it up.
+    """
+
+    _rerun_on_restart = True
+    """Marks tasks a restarted run runs again unless their given state is Cached (see FlowRunner)."""
 
     def run(self, mgr: Any) -> Any:
         return mgr.setup()
@@ -71,6 +78,7 @@ class ResourceCleanupTask(Task):
 
     _not_a_reference_task = True
     """Marks tasks the flow leaves out of its default reference tasks (and looks through: see Flow.reference_tasks)."""
+    _rerun_on_restart = True
 
     def run(self, mgr: Any, resource: Any) -> None:
         mgr.cleanup(resource)
