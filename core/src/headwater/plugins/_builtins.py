@@ -41,6 +41,7 @@ def register_executors(register: Registrar) -> None:
 @hookimpl(tryfirst=True)
 def register_results(register: Registrar) -> None:
     register("headwater.results:Result", "Result")
+    register("headwater.results.default:DefaultResult", "DefaultResult")
     for name in ("PrefectResult", "ConstantResult", "SecretResult"):  # Prefect 1's, in headwater.engine.results
         register(f"headwater.engine.results:{name}", name)
     for name in ("GCSResult", "AzureResult"):  # on fsspec: gcsfs / adlfs when used

@@ -229,13 +229,3 @@ class DefaultResult(Result):
     def close(self) -> None:
         """Close the pack files this process writes under :meth:`base` (the flow-run process does at the end)."""
         close_packs(self.base())
-
-
-def _register() -> None:
-    """Give DefaultResult its type tag, so a flow carrying it (the flow-run process sets it) still serializes."""
-    from headwater.schedules.clocks import ensure_registered
-
-    ensure_registered("result", DefaultResult)
-
-
-_register()
