@@ -52,6 +52,7 @@ class Workers:
             **os.environ, **(env or {}),
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
             "HEADWATER__LOGGING__LEVEL": "INFO",
+            "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps every thread's stack (see stop)
         }
         with open(self.tmp_path / f"{name}.err", "wb") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=environment)
@@ -72,10 +73,19 @@ class Workers:
                     raise AssertionError(f"worker {name} exited with {proc.returncode}:\n{self.stderr(name)}")
             time.sleep(0.05)
 
-    def stop(self, name: str) -> int:
+    def stop(self, name: str, timeout: float = 30.0) -> int:
+        """SIGTERM, and the exit code; a worker still running after ``timeout`` s fails the test with its stacks."""
         proc = self.procs[name]
         proc.send_signal(signal.SIGTERM)
-        return proc.wait(timeout=30)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler writes where each thread is stuck, then it dies
+            proc.wait(timeout=30)
+            raise AssertionError(
+                f"worker {name} did not stop within {timeout:g} s of SIGTERM; its stderr and stacks:\n"
+                f"{self.stderr(name)[-6000:]}"
+            ) from None
 
     def close(self) -> None:
         for proc in self.procs.values():
