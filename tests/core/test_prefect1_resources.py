@@ -20,12 +20,6 @@ from headwater.signals import SKIP, TRIGGERFAIL
 from headwater.states import Failed, Pending, Queued, Retrying, Scheduled, Skipped, Submitted, Success
 from headwater.tasks.control_flow import merge
 
-flow_state_decided_without_cleanup = pytest.mark.xfail(
-    strict=True,
-    reason="needs Flow.reference_tasks() to leave ResourceCleanupTask out (diff in the helper-E report); "
-    "remove this mark when it lands",
-)
-
 
 class MyResource:
     def __init__(self, on_setup=None, on_cleanup=None):
@@ -176,7 +170,6 @@ def test_resource_manager_generated_flow_structure(api):
     }
 
 
-@flow_state_decided_without_cleanup
 def test_resource_manager_reference_tasks_leave_cleanup_out():
     # Prefect 1: test_resource_manager_generated_flow_structure (reference tasks) and test_resource_cleanup_reference_tasks
     manager = resource_manager(MyResource)
@@ -259,7 +252,6 @@ def test_resource_manager_execution_with_failure_in_init_or_setup(kind):
     assert calls == ([] if kind == "init" else ["setup"])
 
 
-@flow_state_decided_without_cleanup
 @pytest.mark.parametrize("kind", ["init", "setup"])
 def test_resource_manager_failure_in_init_or_setup_fails_the_flow(kind):
     # Prefect 1: test_resource_manager_execution_with_failure_in_manager[init, setup] (state.is_failed())
@@ -286,7 +278,6 @@ def test_resource_manager_cleanup_failure_runs_and_fails_the_task():
     assert calls == ["setup", ("cleanup", 100)]
 
 
-@flow_state_decided_without_cleanup
 def test_resource_manager_cleanup_failure_does_not_fail_the_flow():
     # Prefect 1: test_resource_manager_execution_with_failure_in_manager[cleanup] (state.is_successful())
     resource_cls = _failing_resource("cleanup", [])
@@ -341,11 +332,6 @@ def test_resource_init_arguments_may_be_tasks_and_parameters():
     assert seen == ["w0", "w1", "w2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the flow runner to run a task marked _rerun_on_restart again when given a finished, not "
-    "Cached state (Prefect 1 does for resource setup/cleanup; diff in the helper-E report); remove this mark when it lands",
-)
 def test_resource_tasks_always_rerun_on_flow_restart():
     # Prefect 1: test_resource_tasks_always_rerun_on_flow_restart
     ran = {"init": False, "setup": False, "cleanup": False}
@@ -815,3 +801,12 @@ def test_state_parents_and_children():
     assert Queued in Submitted.children()
     assert Submitted in Queued.parents()
     assert all(issubclass(c, states.Pending) for c in states.Pending.children())
+
+
+def test_prefect1_module_paths_of_apply_map_and_resource_manager():
+    import headwater
+    from headwater.tasks.core.resource_manager import ResourceManager, resource_manager
+    from headwater.utilities.tasks import apply_map
+
+    assert apply_map is headwater.apply_map and resource_manager is headwater.resource_manager
+    assert ResourceManager is headwater.ResourceManager

@@ -525,7 +525,22 @@ class Flow:
         self._reference_tasks = dict.fromkeys(tasks)
 
     def reference_tasks(self) -> set[Task]:
-        return set(self._reference_tasks) if self._reference_tasks else self.terminal_tasks()
+        """The tasks whose states decide the flow run's: those set, else the terminal tasks.
+
+        As in Prefect 1, a resource manager's cleanup task is looked through: the tasks it
+        follows count as terminal, so a failed task in a resource block fails the flow run
+        even though its cleanup succeeded.
+        """
+        if self._reference_tasks:
+            return set(self._reference_tasks)
+        if not any(getattr(t, "_not_a_reference_task", False) for t in self._tasks):
+            return self.terminal_tasks()
+
+        def looked_through(t: Task) -> bool:
+            return bool(getattr(t, "_not_a_reference_task", False))
+
+        return {t for t in self._tasks if not looked_through(t)
+                and all(looked_through(e.downstream_task) for e in self._downstream[t])}
 
     @property
     def slugs(self) -> dict[Task, str]:

@@ -33,6 +33,7 @@ from headwater.engine.task_runner import (
 from headwater.executors.base import Executor
 from headwater.executors.local import LocalExecutor
 from headwater.states import (
+    Cached,
     Cancelled,
     Cancelling,
     Failed,
@@ -425,6 +426,10 @@ class FlowRunner:
 
     def _start(self, task: Task) -> None:
         previous = None
+        if self.given_states and getattr(task, "_rerun_on_restart", False):
+            given = self.given_states.get(task)  # resource setup/cleanup rerun on a restart, as in Prefect 1
+            if given is not None and given.is_finished() and not isinstance(given, Cached):
+                del self.given_states[task]
         if self.given_states:
             previous = self.given_states.get(task)
             if previous is not None and not (isinstance(previous, Mapped) and task in self._mapped_tasks):

@@ -9,11 +9,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from headwater import signals
+from headwater.core.apply_map import apply_map
 from headwater.core.edge import unmapped
 from headwater.core.task import as_task, tags, task
 from headwater.utilities.context import context
 
-__all__ = ["task", "as_task", "tags", "unmapped", "defaults_from_attrs", "pause_task"]
+__all__ = ["task", "as_task", "tags", "unmapped", "defaults_from_attrs", "pause_task", "apply_map"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
