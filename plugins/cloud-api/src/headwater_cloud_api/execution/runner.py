@@ -230,6 +230,10 @@ WRITE_RUN_BATCH = "mutation($b: JSON!) { write_run_batch(batch: $b) { written lo
 """The outbox's one request: a run's task-run states and logs as one JSON variable, checked by the server in one pass."""
 
 
+WAKE_AT_STATES = 500
+"""States queued before the outbox sends without waiting for its flush interval (a batch still takes up to ``batch_size``)."""
+
+
 class Outbox:
     """Task-run states and logs waiting to be sent; a thread sends them in batches, in order, with retries.
 
@@ -251,6 +255,8 @@ class Outbox:
         """Set when the API refused a write as SUPERSEDED (the run is no longer ours): nothing more is sent."""
         self.flush_interval = flush_interval
         self.batch_size = batch_size
+        self._wake_at = min(batch_size, WAKE_AT_STATES)
+        """The sender is woken early once this many states wait: sends overlap the engine instead of following it."""
         self._states: list[dict[str, Any]] = []
         self._logs: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -284,7 +290,7 @@ class Outbox:
         # no lock on this hot path: list.append and next(count) are atomic, and the sender only removes from the front
         queue = self._states
         queue.append(item)
-        if len(queue) >= self.batch_size and not self._wake.is_set():
+        if len(queue) >= self._wake_at and not self._wake.is_set():
             self._wake.set()
 
     def log(self, level: str, name: str, message: str, created: float) -> None:
