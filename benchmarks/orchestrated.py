@@ -49,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -535,6 +535,14 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def checkpointing_mode(environ: Mapping[str, str]) -> str:
+    """How the orchestrated runs checkpoint task results (the flow-run processes inherit this environment)."""
+    value = environ.get("HEADWATER__FLOWS__CHECKPOINTING")
+    if value is None:
+        return "on (the default under the API: every task's value to the default result)"
+    return f"{value} (HEADWATER__FLOWS__CHECKPOINTING)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="fan-out sizes N (default 1000,10000)")
@@ -585,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pg.stop()
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; fan-out of N trivial tasks + 1 (N + 1 task runs)")
+    print(f"checkpointing: {checkpointing_mode(os.environ)}")
     print(table(rows))
     lost = [r for r in rows if r.persisted != r.expected or r.success != r.expected]
     for r in rows:
