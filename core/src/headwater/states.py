@@ -21,6 +21,9 @@ from typing import Any
 
 import attrs
 
+_TASK_RUN_SUCCEEDED = "Task run succeeded."
+"""The message of a task run's plain Success (the engine makes it; process pools send such states compactly)."""
+
 __all__ = [
     "State",
     "Pending",

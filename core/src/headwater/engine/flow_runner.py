@@ -608,14 +608,16 @@ class FlowRunner:
 
         On the plain LocalExecutor the children run here, in chunks, without futures.
         """
-        chunksize = self.executor.map_chunksize(len(children)) if children else 1
+        per_child_hooks = self.hooks is not None and getattr(self.hooks, "calls_before_task_run", True)
         if self._inline:
-            chunksize = _INLINE_CHUNK
+            chunksize = 1 if per_child_hooks else _INLINE_CHUNK
+        else:
+            chunksize = self.executor.map_chunksize(len(children)) if children else 1
         if chunksize <= 1:
             for i, inputs in children:
                 self._submit(task, i, inputs, 1)
             return
-        if self.hooks is None or not getattr(self.hooks, "calls_before_task_run", True):
+        if not per_child_hooks:
             # No plugin looks at each child's context before it runs: every chunk shares the
             # task's context, and the executor's side gives each child its map_index.
             ctx, result = self._task_context(task, None, 1, call_hooks=False)
@@ -630,10 +632,6 @@ class FlowRunner:
                     continue
                 future = self.executor.submit(run_task_batch, task, chunk, result, ctx)
                 self._running[future] = (task, _BATCH, chunk, 1)
-            return
-        if self._inline:
-            for i, inputs in children:
-                self._submit(task, i, inputs, 1)
             return
         for start in range(0, len(children), chunksize):
             chunk = children[start:start + chunksize]

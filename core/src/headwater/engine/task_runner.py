@@ -26,6 +26,7 @@ import attrs
 from headwater import signals
 from headwater.core.flow import _active_flows
 from headwater.core.task import Task
+from headwater.states import _TASK_RUN_SUCCEEDED as _SUCCEEDED
 from headwater.states import (
     Cached,
     Failed,
@@ -279,9 +280,6 @@ def _value_state(task: Any, value: Any) -> tuple[State, bool]:
             TypeError(f"task {task.name!r} returned a Task"),
         ), True  # retrying cannot help
     return Success(_SUCCEEDED, value), False
-
-
-_SUCCEEDED = "Task run succeeded."
 
 
 def _retry_or(task: Any, new: State, run_count: int, ended: bool) -> State:

@@ -18,21 +18,37 @@ import cloudpickle
 
 from headwater.executors.base import ALL_COMPLETED, FIRST_COMPLETED, Executor
 from headwater.executors.worker_logs import collecting_logs, install_log_capture, replay_logs
+from headwater.states import _TASK_RUN_SUCCEEDED
 
 __all__ = ["ThreadExecutor", "ProcessExecutor", "TaskFuture", "UnpicklableResultError"]
 
 
 class _PoolExecutor(Executor):
-    def __init__(self, max_workers: int | None = None) -> None:
+    _CHUNKS_PER_WORKER = 4
+    _MAX_CHUNK = 256
+    """Default chunks of mapped children: about this many per worker, at most this many children each."""
+
+    def __init__(self, max_workers: int | None = None, chunksize: int | None = None) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"{type(self).__name__}: max_workers must be at least 1, got {max_workers}.")
+        if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):
+            raise ValueError(f"{type(self).__name__}: chunksize must be a whole number >= 1, got {chunksize!r}.")
         self.max_workers = max_workers
+        self.chunksize = chunksize
         self._pool: cf.Executor | None = None
         self._done: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
         """Every future this executor hands out, put here when it finishes (the completion queue)."""
 
     def _make_pool(self) -> cf.Executor:
         raise NotImplementedError
+
+    def _workers(self) -> int:
+        raise NotImplementedError
+
+    def map_chunksize(self, children: int) -> int:
+        if self.chunksize is not None:
+            return self.chunksize
+        return max(1, min(self._MAX_CHUNK, children // (self._workers() * self._CHUNKS_PER_WORKER)))
 
     @contextmanager
     def start(self) -> Iterator[Executor]:
@@ -85,17 +101,12 @@ class _PoolExecutor(Executor):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("chunksize", None)  # pickles made before the option existed
         self.__dict__.update(state)
         self._done = queue.SimpleQueue()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}(max_workers={self.max_workers})>"
-
-
-def _check_chunksize(owner: str, chunksize: Any) -> int | None:
-    if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):
-        raise ValueError(f"{owner}: chunksize must be a whole number >= 1, got {chunksize!r}.")
-    return chunksize
 
 
 _PENDING, _RUNNING, _FINISHED, _CANCELLED = 0, 1, 2, 3
@@ -277,23 +288,11 @@ class ThreadExecutor(_PoolExecutor):
     run with its own state.
     """
 
-    def __init__(self, max_workers: int | None = None, chunksize: int | None = None) -> None:
-        super().__init__(max_workers)
-        self.chunksize = _check_chunksize(type(self).__name__, chunksize)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("chunksize", None)  # pickles made before the option existed
-        super().__setstate__(state)
+    _CHUNKS_PER_WORKER = 16  # small chunks: trivial children stop paying a hand-off between threads
+    _MAX_CHUNK = 64  # each, and slow ones still spread over every thread
 
     def _workers(self) -> int:
         return self.max_workers or min(32, (os.cpu_count() or 1) + 4)
-
-    def map_chunksize(self, children: int) -> int:
-        """Small chunks (about 16 per thread, at most 64 children): trivial children stop paying a
-        hand-off between threads each, and slow ones still spread over every thread."""
-        if self.chunksize is not None:
-            return self.chunksize
-        return max(1, min(64, children // (self._workers() * 16)))
 
     def _make_pool(self) -> Any:
         return _ThreadPool(self._workers(), self._done)
@@ -350,7 +349,7 @@ class UnpicklableResultError(TypeError):
     """A worker process finished a call but could not send its result back."""
 
 
-_SUCCESS_MESSAGE = "Task run succeeded."
+_SUCCESS_MESSAGE = _TASK_RUN_SUCCEEDED
 """The message ``run_task`` gives a plain Success: such states travel back as ``(value, ts)``."""
 
 
@@ -409,19 +408,10 @@ def _expand_all(items: Any) -> list[Any]:
     new = object.__new__
     out: list[Any] = []
     append = out.append
-    if type(items) is tuple:
-        for value, ts in zip(*items, strict=True):
-            state = new(success)
-            state.message, state.result, state.location, state.ts = _SUCCESS_MESSAGE, value, None, ts
-            append(state)
-        return out
-    for item in items:
+    for item in (zip(*items, strict=True) if type(items) is tuple else items):
         if type(item) is tuple:
             state = new(success)
-            state.message = _SUCCESS_MESSAGE
-            state.result = item[0]
-            state.location = None
-            state.ts = item[1]
+            state.message, state.result, state.location, state.ts = _SUCCESS_MESSAGE, item[0], None, item[1]
             append(state)
         else:
             append(item)
@@ -677,8 +667,7 @@ class ProcessExecutor(_PoolExecutor):
 
     def __init__(self, max_workers: int | None = None, chunksize: int | None = None,
                  start_method: str | None = None) -> None:
-        super().__init__(max_workers)
-        chunksize = _check_chunksize(type(self).__name__, chunksize)
+        super().__init__(max_workers, chunksize)
         methods = multiprocessing.get_all_start_methods()
         if start_method is not None and (start_method == "fork" or start_method not in methods):
             allowed = ", ".join(repr(m) for m in methods if m != "fork")
@@ -686,7 +675,6 @@ class ProcessExecutor(_PoolExecutor):
                 f"ProcessExecutor: start_method {start_method!r} is not available; use one of {allowed} "
                 "('fork' is refused: forking a process with threads can deadlock)."
             )
-        self.chunksize = chunksize
         self.start_method = start_method
         self._spec_dir: str | None = None
         self._specs: dict[int, _Spec] = {}
@@ -698,17 +686,11 @@ class ProcessExecutor(_PoolExecutor):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("start_method", None)  # pickles made before these options existed
-        state.setdefault("chunksize", None)
+        state.setdefault("start_method", None)  # pickles made before this option existed
         super().__setstate__({**state, "_spec_dir": None, "_specs": {}, "_serial": 0})
 
     def _workers(self) -> int:
         return self.max_workers or min(os.cpu_count() or 1, 8)
-
-    def map_chunksize(self, children: int) -> int:
-        if self.chunksize is not None:
-            return self.chunksize
-        return max(1, min(256, children // (self._workers() * 4)))
 
     def _make_pool(self) -> cf.Executor:
         context = _mp_context(self.start_method)
