@@ -371,31 +371,29 @@ def test_get_task_run_result_reads_a_child_task_that_has_no_result(stack: dict[s
     assert states["lock-1"] == "Success" and states["flaky-1"] == "Success"
 
 
-def test_a_restart_keeps_the_values_checkpointed_by_default(stack: dict[str, Any]) -> None:
+def _fail_then_restart(stack: dict[str, Any], flow: str) -> tuple[str, int]:
+    """Run ``flow`` with its failing task on, restart it with the task fixed: ``(run id, tasks run before)``."""
     (stack["work"] / "fail").touch()
     try:
-        run_id = _run(stack, "child")
+        run_id = _run(stack, flow)
         assert _wait(stack, run_id) == "Failed"
     finally:
         (stack["work"] / "fail").unlink()
     before = len(_ran(stack))
     stack["client"].flow_run(id=run_id).restart()
     assert _wait(stack, run_id) == "Success", _logs(stack, run_id)
+    return run_id, before
+
+
+def test_a_restart_keeps_the_values_checkpointed_by_default(stack: dict[str, Any]) -> None:
+    run_id, before = _fail_then_restart(stack, "child")
     assert _ran(stack)[before:] == ["flaky"]  # make's list and nothing's None were read back, not recomputed
     assert get_task_run_result.run(run_id, "flaky-1") == 3
     assert "Picking up the earlier attempt's task states: kept" in _logs(stack, run_id)
 
 
 def test_a_restart_reads_mapped_children_back_from_the_default_checkpoint(stack: dict[str, Any]) -> None:
-    (stack["work"] / "fail").touch()
-    try:
-        run_id = _run(stack, "mapped")
-        assert _wait(stack, run_id) == "Failed"
-    finally:
-        (stack["work"] / "fail").unlink()
-    before = len(_ran(stack))
-    stack["client"].flow_run(id=run_id).restart()
-    assert _wait(stack, run_id) == "Success", _logs(stack, run_id)
+    run_id, before = _fail_then_restart(stack, "mapped")
     assert _ran(stack)[before:] == ["total"]  # make and the three double children were kept with their values
     assert get_task_run_result.run(run_id, "total_when_allowed-1") == 6
     assert get_task_run_result.run(run_id, "double-1") == [0, 2, 4]
