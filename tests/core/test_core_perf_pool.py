@@ -280,3 +280,33 @@ def test_task_logs_of_workers_reach_this_process_with_their_task_names() -> None
     assert infos == sorted(f"child {i} of chatty[{i}]" for i in range(6))
     errors = [m for name, level, m in seen if name == "headwater.chatty" and level == "ERROR"]
     assert len(errors) == 1 and "ValueError: three is bad" in errors[0] and "Traceback" in errors[0]
+
+
+class Sleepy(Task):
+    def run(self, x: int) -> int:
+        import time
+
+        time.sleep(0.02)
+        return x * 2
+
+
+def test_a_chunk_that_runs_long_reports_its_children_as_they_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker sends a chunk's states back after CHUNK_SECONDS; the engine sends the rest again."""
+    from headwater.executors import pool
+
+    monkeypatch.setattr(pool, "CHUNK_SECONDS", 0.05)
+    sleepy = Sleepy(name="sleepy")
+    with Flow("time-boxed-chunks") as flow:
+        out = sleepy.map(list(range(24)))
+    reports: list[int] = []
+    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=12),
+                     on_task_state=lambda task, s, i: reports.append(i) if i is not None and s.is_finished() else None)
+    assert state.is_successful(), state
+    children = state.result[out].map_states
+    assert [c.result for c in children] == [x * 2 for x in range(24)]
+    assert all(type(c) is Success for c in children)
+    assert sorted(reports) == list(range(24))  # each child reported once
+    # Two chunks of 12, 20 ms per child, 50 ms per trip: each chunk came back in several parts,
+    # so the first children were reported before their chunk's last ones had run.
+    first_of_each = [reports.index(0), reports.index(12)]
+    assert max(first_of_each) < 8, reports

@@ -293,6 +293,8 @@ class FlowRunner:
         self._resumed: set[Task] = set()
         self._clean_mapped: set[Task] = set()
         """Mapped tasks whose children are all plain Success (see :meth:`_all_clean`)."""
+        self._chunk_args: dict[Task, tuple[Any, dict[str, Any]]] = {}
+        """Mapped task -> (result, shared context) its chunks were submitted with (to submit the rest of one)."""
         executor = self.executor
         local = isinstance(executor, LocalExecutor)
         self._inline = type(executor) is LocalExecutor  # run_task called here, without a future in between
@@ -337,7 +339,12 @@ class FlowRunner:
         """Stop starting tasks: everything not running now ends Cancelled; running work finishes."""
         self._cancelled = True
         message = "Flow run was cancelled before this task started."
-        running = {(t, mi) for t, mi, *_ in self._running.values()}
+        running: set[tuple[Task, int | None]] = set()
+        for t, mi, inputs, _ in self._running.values():
+            if mi is _BATCH:  # a chunk: each of its children is running (or will be cancelled with it)
+                running.update((t, i) for i, _ in inputs)
+            else:
+                running.add((t, mi))
         delayed, self._delayed = self._delayed, []
         self._ready.clear()
         for _, _, task, map_index, *_ in delayed:
@@ -621,6 +628,7 @@ class FlowRunner:
             # No plugin looks at each child's context before it runs: every chunk shares the
             # task's context, and the executor's side gives each child its map_index.
             ctx, result = self._task_context(task, None, 1, call_hooks=False)
+            self._chunk_args[task] = (result, ctx)
             for start in range(0, len(children), chunksize):
                 chunk = children[start:start + chunksize]
                 if self._inline:
@@ -713,10 +721,26 @@ class FlowRunner:
         self._completed(task, map_index, inputs, run_count, state)
 
     def _complete_chunk(self, task: Task, chunk: Sequence[tuple[int, Any]], run_count: int, states: list[State]) -> None:
-        """Record a chunk of mapped children's states: one pass, unless a plugin sees each state."""
+        """Record a chunk of mapped children's states: one pass, unless a plugin sees each state.
+
+        An executor may return the states of the chunk's first children only (a process pool's
+        worker does once a chunk has run for a while, so slow children report as they finish):
+        the rest of the chunk is submitted again, or ends Cancelled when the run is cancelled.
+        """
         if len(states) != len(chunk):
-            raise RuntimeError(f"Executor returned {len(states)} states for a chunk of {len(chunk)} children of "
-                               f"task {task.name!r}.")
+            args = self._chunk_args.get(task)
+            if not 0 < len(states) < len(chunk) or args is None:
+                raise RuntimeError(f"Executor returned {len(states)} states for a chunk of {len(chunk)} children of "
+                                   f"task {task.name!r}.")
+            rest = chunk[len(states):]
+            chunk = chunk[:len(states)]
+            if self._cancelled:
+                message = "Flow run was cancelled before this task started."
+                states = [*states, *(Cancelled(message) for _ in rest)]
+                chunk = [*chunk, *rest]
+            else:
+                future = self.executor.submit(run_task_batch, task, rest, *args)
+                self._running[future] = (task, _BATCH, rest, run_count)
         hooks = self.hooks
         if hooks is not None and getattr(hooks, "calls_after_task_run", True):
             for (i, child_inputs), child_state in zip(chunk, states, strict=True):
@@ -724,6 +748,13 @@ class FlowRunner:
             return
         children = self._map_states[task]
         notify = self.on_task_state
+        if notify is None and isinstance(chunk, KeyedChunk) \
+                and not any(issubclass(kind, Retrying) for kind in set(map(type, states))):
+            children[chunk.start:chunk.start + len(states)] = states  # contiguous children: one slice assignment
+            self._map_pending[task] -= len(states)
+            if self._map_pending[task] == 0:
+                self._finish_mapped(task)
+            return
         indices = chunk.indices() if isinstance(chunk, KeyedChunk) else [i for i, _ in chunk]
         retrying = []
         for k, state in enumerate(states):
@@ -785,11 +816,15 @@ class FlowRunner:
             self._finish_mapped(task)
 
     def _finish_mapped(self, task: Task) -> None:
-        children: list[State] = [c if c is not None else Cancelled("Not run.") for c in self._map_states.pop(task)]
+        recorded = self._map_states.pop(task)
         del self._map_pending[task]
-        failed = sum(1 for c in children if isinstance(c, Failed))
-        if not failed and all(type(c) is Success for c in children):
+        children: list[State]
+        if not recorded or set(map(type, recorded)) == {Success}:  # one pass in C: the common case, every child a plain Success
+            children, failed = recorded, 0  # type: ignore[assignment]  # no None among them
             self._clean_mapped.add(task)
+        else:
+            children = [c if c is not None else Cancelled("Not run.") for c in recorded]
+            failed = sum(1 for c in children if isinstance(c, Failed))
         message = f"Mapped {len(children)} item(s)" + (f", {failed} failed." if failed else ".")
         self._finish(task, Mapped(message, [c.result for c in children], map_states=children))
 

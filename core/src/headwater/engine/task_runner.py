@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, overload
 
@@ -320,6 +320,7 @@ class TaskRunNameError(ValueError):
 
 def run_task_batch(
     task: Any, runs: Sequence[Any], result: Any = None, context: Mapping[str, Any] | None = None,
+    seconds: float | None = None,
 ) -> list[State]:
     """First attempts of several mapped children of ``task`` in one call: one payload, one trip to a worker.
 
@@ -327,18 +328,24 @@ def run_task_batch(
     shared by every child), ``[(map_index, inputs)]``, and each child runs under ``context``
     with its own ``map_index`` and ``task_full_name``, built here (in the worker) instead of
     travelling once per child. The states come back in the same order.
+
+    With ``seconds`` (shared context only), children stop starting once that long has passed:
+    the states of the children that ran come back (at least one), and the caller sends the rest again.
     """
     if context is None:
         return [run_task(task, inputs, ctx, 1, result) for inputs, ctx in runs]
     if _is_plain(task, result):
-        return _run_plain_children(task, runs, context)
+        return _run_plain_children(task, runs, context, seconds=seconds)
     name = context.get("task_name", task.name)
     states = []
+    until = None if seconds is None else time.monotonic() + seconds
     for index, inputs in runs:
         ctx = dict(context)
         ctx["map_index"] = index
         ctx["task_full_name"] = f"{name}[{index}]"
         states.append(run_task(task, inputs, ctx, 1, result))
+        if until is not None and time.monotonic() >= until:
+            break
     return states
 
 
@@ -395,13 +402,14 @@ def _is_plain(task: Any, result: Any) -> bool:
 
 
 def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], context: Mapping[str, Any],
-                        compact: bool = False) -> list[Any]:
+                        compact: bool = False, seconds: float | None = None) -> list[Any]:
     """:func:`run_task` for each child of a plain task (see :func:`_is_plain`), with its steps inlined.
 
     The same states as ``run_task``: a raised exception goes through the same conversion and
     retry decision, and a LOOP signal continues in ``run_task`` with the loop's context. Each
     child's context is a :class:`_ChildContext` over the task's, not a copy of it. ``compact``
     (a process pool's worker): a plain Success is returned as ``(value, timestamp)`` instead.
+    ``seconds``: as :func:`run_task_batch`'s (the states of the children that ran, at least one).
     """
     prefix = f"{context.get('task_name', task.name)}["
     call = task.run
@@ -411,7 +419,10 @@ def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], c
     now = time.time
     states: list[Any] = []
     append = states.append
-    for index, inputs in runs:
+    todo: Iterable[tuple[int, dict[str, Any]]] = runs
+    if seconds is not None:  # the children that fit in ``seconds`` (checked between children: one clock read each)
+        todo = _until(runs, time.monotonic() + seconds)
+    for index, inputs in todo:
         ctx = new(_ChildContext)
         ctx._base, ctx._index, ctx._prefix = context, index, prefix
         token = var.set(ctx)
@@ -443,6 +454,15 @@ def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], c
         state.message, state.result, state.location, state.ts = _SUCCEEDED, value, None, now()
         append(state)
     return states
+
+
+def _until(runs: Iterable[Any], until: float) -> Iterator[Any]:
+    """``runs``, stopping before the next one once ``time.monotonic()`` reaches ``until`` (the first always runs)."""
+    clock = time.monotonic
+    for k, run in enumerate(runs):
+        if k and clock() >= until:
+            return
+        yield run
 
 
 class _ChildContext(Mapping[str, Any]):

@@ -25,7 +25,7 @@ __all__ = ["ThreadExecutor", "ProcessExecutor", "TaskFuture", "UnpicklableResult
 
 class _PoolExecutor(Executor):
     _CHUNKS_PER_WORKER = 4
-    _MAX_CHUNK = 256
+    _MAX_CHUNK = 4096
     """Default chunks of mapped children: about this many per worker, at most this many children each."""
 
     def __init__(self, max_workers: int | None = None, chunksize: int | None = None) -> None:
@@ -452,6 +452,10 @@ def _run_pickled(payload: bytes) -> bytes:
         return cloudpickle.dumps((2, _unpicklable(value, exc), records))
 
 
+def _started() -> None:
+    """A no-op call: submitted once per worker as the pool starts, so every worker starts then."""
+
+
 _WORKER_SPECS: dict[str, tuple[Any, dict[str, Any], Any]] = {}
 """In a worker process: ``key -> (task, base context, result)`` of each mapped task, loaded once per worker."""
 
@@ -513,8 +517,16 @@ def _run_batch(key: str, path: str, payload: bytes) -> bytes:
     return _dump_states(task, states, logs)
 
 
-def _run_chunk(key: str, path: str, payload: bytes) -> bytes:
-    """Run children that share their task's context (shipped once per worker); ``payload``: ``[(index, inputs)]``."""
+CHUNK_SECONDS = 0.2
+"""A worker returns a chunk's states once it has run this long (the engine sends the rest again):
+slow children report as they finish, and spread over every worker, whatever the chunk size."""
+
+
+def _run_chunk(key: str, path: str, payload: bytes, seconds: float | None = None) -> bytes:
+    """Run children that share their task's context (shipped once per worker); ``payload``: ``[(index, inputs)]``.
+
+    Returns the states of the children that ran within ``seconds`` (at least one; see :data:`CHUNK_SECONDS`).
+    """
     from headwater.engine.task_runner import _is_plain, _run_plain_children, run_task_batch
 
     spec = _WORKER_SPECS.get(key)
@@ -525,9 +537,9 @@ def _run_chunk(key: str, path: str, payload: bytes) -> bytes:
     runs = pickle.loads(payload)
     with collecting_logs() as records:
         if _is_plain(task, result):  # plain successes come back as (value, ts) without becoming states first
-            states = _run_plain_children(task, runs, ctx, compact=True)
+            states = _run_plain_children(task, runs, ctx, compact=True, seconds=seconds)
         else:
-            states = [_compact(s) for s in run_task_batch(task, runs, result, ctx)]
+            states = [_compact(s) for s in run_task_batch(task, runs, result, ctx, seconds=seconds)]
     return _dump_states(task, states, records)
 
 
@@ -562,7 +574,9 @@ class _Spec:
 
 
 _PRELOAD = ["headwater.engine.task_runner", "headwater.executors.pool", "cloudpickle", "concurrent.futures.process",
-            "headwater.executors._forkserver_preload"]
+            "multiprocessing.synchronize", "multiprocessing.popen_forkserver", "headwater.executors._forkserver_preload"]
+"""Imported once by the forkserver, not by each worker (the two ``multiprocessing`` modules: a worker's unpickling
+of its queues and locks imports them)."""
 
 FORKSERVER_IDLE_SECONDS = 2.0
 """How long the forkserver outlives the last ProcessExecutor flow run of this process (it is restarted when needed)."""
@@ -659,8 +673,10 @@ class ProcessExecutor(_PoolExecutor):
 
     Calls and results travel with cloudpickle, so tasks defined in ``__main__`` or as
     closures work. Mapped children travel in chunks of ``chunksize`` (default: about four
-    chunks per worker, at most 256 children each), so a map over many small items does not
-    pay a round trip per item; ``chunksize=1`` sends each child on its own. A mapped task
+    chunks per worker, at most 4 096 children each), so a map over many small items does not
+    pay a round trip per item; ``chunksize=1`` sends each child on its own. A worker sends a
+    chunk's states back once it has run for :data:`CHUNK_SECONDS` (0.2 s) and the engine sends
+    the rest again, so slow children report as they finish and spread over every worker. A mapped task
     (with its context) is shipped to each worker once per flow run; a chunk carries only each
     child's inputs and map index, and a successful child comes back as its value and timestamp.
     """
@@ -696,9 +712,12 @@ class ProcessExecutor(_PoolExecutor):
         context = _mp_context(self.start_method)
         environ = dict(os.environ) if context.get_start_method() == "forkserver" else None
         level = logging.getLogger("headwater").getEffectiveLevel()
-        return cf.ProcessPoolExecutor(
+        pool = cf.ProcessPoolExecutor(
             max_workers=self._workers(), mp_context=context, initializer=_init_worker, initargs=(environ, level),
         )
+        for _ in range(self._workers()):  # every worker starts now, side by side, not when the flow's work first
+            pool.submit(_started)         # waits for it (each submit with no idle worker starts one)
+        return pool
 
     @contextmanager
     def start(self) -> Iterator[Executor]:
@@ -776,7 +795,7 @@ class ProcessExecutor(_PoolExecutor):
         spec = self._specs.get(id(task))
         if spec is None or spec.task is not task or spec.base is not ctx or spec.result is not result:
             spec = self._spec(task, ctx, result, whole=True)
-        return pool.submit(_run_chunk, spec.key, spec.path, _dumps(items))
+        return pool.submit(_run_chunk, spec.key, spec.path, _dumps(items), CHUNK_SECONDS)
 
     def _submit_batch(self, pool: cf.Executor, task: Any, runs: list[tuple[dict[str, Any], Any]],
                       result: Any = None) -> cf.Future[bytes]:
