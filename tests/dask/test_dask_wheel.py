@@ -7,10 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
+
+from install_helpers import fresh_venv, pip_install
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,17 +57,12 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_a_flow(tmp_path: Path) -> Non
     assert built.returncode == 0, built.stdout + built.stderr
     assert len(list(wheels.glob("headwater_dask-0.1.0-*.whl"))) == 1
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True, clear=True)
-    python = env_dir / "bin" / "python"
+    python = fresh_venv(env_dir)
     constraints = tmp_path / "constraints.txt"  # the project's pins, without extras (pip refuses those there)
     pins = [re.sub(r"\[.*?\]", "", line.split("#")[0]).strip()
             for name in ("dev.txt", "dask.txt") for line in (ROOT / "requirements" / name).read_text().splitlines()]
     constraints.write_text("\n".join(p for p in pins if p) + "\n")
-    installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--find-links", str(wheels),
-         "-c", str(constraints), "headwater-dask"],
-        capture_output=True, text=True, check=False, timeout=600,
-    )
+    installed = pip_install(python, "--find-links", str(wheels), "-c", str(constraints), "headwater-dask")
     assert installed.returncode == 0, installed.stdout + installed.stderr
     listed = subprocess.run([str(env_dir / "bin" / "headwater"), "plugins", "--json"], capture_output=True, text=True,
                             check=False, timeout=120, cwd=tmp_path)

@@ -76,10 +76,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     processes: list[subprocess.Popen[bytes]] = []
     saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "HEADWATER__DOCKER__WHEEL_CACHE")}
     try:
+        # cwd: the service (and every conmon it starts) must not run in the checkout: conmon creates an empty file
+        # "oom" in its working directory when a container is OOM-killed (test_docker_logs does that on purpose)
         with open(work / "podman.log", "ab") as log:
             processes.append(subprocess.Popen(  # noqa: S603
                 ["podman", "system", "service", "--time=0", f"unix://{sock}"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=work))
         registry_dir = work / "registry"
         port = _free_registry_port()
         config = work / "registry.yml"
@@ -90,7 +92,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         )
         with open(work / "registry.log", "ab") as log:
             processes.append(subprocess.Popen(  # noqa: S603
-                ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=work))
         base_url = f"unix://{sock}"
         deadline = time.monotonic() + 60
         import urllib.request
@@ -116,7 +119,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         os.environ["DOCKER_HOST"] = base_url
         cache = Path.home() / ".cache" / "headwater-docker-tests" / "wheels"
         os.environ["HEADWATER__DOCKER__WHEEL_CACHE"] = str(cache)
-        yield Engine(base_url, f"127.0.0.1:{port}", work)
+        yield Engine(base_url, f"127.0.0.1:{port}", work, service_pid=processes[0].pid)
     finally:
         try:
             _cleanup_images(f"unix://{sock}", port if "port" in locals() else None,
@@ -155,7 +158,8 @@ def auth_registry(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> I
     )
     with open(work / "registry.log", "ab") as log:
         process = subprocess.Popen(  # noqa: S603
-            ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=work)
     try:
         deadline = time.monotonic() + 30
         while True:

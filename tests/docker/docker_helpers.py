@@ -19,10 +19,12 @@ REGISTRY_PASSWORD = "correct-horse-42"
 class Engine:
     """The session's engine and registry: ``base_url``, ``registry`` (``127.0.0.1:PORT``), ``client()``."""
 
-    def __init__(self, base_url: str, registry: str, workdir: Path) -> None:
+    def __init__(self, base_url: str, registry: str, workdir: Path, service_pid: int | None = None) -> None:
         self.base_url = base_url
         self.registry = registry
         self.workdir = workdir
+        self.service_pid = service_pid
+        """The ``podman system service`` process (its working directory is ``workdir``)."""
 
     def client(self) -> Any:
         import docker

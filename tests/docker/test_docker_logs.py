@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from docker_helpers import ROOT, Engine
 from headwater_docker.logs import MAX_LINE, LogForwarder, OutputFilter
 
 STAMP = b"2026-12-02T00:53:06.123456789Z "
@@ -173,9 +174,16 @@ def test_the_attempt_fences_the_lines_and_a_superseded_attempt_stops_sending(api
 
 
 def test_a_container_killed_for_memory_leaves_its_last_lines_and_the_reason_in_the_run_logs(
-        built: Any, api: Any, run_id: str, tmp_path: Path) -> None:
-    """A real container on podman, followed as an agent does (run context with the API): no runner inside it."""
+        built: Any, api: Any, run_id: str, tmp_path: Path, engine: Engine) -> None:
+    """A real container on podman, followed as an agent does (run context with the API): no runner inside it.
+
+    An OOM kill makes podman's conmon create an empty file ``oom`` in its working directory, the podman
+    service's: that is the session's engine directory, never the checkout (nor this process's cwd)."""
     from headwater_docker.environment import DockerRun
+
+    assert engine.service_pid is not None
+    assert Path(f"/proc/{engine.service_pid}/cwd").resolve() == engine.workdir.resolve()
+    strays = [d / "oom" for d in {ROOT, Path.cwd()} if not (d / "oom").exists()]
 
     run = DockerRun(host_config={"network_mode": "none", "mem_limit": "24m"})
     output = tmp_path / "run.log"
@@ -196,3 +204,4 @@ def test_a_container_killed_for_memory_leaves_its_last_lines_and_the_reason_in_t
     assert "24m" in reason["message"], reason
     tail = output.read_text()  # what the agent's Failed message quotes for a run that had not started
     assert "allocating 400 MB" in tail and "exited with status 137" in tail
+    assert [p for p in strays if p.exists()] == []

@@ -12,6 +12,7 @@ import pytest
 
 from docker_helpers import ROOT, Engine
 from headwater.testing.distributions import run_headwater
+from install_helpers import fresh_venv, pip_install
 
 PLUGIN = ROOT / "plugins" / "docker"
 
@@ -77,12 +78,9 @@ def test_wheel_installs_into_a_fresh_venv_and_builds_and_runs_an_image(tmp_path:
                                "--no-index", "-w", str(wheels), str(copy)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
+    python = fresh_venv(venv)
     pins = [line.split("#")[0].strip() for line in (ROOT / "requirements" / "docker.txt").read_text().splitlines()]
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           "--find-links", str(wheels), "headwater-docker", *[p for p in pins if p]],
-                          capture_output=True, text=True, timeout=600)
+    done = pip_install(python, "--find-links", str(wheels), "headwater-docker", *[p for p in pins if p])
     assert done.returncode == 0, done.stdout + done.stderr
     done = subprocess.run([str(venv / "bin" / "headwater"), "plugins", "--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

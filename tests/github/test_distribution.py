@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
 
 from github_helpers import FakeGitHub, Repo
 from headwater.testing.distributions import install_distributions, run_headwater
+from install_helpers import fresh_venv, pip_install
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,10 +43,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_loads_a_flow(tmp_path: Path, f
     install_distributions({"core": ROOT / "core", "github": ROOT / "plugins" / "github"}, tmp_path / "build")
     wheels = tmp_path / "build" / "_wheels"
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--find-links",
-                           str(wheels), "headwater-github"], capture_output=True, text=True, check=False, timeout=600)
+    python = fresh_venv(env_dir)
+    done = pip_install(python, "--find-links", str(wheels), "headwater-github")
     assert done.returncode == 0, done.stdout + done.stderr
     code = f"""
 import json

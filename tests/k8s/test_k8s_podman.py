@@ -74,7 +74,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     constraints.write_text("\n".join(re.sub(r"\[.*?\]", "", pin) for pin in pins if pin) + "\n")
     wheels = sorted(str(w) for w in (root / "_wheels").glob("*.whl"))
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(target),
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check", "--target", str(target),
          "-c", str(constraints), *wheels],
         capture_output=True, text=True, check=False, timeout=600,
     )
@@ -89,7 +89,7 @@ def pod_runner(tmp_path: Path) -> Iterator[list[Path]]:
     yield played
     for path in played:
         subprocess.run(["podman", "kube", "down", str(path)], capture_output=True, check=False, timeout=120,
-                       env=_podman_env(path.parent))
+                       env=_podman_env(path.parent), cwd=path.parent)
 
 
 PAUSE_IMAGE = "localhost/headwater-k8s-pause:2"
@@ -167,8 +167,10 @@ def test_generated_pod_runs_under_podman_and_reports_success(site: Path, tmp_pat
             path = tmp_path / "pod.yaml"
             path.write_text(yaml.safe_dump(pod, sort_keys=False))
             pod_runner.append(path)
+            # cwd: podman's conmon writes an empty file "oom" into its working directory when a container is
+            # OOM-killed; never into the checkout
             played = subprocess.run(["podman", "kube", "play", "--replace", str(path)], capture_output=True, text=True,
-                                    check=False, timeout=300, env=_podman_env(tmp_path))
+                                    check=False, timeout=300, env=_podman_env(tmp_path), cwd=tmp_path)
             assert played.returncode == 0, played.stdout + played.stderr
             try:
                 state = client.flow_run(id=run_id).wait(timeout=240, poll_interval=0.5)

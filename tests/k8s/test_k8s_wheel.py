@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import venv
 from pathlib import Path
 
 import pytest
 
 from headwater.testing.distributions import install_distributions
+from install_helpers import fresh_venv, pip_install
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +33,11 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     install_distributions({"core": REPO / "core", "k8s": REPO / "plugins" / "k8s"}, tmp_path / "build")
     wheels = tmp_path / "build" / "_wheels"
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    python = env_dir / "bin" / "python"
+    python = fresh_venv(env_dir)
     constraints = tmp_path / "constraints.txt"  # the project's pins (constraints take no extras)
     pins = [line.split("#")[0].strip() for name in ("dev.txt", "k8s.txt") for line in (REPO / "requirements" / name).read_text().splitlines()]
     constraints.write_text("\n".join(re.sub(r"\[.*?\]", "", pin) for pin in pins if pin) + "\n")
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--find-links", str(wheels),
-                           "-c", str(constraints), "headwater-k8s"], capture_output=True, text=True, check=False, timeout=600)
+    done = pip_install(python, "--find-links", str(wheels), "-c", str(constraints), "headwater-k8s")
     assert done.returncode == 0, done.stdout + done.stderr
     clean = {"PATH": f"{env_dir / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "HEADWATER_HOME": str(tmp_path / "home")}
     listed = subprocess.run([str(env_dir / "bin" / "headwater"), "plugins", "--json"], capture_output=True, text=True, check=False,

@@ -8,13 +8,13 @@ import os
 import re
 import subprocess
 import sys
-import venv
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from headwater.testing.distributions import install_distributions, run_headwater, run_python
+from install_helpers import fresh_venv, pip_install
 from s3_helpers import CORE, PLUGIN, REPO
 
 
@@ -128,8 +128,7 @@ def test_wheel_installs_into_a_fresh_venv_and_works(tmp_path: Path, moto_endpoin
     install_distributions({"core": CORE, "s3": PLUGIN}, tmp_path / "build")
     wheels = tmp_path / "build" / "_wheels"
     env_dir = tmp_path / "fresh"
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    python = env_dir / "bin" / "python"
+    python = fresh_venv(env_dir)
     constraints = tmp_path / "constraints.txt"  # the repository's pins, without extras (pip refuses those)
     lines = []
     for name in ("dev.txt", "s3.txt"):
@@ -138,11 +137,7 @@ def test_wheel_installs_into_a_fresh_venv_and_works(tmp_path: Path, moto_endpoin
             if line:
                 lines.append(re.sub(r"\[[^\]]*\]", "", line))
     constraints.write_text("\n".join(lines) + "\n")
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--find-links", str(wheels),
-         "-c", str(constraints), "headwater-s3"],
-        capture_output=True, text=True, timeout=900, check=False,
-    )
+    install = pip_install(python, "--find-links", str(wheels), "-c", str(constraints), "headwater-s3", timeout=900)
     assert install.returncode == 0, install.stdout + install.stderr
     s3_client.create_bucket(Bucket="fresh-venv")
     code = f'''
