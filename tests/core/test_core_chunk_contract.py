@@ -108,3 +108,19 @@ def test_local_executor_still_answers_whole_chunks() -> None:
         out = double.map(list(range(3000)))
     state = flow.run(executor=LocalExecutor())
     assert [c.result for c in state.result[out].map_states] == [2 * x for x in range(3000)]
+
+
+@pytest.mark.parametrize("handlers", [None, [lambda task, old, new: new]], ids=["plain", "with-handler"])
+def test_run_task_batch_stops_starting_children_once_its_seconds_pass(handlers: Any) -> None:
+    from headwater import Task
+
+    class Nap(Task):
+        def run(self, x: int) -> int:
+            time.sleep(0.01)
+            return x
+
+    nap = Nap(name="nap", state_handlers=handlers)
+    runs = [(i, {"x": i}) for i in range(5)]
+    context = {"task_name": "nap"}
+    assert [s.result for s in run_task_batch(nap, runs, None, context, seconds=0.0)] == [0]  # the first always runs
+    assert [s.result for s in run_task_batch(nap, runs, None, context, seconds=None)] == [0, 1, 2, 3, 4]

@@ -338,7 +338,7 @@ class FlowRunner:
     def _cancel_pending(self) -> None:
         """Stop starting tasks: everything not running now ends Cancelled; running work finishes."""
         self._cancelled = True
-        message = "Flow run was cancelled before this task started."
+        message = _CANCELLED_BEFORE_START
         running: set[tuple[Task, int | None]] = set()
         for t, mi, inputs, _ in self._running.values():
             if mi is _BATCH:  # a chunk: each of its children is running (or will be cancelled with it)
@@ -735,8 +735,7 @@ class FlowRunner:
             rest = chunk[len(states):]
             chunk = chunk[:len(states)]
             if self._cancelled:
-                message = "Flow run was cancelled before this task started."
-                states = [*states, *(Cancelled(message) for _ in rest)]
+                states = [*states, *(Cancelled(_CANCELLED_BEFORE_START) for _ in rest)]
                 chunk = [*chunk, *rest]
             else:
                 future = self.executor.submit(run_task_batch, task, rest, *args)
@@ -996,6 +995,7 @@ def _lifecycle_hooks() -> Any:
 
 
 _INLINE_CHUNK = 1024
+_CANCELLED_BEFORE_START = "Flow run was cancelled before this task started."
 """Mapped children run per call of ``run_task_batch`` on the plain LocalExecutor."""
 _BATCH = -2
 """``map_index`` of a running entry that is a chunk of mapped children (its inputs are ``[(index, inputs)]``)."""

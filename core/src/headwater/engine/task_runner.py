@@ -338,14 +338,11 @@ def run_task_batch(
         return _run_plain_children(task, runs, context, seconds=seconds)
     name = context.get("task_name", task.name)
     states = []
-    until = None if seconds is None else time.monotonic() + seconds
-    for index, inputs in runs:
+    for index, inputs in runs if seconds is None else _until(runs, time.monotonic() + seconds):
         ctx = dict(context)
         ctx["map_index"] = index
         ctx["task_full_name"] = f"{name}[{index}]"
         states.append(run_task(task, inputs, ctx, 1, result))
-        if until is not None and time.monotonic() >= until:
-            break
     return states
 
 
