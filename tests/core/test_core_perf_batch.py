@@ -52,11 +52,12 @@ def _fields(state: Any) -> dict[str, Any]:
     return {"type": type(state).__name__, **values}
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["pairs", "keyed-chunk"])
 @pytest.mark.parametrize("retries", [0, 2])
-def test_lean_children_match_run_task_state_for_state(retries: int) -> None:
+def test_lean_children_match_run_task_state_for_state(retries: int, keyed: bool) -> None:
     t = Mixed(name="mixed", max_retries=retries, retry_delay=None if not retries else __import__("datetime").timedelta(0))
     ctx = {"flow_name": "f", "task_name": "mixed", "task_slug": "mixed-1", "task_run_count": 1, "map_index": None}
-    runs = [(i, {"x": i}) for i in range(8)]
+    runs: Any = task_runner.KeyedChunk("x", 0, list(range(8))) if keyed else [(i, {"x": i}) for i in range(8)]
     assert task_runner._is_plain(t, None)
     lean = run_task_batch(t, runs, None, ctx)
     full = [run_task(t, {"x": i}, {**ctx, "map_index": i, "task_full_name": f"mixed[{i}]"}, 1) for i in range(8)]
@@ -187,3 +188,51 @@ def test_a_keyed_chunk_reads_as_its_list_of_pairs() -> None:
     assert list(chunk.indices()) == [5, 6, 7, 8]
     again = pickle.loads(pickle.dumps(chunk))
     assert list(again) == pairs and bool(task_runner.KeyedChunk("x", 0, [])) is False
+
+
+def _first(y: int, x: int = 0) -> tuple[int, int]:
+    return y, x
+
+
+def _keyword_only(*, x: int) -> int:
+    return x
+
+
+def _positional_only(x: int, /) -> int:
+    return x
+
+
+@pytest.mark.parametrize(("fn", "expected"), [
+    (lambda x: x * 10, [0, 10, 20]),         # the mapped argument comes first: called positionally
+    (_first, [TypeError, TypeError, TypeError]),  # a required ``y`` first: ``x`` must go by keyword
+    (lambda y=7, x=0: (y, x), [(7, 0), (7, 1), (7, 2)]),  # ``x`` is not first: by keyword
+    (_keyword_only, [0, 1, 2]),
+    (_positional_only, [TypeError, TypeError, TypeError]),  # as run_task: ``x=`` cannot reach it
+], ids=["first", "required-before", "defaulted-before", "keyword-only", "positional-only"])
+def test_a_keyed_chunk_binds_its_key_as_run_task_does(fn: Any, expected: list[Any]) -> None:
+    t = task(fn, name="bind")
+    ctx = {"task_name": "bind", "map_index": None}
+    lean = run_task_batch(t, task_runner.KeyedChunk("x", 0, [0, 1, 2]), None, ctx)
+    full = [run_task(t, {"x": i}, {**ctx, "map_index": i, "task_full_name": f"bind[{i}]"}, 1) for i in range(3)]
+    assert [_fields(s) for s in lean] == [_fields(s) for s in full]
+    got = [type(s.result) if isinstance(s.result, BaseException) else s.result for s in lean]
+    assert got == expected
+
+
+def test_a_chunk_leaves_the_callers_context_as_it_was() -> None:
+    seen: list[Any] = []
+
+    @task
+    def reads(x: int) -> int:
+        seen.append((headwater.context.get("map_index"), headwater.context.get("scratch")))
+        headwater.context.update(scratch=x)  # lasts for this child only
+        if x == 1:
+            raise ValueError("a failing child leaves no context behind either")
+        return x
+
+    with headwater.context(outer="kept"):
+        before = headwater.context.to_dict()
+        states = run_task_batch(reads, task_runner.KeyedChunk("x", 0, [0, 1, 2]), None, {"task_name": "reads"})
+        assert headwater.context.to_dict() == before
+    assert [type(s).__name__ for s in states] == ["Success", "Failed", "Success"]
+    assert seen == [(0, None), (1, None), (2, None)]

@@ -310,3 +310,42 @@ def test_a_chunk_that_runs_long_reports_its_children_as_they_finish(monkeypatch:
     # so the first children were reported before their chunk's last ones had run.
     first_of_each = [reports.index(0), reports.index(12)]
     assert max(first_of_each) < 8, reports
+
+
+def test_replies_are_decoded_by_the_waiter_not_by_the_pools_manager_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manager thread hands workers their next chunks; building thousands of states there would stall them."""
+    from headwater.executors import pool
+
+    threads: list[str] = []
+    real = pool._expand_all
+
+    def expand_all(items: Any) -> list[Any]:
+        threads.append(threading.current_thread().name)
+        return real(items)
+
+    monkeypatch.setattr(pool, "_expand_all", expand_all)
+    with Flow("decoded-here") as flow:
+        out = CountedTask(name="decoded").map(list(range(40)))
+    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=10))
+    assert state.is_successful(), state
+    assert [c.result["x"] for c in state.result[out].map_states] == list(range(40))
+    assert len(threads) >= 4 and set(threads) == {threading.current_thread().name}
+
+
+class Unpicklable:
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle this on purpose")
+
+
+def unpicklable() -> Unpicklable:
+    return Unpicklable()
+
+
+def test_a_reply_that_raises_when_decoded_is_the_futures_exception() -> None:
+    executor = ProcessExecutor(max_workers=1)
+    with executor.start():
+        future = executor.submit(unpicklable)
+        error = future.exception(timeout=60)
+        assert type(error).__name__ == "UnpicklableResultError" and "Unpicklable" in str(error)
+        with pytest.raises(type(error), match="Unpicklable"):
+            future.result(timeout=0)

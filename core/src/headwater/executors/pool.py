@@ -331,18 +331,43 @@ class _ReplayingFuture(cf.Future[Any]):
     """A process pool call's future: ``result()`` first re-emits the call's worker logs here, once.
 
     Called by the engine in the flow-run thread, so the records reach this process's handlers
-    (the terminal, the API's log sink) just before the state they belong with.
+    (the terminal, the API's log sink) just before the state they belong with. The worker's
+    reply is decoded there too, on the first ``result()``: the pool's manager thread, which
+    hands the workers their next calls, only passes the bytes on.
     """
 
     records: list[dict[str, Any]] | None = None
+    _decode: Callable[[_ReplayingFuture, bytes], Any] | None = None
+    """Set with a worker's raw reply as the result: turns it into the value (and sets ``records``)."""
 
     def result(self, timeout: float | None = None) -> Any:
         try:
-            return super().result(timeout)
+            value = super().result(timeout)
+            if self._decode is None:
+                return value
+            with self._condition:
+                decode, self._decode = self._decode, None
+                if decode is None:  # another thread decoded it meanwhile
+                    return super().result(0)
+                try:
+                    self._result = decode(self, value)
+                except BaseException as exc:
+                    self._result, self._exception = None, exc
+                    raise
+                return self._result
         finally:
             records, self.records = self.records, None
             if records:
                 replay_logs(records)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        error = super().exception(timeout)
+        if error is None and self._decode is not None:
+            try:
+                self.result(0)
+            except BaseException as exc:  # noqa: BLE001 - what a decoded reply raises is the call's exception
+                return exc
+        return error
 
 
 class UnpicklableResultError(TypeError):
@@ -416,6 +441,20 @@ def _expand_all(items: Any) -> list[Any]:
         else:
             append(item)
     return out
+
+
+def _decode_chunk(future: _ReplayingFuture, raw: bytes) -> list[Any]:
+    """A chunk's reply: its task-run states (the worker's logs go to ``future.records``)."""
+    states, future.records = pickle.loads(raw)
+    return _expand_all(states)
+
+
+def _decode_call(future: _ReplayingFuture, raw: bytes) -> Any:
+    """A single call's reply: its value, or the exception it sends (the worker's logs go to ``future.records``)."""
+    kind, value, future.records = pickle.loads(raw)
+    if kind == 2:
+        raise value
+    return _expand(value) if kind == 1 else value
 
 
 def _dumps(obj: Any) -> bytes:
@@ -754,22 +793,18 @@ class ProcessExecutor(_PoolExecutor):
             inner = pool.submit(_run_pickled, cloudpickle.dumps((fn, args, kwargs)))
             expand = False
         outer = _ReplayingFuture()
+        decode = _decode_chunk if expand else _decode_call
 
         def _unpickle(f: cf.Future[bytes]) -> None:
             if outer.cancelled():
                 return
             try:
-                if expand:  # a chunk: its task-run states and logs
-                    states, outer.records = pickle.loads(f.result())
-                    outer.set_result(_expand_all(states))
-                    return
-                kind, value, outer.records = pickle.loads(f.result())
-                if kind == 2:
-                    outer.set_exception(value)
-                else:
-                    outer.set_result(_expand(value) if kind == 1 else value)
+                raw = f.result()
             except BaseException as exc:  # noqa: BLE001 - passed to the waiter
                 outer.set_exception(exc)
+                return
+            outer._decode = decode  # decoded by the waiter, not here in the pool's manager thread
+            outer.set_result(raw)
 
         inner.add_done_callback(_unpickle)
         outer.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
