@@ -16,7 +16,9 @@ The workloads are benchmarks/engine.py's (chain, fan + reduce, map + reduce). Fo
 
 Each row prints microseconds per task for build, run and both, and the ratio of build + run to
 its baseline; after the table, the load average before and after the run and PASS/FAIL lines
-for issue 19's targets (informational: the exit status is 0 whenever every row ran). The
+for issue 19's targets (informational: the exit status is 0 whenever every row ran), and the
+machine's thread round trip (a hand-off to another thread and back: the floor of a chain's link
+on any thread pool). The
 process rows come after a warm-up run that starts the pool's forkserver (once per process).
 """
 
@@ -39,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine as workloads  # noqa: E402  (benchmarks/engine.py: the same workloads and task functions)
 from headwater.executors import LocalExecutor, ProcessExecutor, ThreadExecutor  # noqa: E402
 
-__all__ = ["Row", "measure_flow", "graphlib_total", "cf_threads_total", "cf_processes_map", "verdicts", "load_line", "main"]
+__all__ = ["Row", "measure_flow", "graphlib_total", "cf_threads_total", "cf_processes_map", "thread_round_trip_us", "verdicts",
+           "load_line", "main"]
 
 
 @dataclass
@@ -222,6 +225,38 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+def thread_round_trip_us(trips: int = 2000) -> float:
+    """Median microseconds for one hand-off to another thread and back (two ``SimpleQueue``s, no work).
+
+    The floor of any executor that runs a chain's links on other threads: each link is one
+    such round trip. On a virtual machine whose idle cores must be woken, it is far above the
+    cost of running a trivial task.
+    """
+    import queue
+    import statistics
+    import threading
+
+    there: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    back: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def echo() -> None:
+        while (item := there.get()) is not None:
+            back.put(item)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    rounds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for i in range(trips // 5):
+            there.put(i)
+            back.get()
+        rounds.append((time.perf_counter() - start) / (trips // 5) * 1e6)
+    there.put(None)
+    thread.join()
+    return statistics.median(rounds)
+
+
 def load_line(when: str) -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min) on {os.cpu_count()} cores"
@@ -259,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(load_line("after"))
     for line in verdicts(rows):
         print(line)
+    print(f"thread round trip on this machine (a hand-off to another thread and back, no work): "
+          f"{thread_round_trip_us():.1f} us")
     return 0
 
 

@@ -24,8 +24,9 @@ def test_the_executor_benchmark_runs_and_prints_every_row() -> None:
     ]
     assert all(float(r[-1]) > 0 for r in rows)
     assert lines[end + 1].startswith("load average before:") and lines[end + 2].startswith("load average after:")
-    verdicts = lines[end + 3:]
+    verdicts, last = lines[end + 3:-1], lines[-1]
     assert verdicts and all(v.split()[0] in ("PASS", "FAIL") for v in verdicts)
+    assert last.startswith("thread round trip on this machine") and float(last.split(": ")[-1].split()[0]) > 0
     assert any("threads" in v for v in verdicts) and any("processes" in v for v in verdicts)
 
 

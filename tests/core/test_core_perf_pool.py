@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from headwater import Flow, Task, context
-from headwater.executors import ProcessExecutor
+from headwater.executors import ProcessExecutor, ThreadExecutor
 from headwater.plugins import hookimpl
 from headwater.states import Failed, Success
 
@@ -290,7 +290,9 @@ class Sleepy(Task):
         return x * 2
 
 
-def test_a_chunk_that_runs_long_reports_its_children_as_they_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("executor_class", [ProcessExecutor, ThreadExecutor])
+def test_a_chunk_that_runs_long_reports_its_children_as_they_finish(monkeypatch: pytest.MonkeyPatch,
+                                                                    executor_class: Any) -> None:
     """A worker sends a chunk's states back after CHUNK_SECONDS; the engine sends the rest again."""
     from headwater.executors import pool
 
@@ -299,7 +301,7 @@ def test_a_chunk_that_runs_long_reports_its_children_as_they_finish(monkeypatch:
     with Flow("time-boxed-chunks") as flow:
         out = sleepy.map(list(range(24)))
     reports: list[int] = []
-    state = flow.run(executor=ProcessExecutor(max_workers=2, chunksize=12),
+    state = flow.run(executor=executor_class(max_workers=2, chunksize=12),
                      on_task_state=lambda task, s, i: reports.append(i) if i is not None and s.is_finished() else None)
     assert state.is_successful(), state
     children = state.result[out].map_states

@@ -84,8 +84,8 @@ def test_mapped_children_travel_in_chunks_with_exact_per_item_states(tmp_path: P
     executor = ProcessExecutor(max_workers=2, chunksize=10)
     assert executor.map_chunksize(1000) == 10 and ProcessExecutor(max_workers=2).map_chunksize(1000) == 125
     assert ProcessExecutor(max_workers=2).map_chunksize(3) == 1
-    assert ThreadExecutor(max_workers=4).map_chunksize(1000) == 15 and ThreadExecutor(max_workers=4).map_chunksize(60) == 1
-    assert ThreadExecutor(max_workers=4).map_chunksize(100_000) == 64 and ThreadExecutor(chunksize=1).map_chunksize(1000) == 1
+    assert ThreadExecutor(max_workers=4).map_chunksize(1000) == 62 and ThreadExecutor(max_workers=4).map_chunksize(15) == 1
+    assert ThreadExecutor(max_workers=4).map_chunksize(100_000) == 4096 and ThreadExecutor(chunksize=1).map_chunksize(1000) == 1
     with Flow("chunks") as flow:
         squares = flaky_square.map(list(range(40)))
     with mock.patch.object(executor, "submit", wraps=executor.submit) as submit:

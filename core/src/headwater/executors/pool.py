@@ -283,13 +283,12 @@ class ThreadExecutor(_PoolExecutor):
     ``max_workers``, by default ``min(32, cpu_count + 4)`` as in ``concurrent.futures``):
     submitting is one queue put and finishing one lock release plus a put on the completion
     queue, so trivial tasks cost little more than on the local executor. Mapped children go to
-    the threads in chunks of ``chunksize`` (default: about 16 chunks per thread, at most 64
-    children each; 1 when there are fewer children than that), each child still its own task
-    run with its own state.
+    the threads in chunks of ``chunksize`` (default: about four chunks per thread, at most 4 096
+    children each; 1 when there are fewer children than threads), each child still its own task
+    run with its own state. As on the process pool, a thread hands a chunk's states back once it
+    has run for :data:`CHUNK_SECONDS` and the engine sends the rest again, so slow children
+    spread over every thread whatever the chunk size.
     """
-
-    _CHUNKS_PER_WORKER = 16  # small chunks: trivial children stop paying a hand-off between threads
-    _MAX_CHUNK = 64  # each, and slow ones still spread over every thread
 
     def _workers(self) -> int:
         return self.max_workers or min(32, (os.cpu_count() or 1) + 4)
@@ -298,6 +297,8 @@ class ThreadExecutor(_PoolExecutor):
         return _ThreadPool(self._workers(), self._done)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if fn is _run_task_batch() and len(args) == 4 and args[3] is not None and not kwargs:
+            kwargs = {"seconds": CHUNK_SECONDS}  # children sharing a context: a time-boxed chunk
         return self._require_pool().submit(fn, args, kwargs)
 
     def wait(
