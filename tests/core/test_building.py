@@ -53,3 +53,26 @@ def test_caches_never_reach_a_pickle() -> None:
     with Flow("g"):
         double(3)
     assert double.__getstate__() == state and "_signature_cache" in double.__dict__
+
+
+def test_the_cyclic_gc_pauses_while_a_flow_is_built_and_resumes_after() -> None:
+    """Building keeps every object it makes alive; collecting them again and again cost half of a big build."""
+    import gc
+
+    assert gc.isenabled()
+    with Flow("outer"):
+        assert not gc.isenabled()
+        with Flow("inner"):
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # still inside the outer block
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="boom"), Flow("failing"):
+        raise ValueError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with Flow("already-off"):
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
