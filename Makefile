@@ -11,11 +11,15 @@ REQUIREMENTS := requirements/dev.txt $(filter-out requirements/dev.txt,$(sort $(
 
 .PHONY: venv demo test system-deps clean
 
+# The last step writes bytecode for the editable sources, as installing a wheel does: where
+# PYTHONDONTWRITEBYTECODE=1, every process (each CLI call, server and agent the tests start) would
+# compile them from source again.
 $(VENV)/.installed: $(REQUIREMENTS) core/pyproject.toml $(addsuffix pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip==25.3
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(EDITABLES)
+	$(BIN)/python -m compileall -q core/src $(addsuffix src,$(PLUGIN_DIRS)) > /dev/null
 	touch $@
 
 venv: $(VENV)/.installed

@@ -19,6 +19,10 @@ kept, so a busy machine inflates it less), in a temporary, empty ``HEADWATER_HOM
 * ``-X importtime``: the 10 modules with the largest cumulative import time under
   ``import headwater`` (one more fresh process).
 
+The line above the table says whether headwater's modules start from cached bytecode: an
+editable install under ``PYTHONDONTWRITEBYTECODE=1`` compiles every module in every process,
+which doubles the import (``make venv`` compiles the sources once, as installing a wheel does).
+
 Each timed row also shows its CPU seconds (user + system of the measured process), the figure
 a machine shared with other work inflates least; the verdict is on the best wall time.
 
@@ -40,7 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Figure", "ImportEntry", "import_figures", "first_run_figures", "cli_run_seconds", "importtime_top", "main"]
+__all__ = ["Figure", "ImportEntry", "import_figures", "first_run_figures", "cli_run_seconds", "importtime_top",
+           "bytecode_line", "main"]
 
 IMPORT_PROBE = """
 import json, time
@@ -251,6 +256,27 @@ def format_importtime(entries: Sequence[ImportEntry]) -> str:
     return "\n".join(lines)
 
 
+def bytecode_line() -> str:
+    """Whether headwater's modules start from cached bytecode, as an installed wheel's do.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE=1`` (set on some CI machines) has none,
+    so every process compiles each module from source: about half the import time and of the
+    first ``flow.run()``'s. ``make venv`` compiles the sources once, as ``pip install`` compiles a wheel.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("headwater")
+    origin = spec.origin if spec is not None else None
+    if origin is None:
+        return "bytecode: headwater not found"
+    cached = Path(importlib.util.cache_from_source(origin))
+    if cached.exists():
+        return f"bytecode: cached ({cached.parent})"
+    return ("bytecode: NOT cached; every process compiles headwater from source (PYTHONDONTWRITEBYTECODE="
+            f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}); run `python -m compileall -q core/src plugins` "
+            "(make venv does) for an installed wheel's figures")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes per figure; the best is kept (default 5)")
@@ -264,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"startup benchmark failed: {exc}", file=sys.stderr)
             return 1
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; best of {args.repeat} fresh processes")
+    print(bytecode_line())
     print(format_figures(figures))
     one, five, fifteen = os.getloadavg()
     print(f"load average after the run: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min)")

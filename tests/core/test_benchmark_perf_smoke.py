@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import subprocess
 import sys
@@ -40,6 +41,7 @@ def test_the_startup_benchmark_runs_and_prints_every_figure(tmp_path: Path) -> N
         row = next((line for line in lines if line.startswith(name + " ")), None)
         assert row is not None, f"no row {name!r} in:\n{done.stdout}"
         assert float(row[len(name):].split()[0]) >= 0 or name.endswith("warm run"), row
+    assert lines[1].startswith("bytecode: "), done.stdout  # cached or not: the figures depend on it
     top = lines[lines.index("python -X importtime -c 'import headwater': top 10 by cumulative time") + 3:]
     assert len(top) == 10, done.stdout
     assert top[0].split()[0] == "headwater"  # the package's own import includes every other line
@@ -69,3 +71,17 @@ def test_the_one_task_flow_file_runs(bench: ModuleType, tmp_path: Path) -> None:
     wall, cpu = bench.cli_run_seconds(bench._env(tmp_path / "home"), tmp_path, 1)
     assert wall > 0 and cpu > 0  # the CPU of the waited-for child is counted
     assert "one-task" in (tmp_path / "one_task_flow.py").read_text()
+
+
+def test_the_bytecode_line_says_whether_headwater_starts_from_cached_bytecode(bench: ModuleType,
+                                                                             monkeypatch: pytest.MonkeyPatch,
+                                                                             tmp_path: Path) -> None:
+    source = tmp_path / "headwater" / "__init__.py"
+    source.parent.mkdir()
+    source.write_text("")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: importlib.machinery.ModuleSpec(name, None, origin=str(source)))
+    assert bench.bytecode_line().startswith("bytecode: NOT cached")
+    import py_compile
+
+    py_compile.compile(str(source))
+    assert bench.bytecode_line().startswith("bytecode: cached")
