@@ -26,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, ROOT, Built, Engine  # noqa: E402 - after the path is set
+from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, ROOT, Built, Engine, TokenServer  # noqa: E402 - after the path is set
 
 REGISTRY_PORTS = range(5000, 5020)
 """Ports podman treats as insecure (plain HTTP) registries on 127.0.0.1 (containers.sh)."""
@@ -136,25 +136,18 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         shutil.rmtree(work / "registry", ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def auth_registry(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A second registry on 127.0.0.1 that needs a login: htpasswd auth with a bcrypt entry (``127.0.0.1:PORT``)."""
+def _serve_registry(work: Path, auth: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's docker-registry on a podman-trusted port with the ``auth:`` section ``auth``, once it asks for a login."""
     import urllib.error
     import urllib.request
 
-    import bcrypt
-
-    work = tmp_path_factory.mktemp("auth-registry")
-    htpasswd = work / "htpasswd"
-    hashed = bcrypt.hashpw(REGISTRY_PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
-    htpasswd.write_text(f"{REGISTRY_USER}:{hashed}\n")
     port = _free_registry_port()
     config = work / "registry.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
         f"    rootdirectory: {work / 'data'}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n  secret: headwater-tests\n"
-        f"auth:\n  htpasswd:\n    realm: headwater-tests\n    path: {htpasswd}\n"
+        f"auth:\n{auth}"
     )
     with open(work / "registry.log", "ab") as log:
         process = subprocess.Popen(  # noqa: S603
@@ -173,12 +166,46 @@ def auth_registry(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> I
             except (urllib.error.URLError, OSError):
                 assert process.poll() is None, (work / "registry.log").read_text(errors="replace")
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the password-protected registry did not come up:\n"
+                    raise RuntimeError("the test registry did not come up:\n"
                                        + (work / "registry.log").read_text(errors="replace")) from None
                 time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
+    except BaseException:
+        _stop(process)
+        raise
+    return process, f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def auth_registry(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second registry on 127.0.0.1 that needs a login: htpasswd auth with a bcrypt entry (``127.0.0.1:PORT``)."""
+    import bcrypt
+
+    work = tmp_path_factory.mktemp("auth-registry")
+    htpasswd = work / "htpasswd"
+    hashed = bcrypt.hashpw(REGISTRY_PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
+    htpasswd.write_text(f"{REGISTRY_USER}:{hashed}\n")
+    process, registry = _serve_registry(work, f"  htpasswd:\n    realm: headwater-tests\n    path: {htpasswd}\n")
+    try:
+        yield registry
     finally:
         _stop(process)  # its images carry the content label: the engine fixture's clean-up removes them
+
+
+@pytest.fixture(scope="session")
+def token_registry(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TokenServer]]:
+    """A registry that logs in with Bearer tokens from a token service (Docker Hub's and GHCR's way): ``(host, server)``."""
+    work = tmp_path_factory.mktemp("token-registry")
+    tokens = TokenServer(work, REGISTRY_USER, REGISTRY_PASSWORD)
+    try:
+        process, registry = _serve_registry(work, (
+            f"  token:\n    realm: {tokens.realm}\n    service: {TokenServer.SERVICE}\n"
+            f"    issuer: {TokenServer.ISSUER}\n    rootcertbundle: {tokens.certificate}\n"))
+        try:
+            yield registry, tokens
+        finally:
+            _stop(process)
+    finally:
+        tokens.close()
 
 
 def _cleanup_images(base_url: str, port: int | None, before: set[str]) -> None:
