@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from headwater.testing import processes
 from headwater.testing.processes import PYTHON, free_port, wait_for
 from headwater_cloud_api.testing import register_flows, run_state
 
-__all__ = ["PYTHON", "free_port", "wait_for", "ServerProcess", "AgentProcess", "write_flows", "register_flows", "run_state"]
+__all__ = ["PYTHON", "free_port", "wait_for", "ServerProcess", "AgentProcess", "write_flows", "register_flows", "run_state",
+           "agent_stack"]
 
 
 class ServerProcess(processes.ServerProcess):
@@ -81,3 +86,44 @@ def write_flows(path: Path, labels: tuple[str, ...] = ()) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(FLOWS.replace("{labels}", ", ".join(repr(label) for label in labels)))
     return path
+
+
+@contextmanager
+def agent_stack(root: Path, flows: str, project: str, unset: tuple[str, ...] = (),
+                **server_options: Any) -> Iterator[dict[str, Any]]:
+    """A server in this process (SQLite under ``root``) with the flow file ``flows`` registered to ``project``, and one agent.
+
+    Yields ``{"client", "server", "flows", "agent", "home"}``. ``HEADWATER_HOME`` (``root/home``) and
+    ``HEADWATER__CLOUD__API`` are set while it runs, the ``unset`` variables removed, and all of
+    them put back after.
+    """
+    from headwater.client import Client
+    from headwater_cloud_api.server.run import ServerThread
+
+    home = root / "home"
+    home.mkdir()
+    names = ("HEADWATER_HOME", "HEADWATER__CLOUD__API", *unset)
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ["HEADWATER_HOME"] = str(home)
+    for key in unset:
+        os.environ.pop(key, None)
+    try:
+        with ServerThread(database_url=f"sqlite:///{root / 'api.db'}", **server_options) as server:
+            os.environ["HEADWATER__CLOUD__API"] = server.api
+            client = Client(api=server.api, api_key="")
+            flows_file = root / "flows" / f"{project}.py"
+            flows_file.parent.mkdir()
+            flows_file.write_text(flows)
+            registered = register_flows(client, flows_file, project=project)
+            agent = AgentProcess(server.api, root / "agent", (project,), f"{project}-agent", poll_interval=0.1)
+            try:
+                yield {"client": client, "server": server, "flows": registered, "agent": agent, "home": home}
+            finally:
+                agent.stop()
+                client.close()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

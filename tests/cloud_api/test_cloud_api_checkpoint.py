@@ -16,16 +16,14 @@ from typing import Any
 
 import pytest
 
-from agent_helpers import AgentProcess, register_flows, wait_for
+from agent_helpers import agent_stack, wait_for
 from headwater import Flow, task
-from headwater.client import Client
 from headwater.config import load_config
 from headwater.results import Result
 from headwater.results.default import NONE_MARK, NOT_PERSISTED_MARK, DefaultResult
 from headwater.tasks.headwater import get_task_run_result
 from headwater_cloud_api.execution.checkpointing import apply_default_result, checkpoint_note, checkpointing_enabled
 from headwater_cloud_api.execution.task_states import TaskRunRecord, plan_task_states
-from headwater_cloud_api.server.run import ServerThread
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -294,30 +292,10 @@ def test_a_restart_plan_gives_none_back_and_says_why_an_unpicklable_value_is_rec
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One server and one agent (its own HEADWATER_HOME, no checkpointing setting) with the flows registered."""
     root = tmp_path_factory.mktemp("checkpoint")
-    home, work = root / "home", root / "work"
-    home.mkdir()
+    work = root / "work"
     work.mkdir()
-    saved = {k: os.environ.get(k) for k in ("HEADWATER_HOME", "HEADWATER__CLOUD__API", "HEADWATER__FLOWS__CHECKPOINTING")}
-    os.environ["HEADWATER_HOME"] = str(home)
-    os.environ.pop("HEADWATER__FLOWS__CHECKPOINTING", None)
-    with ServerThread(database_url=f"sqlite:///{root / 'api.db'}") as server:
-        os.environ["HEADWATER__CLOUD__API"] = server.api
-        client = Client(api=server.api, api_key="")
-        flows_file = root / "flows" / "checkpointed.py"
-        flows_file.parent.mkdir()
-        flows_file.write_text(FLOWS.format(work=str(work)))
-        register_flows(client, flows_file, project="ckpt")
-        agent = AgentProcess(server.api, root / "agent", ("ckpt",), "ckpt-agent", poll_interval=0.1)
-        try:
-            yield {"client": client, "server": server, "agent": agent, "home": home, "work": work}
-        finally:
-            agent.stop()
-            client.close()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with agent_stack(root, FLOWS.format(work=str(work)), "ckpt", unset=("HEADWATER__FLOWS__CHECKPOINTING",)) as stack:
+        yield {**stack, "work": work}
 
 
 @pytest.fixture(autouse=True)

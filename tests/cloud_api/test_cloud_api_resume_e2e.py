@@ -7,7 +7,6 @@ read from what really ran, not from the API's answers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from agent_helpers import AgentProcess, register_flows, wait_for
+from agent_helpers import AgentProcess, agent_stack, wait_for
 from headwater.cli.main import cli, load_plugin_commands
 from headwater.client import Client
-from headwater_cloud_api.server.run import ServerThread
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -102,29 +100,8 @@ timed_pause = build("timed-pause", Result(), wait_a_bit)
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One server (scheduler on: it resumes timed-out pauses) and one agent for the module, with the flows registered."""
-    root = tmp_path_factory.mktemp("resume")
-    home = root / "home"
-    home.mkdir()
-    saved = {k: os.environ.get(k) for k in ("HEADWATER_HOME", "HEADWATER__CLOUD__API")}
-    os.environ["HEADWATER_HOME"] = str(home)
-    with ServerThread(database_url=f"sqlite:///{root / 'api.db'}", scheduler=True, scheduler_interval=0.5) as server:
-        os.environ["HEADWATER__CLOUD__API"] = server.api
-        client = Client(api=server.api, api_key="")
-        flows_file = root / "flows" / "resumable.py"
-        flows_file.parent.mkdir()
-        flows_file.write_text(FLOWS)
-        flows = register_flows(client, flows_file, project="resume")
-        agent = AgentProcess(server.api, root / "agent", ("resume",), "resume-agent", poll_interval=0.1)
-        try:
-            yield {"client": client, "server": server, "flows": flows, "agent": agent}
-        finally:
-            agent.stop()
-            client.close()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with agent_stack(tmp_path_factory.mktemp("resume"), FLOWS, "resume", scheduler=True, scheduler_interval=0.5) as stack:
+        yield stack
 
 
 @pytest.fixture(autouse=True)
