@@ -3,6 +3,7 @@ timestamps, ILIKE search, JSON labels), with task runs and logs written through 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -66,3 +67,42 @@ def test_every_page_renders(backend: str, request: pytest.FixtureRequest, tmp_pa
             literal = c.get(f"/ui/flow-runs/{run.id}/logs", params={"q": "item_3"}).json()
             assert literal["count"] == 1  # '_' and '%' are matched literally
             assert c.get(f"/ui/flow-runs/{run.id}/logs", params={"q": "item%3"}).json()["count"] == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_flows_page_counts_tasks_and_reads_schedules_without_loading_graphs(
+        backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'api.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_db_url")
+    from sqlalchemy import event
+
+    from headwater_cloud_api.server.services.flows import create_flow
+    from headwater_cloud_api.server.services.projects import create_project
+    from headwater_cloud_api.ui.data import flows_page
+
+    schedule = {"type": "Schedule", "clocks": [{"type": "IntervalClock", "interval": 60.0}]}
+    with ServerThread(database_url=url, scheduler=False, reaper=False) as srv:
+        db = srv.app.state.db
+        with db.write() as s:
+            create_project(s, "counted")
+        with db.write() as s:
+            create_flow(s, serialized={**FLOW, "name": "big", "tasks": [{"slug": f"t{i}", "name": f"t{i}"} for i in range(500)],
+                                       "edges": [], "schedule": schedule}, project_name="counted")
+            create_flow(s, serialized={**FLOW, "name": "small"}, project_name="counted")
+        statements: list[str] = []
+        engine = db.read_engine
+
+        def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            with db.read() as s:
+                page = flows_page(s, project="counted")
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    by_name = {f["name"]: f for f in page["flows"]}
+    assert by_name["big"]["tasks"] == 500 and by_name["small"]["tasks"] == 2
+    assert by_name["big"]["schedule"] == schedule and by_name["small"]["schedule"] is None
+    loads = [st for st in statements if re.search(r"(SELECT|,)\s*flow\.serialized\s*(,|FROM\b|AS\b|$)", st)]
+    assert not loads, loads  # the whole graph is never selected (only JSON functions of it)
+    assert len(statements) <= 4, statements  # and there is no query per flow
