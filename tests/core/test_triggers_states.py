@@ -272,7 +272,7 @@ def test_state_message_result_timestamp(cls: type[State]) -> None:
     assert s.message == "a message"
     assert s.result == {"k": 1}
     assert s.name == cls.__name__
-    assert repr(s) == f"<{cls.__name__}: 'a message'>"
+    assert repr(s) == f'<{cls.__name__}: "a message">'  # Prefect 1's repr
     assert before <= s.ts <= after
     assert isinstance(s.timestamp, datetime) and s.timestamp.tzinfo is UTC
     assert isinstance(s, State)

@@ -67,8 +67,9 @@ class State:
         return type(self).__name__
 
     def __repr__(self) -> str:
+        """``<Success: "All reference tasks succeeded.">``, exactly as Prefect 1 prints a state."""
         if self.message:
-            return f"<{self.name}: {self.message!r}>"
+            return f'<{self.name}: "{self.message}">'
         return f"<{self.name}>"
 
     def __eq__(self, other: object) -> bool:
