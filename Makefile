@@ -34,7 +34,7 @@ demo: venv
 test: venv system-deps
 	$(BIN)/ruff check core plugins contrib tests benchmarks docs
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 clean:
 	rm -rf $(VENV) site .pytest_cache
