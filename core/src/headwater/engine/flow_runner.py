@@ -995,8 +995,9 @@ def _lifecycle_hooks() -> Any:
 
 
 _INLINE_CHUNK = 1024
-_CANCELLED_BEFORE_START = "Flow run was cancelled before this task started."
 """Mapped children run per call of ``run_task_batch`` on the plain LocalExecutor."""
+_CANCELLED_BEFORE_START = "Flow run was cancelled before this task started."
+"""The message of a task run (or mapped child) the cancel step, or a partly answered chunk, never started."""
 _BATCH = -2
 """``map_index`` of a running entry that is a chunk of mapped children (its inputs are ``[(index, inputs)]``)."""
 

@@ -419,12 +419,12 @@ def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], c
     # The clock is read once per child anyway (its timestamp), so the time box costs one comparison.
     # Wall-clock time: a clock step only makes a chunk come back early (the rest is sent again) or late.
     until = float("inf") if seconds is None else now() + seconds
-    positional, key = False, ""
+    positional, keyed, key = False, False, ""
     pairs: Iterable[tuple[int, Any]] = runs
     if type(runs) is KeyedChunk:  # one input each: iterate the values, no dict per child
         binding = task._simple_binding() if isinstance(task, Task) else None
         positional = binding is not None and binding[0][:1] == (runs.key,)
-        pairs, key = enumerate(runs.values, runs.start), runs.key
+        pairs, keyed, key = enumerate(runs.values, runs.start), True, runs.key
     first = None
     try:
         for index, item in pairs:
@@ -434,45 +434,34 @@ def _run_plain_children(task: Any, runs: Sequence[tuple[int, dict[str, Any]]], c
             if first is None:
                 first = token
             try:
-                value = call(item) if positional else call(**({key: item} if pairs is not runs else item))
+                value = call(item) if positional else call(**({key: item} if keyed else item))
             except signals.LOOP as sig:
                 loop_ctx = {**ctx, "task_loop_count": int(ctx.get("task_loop_count") or 1) + 1,
                             "task_loop_result": sig.state.result}
-                append(run_task(task, _inputs_of(runs, pairs, item), loop_ctx, 1))
-                if now() >= until:
-                    break
-                continue
+                append(run_task(task, {key: item} if keyed else item, loop_ctx, 1))
+                done = now()
             except BaseException as exc:
                 outcome = _error_state(task, exc, ctx, 1)
                 if outcome is None:
                     raise
                 append(_retry_or(task, outcome[0], 1, outcome[1]))
-                if now() >= until:
-                    break
-                continue
-            if isinstance(value, Task):
-                append(_value_state(task, value)[0])
-                if now() >= until:
-                    break
-                continue
-            ts = now()
-            if compact:
-                append((value, ts))
+                done = now()
             else:
-                state = new(success)  # Success(_SUCCEEDED, value), without its __init__ (a test compares every field)
-                state.message, state.result, state.location, state.ts = _SUCCEEDED, value, None, ts
-                append(state)
-            if ts >= until:
+                done = now()
+                if isinstance(value, Task):
+                    append(_value_state(task, value)[0])
+                elif compact:
+                    append((value, done))
+                else:
+                    state = new(success)  # Success(_SUCCEEDED, value), without its __init__ (a test compares every field)
+                    state.message, state.result, state.location, state.ts = _SUCCEEDED, value, None, done
+                    append(state)
+            if done >= until:
                 break
     finally:
         if first is not None:
             var.reset(first)
     return states
-
-
-def _inputs_of(runs: Any, pairs: Any, item: Any) -> dict[str, Any]:
-    """A child's inputs as a dict (what :func:`_run_plain_children` iterates may be a KeyedChunk's bare values)."""
-    return item if pairs is runs else {runs.key: item}
 
 
 def _until(runs: Iterable[Any], until: float) -> Iterator[Any]:

@@ -297,8 +297,8 @@ class ThreadExecutor(_PoolExecutor):
         return _ThreadPool(self._workers(), self._done)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if fn is _run_task_batch() and len(args) == 4 and args[3] is not None and not kwargs:
-            kwargs = {"seconds": CHUNK_SECONDS}  # children sharing a context: a time-boxed chunk
+        if _shares_context(fn, args, kwargs):
+            kwargs = {"seconds": CHUNK_SECONDS}  # a time-boxed chunk
         return self._require_pool().submit(fn, args, kwargs)
 
     def wait(
@@ -784,7 +784,7 @@ class ProcessExecutor(_PoolExecutor):
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
         pool = self._require_pool()
         batch = fn is _run_task_batch() and not kwargs and self._spec_dir is not None and len(args) >= 2 and args[1]
-        if batch and len(args) == 4 and args[3] is not None:
+        if batch and _shares_context(fn, args, kwargs):
             inner = self._submit_chunk(pool, *args)
             expand = True
         elif batch and len(args) <= 3:
@@ -852,6 +852,11 @@ class ProcessExecutor(_PoolExecutor):
 
 
 _batch_fn: list[Callable[..., Any]] = []
+
+
+def _shares_context(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a call is ``run_task_batch(task, chunk, result, context)``: children sharing their task's context."""
+    return fn is _run_task_batch() and not kwargs and len(args) == 4 and args[3] is not None
 
 
 def _run_task_batch() -> Callable[..., Any]:
