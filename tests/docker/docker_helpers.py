@@ -6,7 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "Engine", "Built", "REGISTRY_USER", "REGISTRY_PASSWORD", "TokenServer"]
+__all__ = ["ROOT", "Engine", "Built", "REGISTRY_USER", "REGISTRY_PASSWORD", "SECRET_NAME", "with_section_credentials",
+           "TokenServer"]
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository's root."""
@@ -14,6 +15,16 @@ ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_USER = "hw-pusher"
 REGISTRY_PASSWORD = "correct-horse-42"
 """The one account of the session's password-protected registry (conftest's ``auth_registry``)."""
+
+SECRET_NAME = "REGISTRY_PASSWORD"
+"""The headwater secret that holds the registry password in ``[docker]`` credentials."""
+
+
+def with_section_credentials(monkeypatch: Any, password: str = REGISTRY_PASSWORD) -> None:
+    """``[docker] registry_username`` and ``registry_password_secret``, with the secret's value, set through the environment."""
+    monkeypatch.setenv("HEADWATER__DOCKER__REGISTRY_USERNAME", REGISTRY_USER)
+    monkeypatch.setenv("HEADWATER__DOCKER__REGISTRY_PASSWORD_SECRET", SECRET_NAME)
+    monkeypatch.setenv(f"HEADWATER__CONTEXT__SECRETS__{SECRET_NAME}", password)
 
 
 class Engine:

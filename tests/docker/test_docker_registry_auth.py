@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, Engine
+from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, SECRET_NAME, Engine
+from docker_helpers import with_section_credentials as _with_section_credentials
 from headwater.client import Client
 from headwater.plugins import from_dict
 from headwater.storage import Docker
@@ -27,8 +28,6 @@ from headwater.testing import AgentProcess, ServerProcess
 from headwater.testing.flows import sample_flow
 from headwater_docker.environment import DockerRun, DockerRunError
 from headwater_docker.storage import DockerBuildError
-
-SECRET_NAME = "REGISTRY_PASSWORD"
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +37,6 @@ def _no_docker_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     config.mkdir()
     monkeypatch.setenv("DOCKER_CONFIG", str(config))
     return config
-
-
-def _with_section_credentials(monkeypatch: pytest.MonkeyPatch, password: str = REGISTRY_PASSWORD) -> None:
-    monkeypatch.setenv("HEADWATER__DOCKER__REGISTRY_USERNAME", REGISTRY_USER)
-    monkeypatch.setenv("HEADWATER__DOCKER__REGISTRY_PASSWORD_SECRET", SECRET_NAME)
-    monkeypatch.setenv(f"HEADWATER__CONTEXT__SECRETS__{SECRET_NAME}", password)
 
 
 def _tags(registry: str, repository: str, auth: bool = True) -> list[str]:
@@ -199,9 +192,7 @@ def test_an_agent_pulls_the_flow_image_with_credentials(
             stored = api.graphql('{ flow(name: "auth-flow", project: "auth") { storage } }')["flow"]["storage"]
         image = f"{stored['registry_url']}/auth-flows:{stored['image_tag']}"
         _remove_local(engine, image)  # the agent must pull it, logged in
-        monkeypatch.setenv("HEADWATER__DOCKER__REGISTRY_USERNAME", REGISTRY_USER)  # the agent inherits these
-        monkeypatch.setenv("HEADWATER__DOCKER__REGISTRY_PASSWORD_SECRET", SECRET_NAME)
-        monkeypatch.setenv(f"HEADWATER__CONTEXT__SECRETS__{SECRET_NAME}", REGISTRY_PASSWORD)
+        _with_section_credentials(monkeypatch)  # the agent inherits these
         agent = AgentProcess(server.api, tmp_path / "agent", ("docker-auth",), "auth-agent", poll_interval=0.2)
         with Client(api=server.api, api_key="") as api:
             run = api.flow(name="auth-flow", project="auth").create_run(parameters={"x": 3})

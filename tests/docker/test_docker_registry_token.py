@@ -13,12 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, Engine, TokenServer
+from docker_helpers import REGISTRY_PASSWORD, REGISTRY_USER, Engine, TokenServer, with_section_credentials
 from headwater.storage import Docker
 from headwater.testing.flows import sample_flow
 from headwater_docker.auth import RegistryCredentials, registry_request
-
-SECRET_NAME = "TOKEN_REGISTRY_PASSWORD"
 
 
 def _credentials(password: str = REGISTRY_PASSWORD) -> RegistryCredentials:
@@ -40,9 +38,7 @@ def pushed(token_registry: tuple[str, TokenServer], engine: Engine) -> Iterator[
     registry, _ = token_registry
     mp = pytest.MonkeyPatch()
     try:
-        mp.setenv("HEADWATER__DOCKER__REGISTRY_USERNAME", REGISTRY_USER)
-        mp.setenv("HEADWATER__DOCKER__REGISTRY_PASSWORD_SECRET", SECRET_NAME)
-        mp.setenv(f"HEADWATER__CONTEXT__SECRETS__{SECRET_NAME}", REGISTRY_PASSWORD)
+        with_section_credentials(mp)
         storage = _storage(registry)
         storage.stream_build_output = False
         storage.build()
@@ -80,9 +76,7 @@ def test_the_build_check_finds_the_pushed_image_through_the_token_service(
         pushed: Docker, token_registry: tuple[str, TokenServer], monkeypatch: pytest.MonkeyPatch) -> None:
     registry, tokens = token_registry
     assert pushed.image is not None and pushed.image.startswith(f"{registry}/private/token-flows:")
-    monkeypatch.setenv("HEADWATER__DOCKER__REGISTRY_USERNAME", REGISTRY_USER)
-    monkeypatch.setenv("HEADWATER__DOCKER__REGISTRY_PASSWORD_SECRET", SECRET_NAME)
-    monkeypatch.setenv(f"HEADWATER__CONTEXT__SECRETS__{SECRET_NAME}", REGISTRY_PASSWORD)
+    with_section_credentials(monkeypatch)
     before = len(tokens.requests)
     lines: list[str] = []
     again = _storage(registry, lines)
